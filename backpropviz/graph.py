@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from functools import reduce
+from operator import itemgetter
 
 import numpy as np
 
@@ -70,6 +71,15 @@ def _input_grad_fn(mod: M.Module, j: int):
 def _acc(*contributions):
     """∂J/∂z = Σ over the users of z of their contributions (the sum in (7.53))."""
     return reduce(np.add, contributions)
+
+
+_ONE = np.ones(())
+_ONE.flags.writeable = False
+
+
+def _seed(J):
+    """∂J/∂J = 1: the backward pass starts here (§7.4.2)."""
+    return _ONE
 
 
 def _finite(v) -> bool:
@@ -151,7 +161,7 @@ class Program:
                 contrib.setdefault((m, z), []).append(key)
 
         specs.append(StepSpec("backward", "seed", "(B)", None, (out,), grad_key(out), out, "1"))
-        plan.append((np.ones_like, (out,), None))
+        plan.append((_seed, (out,), None))
         for e in reversed(eqns):
             if e.output not in need or e.output not in live:
                 continue
@@ -191,26 +201,29 @@ class Program:
         self.n_given, self.n_forward = ng, len(eqns)
         self.where = {s.writes: i for i, s in enumerate(specs)}
         self.plan = tuple((fn, tuple(slot[k] for k in keys), mod) for fn, keys, mod in plan)
+        # The hot loop reads arguments with one index or a C itemgetter, not a Python loop.
+        self._run_plan = tuple(
+            (fn, args[0] if len(args) == 1 else itemgetter(*args), ng + i, len(args) == 1,
+             i < len(eqns) and eqns[i].module.can_overflow)
+            for i, (fn, args, _) in enumerate(self.plan))
 
     # --- running ------------------------------------------------------------------------------
     def run(self, given: dict[str, np.ndarray]) -> Trace:
         """One forward and one backward pass on these numbers; nothing is kept if a step fails."""
         store = [given[n] for n in self.given_names]
         store.extend([None] * len(self.specs))
-        get = store.__getitem__
-        ng, plan = self.n_given, self.plan
-        for i in range(self.n_forward):               # (F), checked as it goes
-            fn, args, _ = plan[i]
+        nf = self.n_forward
+        for i, (fn, arg, out, one, check) in enumerate(self._run_plan[:nf]):   # (F)
             try:
-                v = fn(*map(get, args))
+                v = fn(store[arg]) if one else fn(*arg(store))
             except (ValueError, TypeError, IndexError) as err:
                 raise self._forward_error(i, store, err) from None
-            if not _finite(v):
+            if check and not _finite(v):
                 raise self._forward_error(i, store, None)
-            store[ng + i] = v
-        for i in range(self.n_forward, len(plan)):    # (B1), (B2), accumulations
-            fn, args, _ = plan[i]
-            store[ng + i] = fn(*map(get, args))
+            store[out] = v
+        for fn, arg, out, one, _ in self._run_plan[nf:]:   # seed, (B1), (B2), accumulations
+            store[out] = fn(store[arg]) if one else fn(*arg(store))
+        ng = self.n_given
         return Trace(self.nodes, self.modules, self.specs, given, store[ng:], self.where)
 
     def _forward_error(self, i: int, store: list, err) -> BackpropError:

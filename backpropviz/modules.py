@@ -48,6 +48,7 @@ class Module:
     param_tags: tuple[str, ...] = ()
     param_formulas: tuple[str, ...] = ()
     arity = 1                   # number of differentiable inputs
+    can_overflow = True         # False if finite inputs always give a finite output
 
     def __init__(self, name: str | None = None):
         self.name = name
@@ -165,6 +166,7 @@ class Activation(Module):
 class ReLU(Activation):
     """ReLU(z) = max(0, z); σ'(z) = 1 where z > 0, else 0."""
 
+    can_overflow = False
     label = "ReLU"
     formula_F = "max(0, {z})"
     formula_B1 = "1[{z} > 0] ⊙ {v}"
@@ -182,6 +184,7 @@ class ReLU(Activation):
 class Sigmoid(Activation):
     """σ(z) = 1/(1 + e^{−z}); σ'(z) = σ(z)(1 − σ(z))."""
 
+    can_overflow = False
     label = "σ"
     formula_F = "1/(1 + exp(−{z}))"
     formula_B1 = "σ({z})(1 − σ({z})) ⊙ {v}"
@@ -197,6 +200,7 @@ class Sigmoid(Activation):
 class Tanh(Activation):
     """tanh(z); σ'(z) = 1 − tanh²(z)."""
 
+    can_overflow = False
     label = "tanh"
     formula_F = "tanh({z})"
     formula_B1 = "(1 − tanh²({z})) ⊙ {v}"
@@ -211,6 +215,7 @@ class Tanh(Activation):
 class Identity(Activation):
     """id(z) = z; σ'(z) = 1."""
 
+    can_overflow = False
     label = "id"
     formula_F = "{z}"
     formula_B1 = "{v}"
@@ -267,7 +272,8 @@ class SquaredLoss(Loss):
         return np.asarray(0.5 * np.vdot(d, d) / _batch_size(t))
 
     def backward(self, t, y, v=1.0):
-        return (t - y) * (v / _batch_size(t))
+        scale = float(v) / _batch_size(t)
+        return t - y if scale == 1.0 else (t - y) * scale
 
 
 def _binary_labels(t, y, where):
@@ -276,7 +282,7 @@ def _binary_labels(t, y, where):
             raise BackpropError(f"{where}: the label y has shape {shape_str(y)} but the logit t "
                                 f"has shape {shape_str(t)}")
         y = y.reshape(t.shape)
-    ok = (float(y) in (0.0, 1.0)) if y.size == 1 else bool(((y == 0) | (y == 1)).all())
+    ok = (float(y.flat[0]) in (0.0, 1.0)) if y.size == 1 else bool(((y == 0) | (y == 1)).all())
     if not ok:
         bad = y[(y != 0) & (y != 1)] if y.size > 1 else y.ravel()
         raise BackpropError(f"{where}: logistic-loss labels must be 0 or 1; got {bad.ravel()[:5]}")
@@ -299,7 +305,9 @@ class LogisticLoss(Loss):
         return np.asarray((np.logaddexp(0.0, t) - y * t).sum() / _batch_size(t))
 
     def backward(self, t, y, v=1.0):
-        return (_stable_sigmoid(t) - y) * (v / _batch_size(t))
+        g = _stable_sigmoid(t) - y
+        scale = float(v) / _batch_size(t)
+        return g if scale == 1.0 else g * scale
 
 
 def _softmax(t):
@@ -341,7 +349,8 @@ class CrossEntropyLoss(Loss):
         return np.asarray((lse - (y * t).sum(axis=0)).sum() / _batch_size(t))
 
     def backward(self, t, y, v=1.0):
-        return (_softmax(t) - y) * (v / _batch_size(t))
+        scale = float(v) / _batch_size(t)
+        return _softmax(t) - y if scale == 1.0 else (_softmax(t) - y) * scale
 
 
 LOSSES = {"squared": SquaredLoss, "logistic": LogisticLoss, "cross_entropy": CrossEntropyLoss}
