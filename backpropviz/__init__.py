@@ -14,7 +14,8 @@ from .check import GradcheckReport, gradcheck, numerical_grad
 __version__ = "0.1.0"
 
 # Heavy parts load on first use: importing backpropviz must stay cheap.
-_LAZY = {}
+_LAZY = {"render": ".draw", "show": ".draw", "Renderer": ".draw", "Layout": ".draw",
+         "EngineMissing": ".draw", "step_text": ".text", "trace_text": ".text"}
 
 
 def __getattr__(name):

@@ -1,0 +1,604 @@
+"""Draw a trace as known after step k: every u[i], θ[i] and, once computed, ∂J/∂u[i], ∂J/∂θ[i].
+
+Graphviz lays each graph out once, with every node at its final size (value and gradient rows
+reserved, whatever the numbers); stepping then writes the SVG from that geometry with new text and
+styles, without running Graphviz again.
+
+Legend (colour-blind safe, Okabe–Ito colours; each also differs in line style):
+  * blue, solid        forward pass (F): the module applied and the value it wrote
+  * vermillion, dashed backward pass (B1)/(B2): the gradient written; edges it has travelled
+  * thick outline      the current step's module and the node it wrote; thin dashes: nodes it read
+  * grey bar           not yet computed (blank, not zero)
+  * red text, ⚠        NaN or inf
+"""
+from __future__ import annotations
+
+import html
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .errors import BackpropError
+from .text import array_lines, fnum, inline, shape_text, step_header, step_equation, step_text
+from .trace import Trace, grad_key, pretty
+
+MAX_NODES = 3000
+FWD, BWD, INK, GREY, BAD = "#0072B2", "#D55E00", "#222222", "#BBBBBB", "#CC0000"
+CHAR_W, LINE_H, PAD = 7.3, 16.0, 8.0     # monospace 12px: width of a character, height of a line
+CAPTION_H, LEGEND_H = 70.0, 26.0
+
+
+class EngineMissing(BackpropError):
+    """No Graphviz engine: neither a system dot nor graphviz-pure."""
+
+
+# --- engines ---------------------------------------------------------------------------------
+
+def find_engine(prefer: str | None = None) -> str:
+    """The Graphviz binary to lay out with: system dot, else PyPI's graphviz-pure.
+
+    ``prefer`` (or the environment variable BACKPROPVIZ_ENGINE) is "dot" or "graphviz-pure".
+    """
+    prefer = prefer or os.environ.get("BACKPROPVIZ_ENGINE")
+    names = [prefer] if prefer else ["dot", "graphviz-pure"]
+    for name in names:
+        path = shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+        if path:
+            return path
+    raise EngineMissing(
+        "no Graphviz engine found to draw the graph"
+        + (f" (asked for {prefer!r})" if prefer else "") + ". Get one of: "
+        "(1) apt-get install graphviz   (2) conda install -c conda-forge graphviz   "
+        "(3) pip install graphviz-pure.  Meanwhile bpv.step_text(trace, k) shows the step as text.")
+
+
+def run_engine(dot_source: str, fmt: str = "json", engine: str | None = None) -> bytes:
+    """Run Graphviz quietly: its warnings never reach a notebook's output."""
+    exe = find_engine(engine)
+    proc = subprocess.run([exe, f"-T{fmt}"], input=dot_source.encode("utf-8"),
+                          capture_output=True, timeout=120)
+    if proc.returncode != 0 or not proc.stdout:
+        raise BackpropError(f"Graphviz ({Path(exe).name}) failed: "
+                            f"{proc.stderr.decode('utf-8', 'replace')[:300]}")
+    return proc.stdout
+
+
+def esc(text: str) -> str:
+    """Escape text for SVG/HTML content and attributes (and HTML-like DOT labels)."""
+    return html.escape(str(text), quote=True).replace("\n", "&#10;")
+
+
+def _dot_text(text: str) -> str:
+    """Escape quotes and backslashes for DOT but keep the \\l line ends we wrote."""
+    return text.replace("\\", "\\\\").replace("\\\\l", "\\l").replace('"', '\\"').replace("\n", " ")
+
+
+def dot_string(text: str) -> str:
+    """A DOT double-quoted string."""
+    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+# --- what is drawn: boxes for values, ellipses for modules ------------------------------------
+
+@dataclass
+class Box:
+    """A value node: its name, its rows of keys and the reserved text width of each row."""
+
+    id: str
+    name: str
+    kind: str
+    title: str
+    keys: list[str]                      # value key, then gradient keys (contributions, total)
+    width: float = 0.0
+    height: float = 0.0
+    x: float = 0.0                       # centre, after layout
+    y: float = 0.0
+
+
+@dataclass
+class Oval:
+    id: str
+    module: str
+    label: str
+    width: float = 0.0
+    height: float = 0.0
+    x: float = 0.0
+    y: float = 0.0
+
+
+@dataclass
+class Edge:
+    tail: str                            # ids
+    head: str
+    label: str
+    module: str                          # the module this edge feeds or leaves
+    node: str                            # the value node at its other end
+    param: bool = False
+    path: str = ""
+    arrow: str = ""
+    lx: float = 0.0
+    ly: float = 0.0
+
+
+def _row_label(key: str) -> str:
+    return "value" if not key.startswith("dJ/d") else pretty(key.split(" via ")[0]) + (
+        "  via " + key.split(" via ")[1] if " via " in key else "")
+
+
+def _reserved_chars(a) -> int:
+    """Characters a value may need, whatever its numbers: fixed by its shape only."""
+    a = np.asarray(a)
+    lines = array_lines(np.full(a.shape, -1.2345e-05)) if a.size else ["[]"]
+    return max(len(line) for line in lines) + 2
+
+
+def _rows(key: str, a) -> int:
+    return len(array_lines(np.zeros(np.shape(a))))
+
+
+class Layout:
+    """One Graphviz layout of a trace's graph, reused for every step (and every trace with the
+    same graph and shapes)."""
+
+    def __init__(self, trace: Trace, engine: str | None = None):
+        n_nodes = len(trace.nodes) + len(trace.modules)
+        if n_nodes > MAX_NODES:
+            raise BackpropError(
+                f"the graph has {n_nodes} nodes, more than the {MAX_NODES} that can be drawn "
+                f"legibly; draw the module-level view instead (bpv.Sequential with MM modules, "
+                f"or fewer ops in bpv.trace), or step through it as text with bpv.step_text")
+        self.signature = graph_signature(trace)
+        self.engine = engine
+        self._build(trace)
+        self._layout(trace)
+
+    def _build(self, trace: Trace):
+        self.boxes: dict[str, Box] = {}
+        keys_of: dict[str, list[str]] = {}
+        for s in trace.specs:
+            if s.rule != "F":
+                keys_of.setdefault(s.node, []).append(s.writes)
+        for i, n in enumerate(trace.nodes):
+            shown = n.name if n.display is None else f"{n.display} = {n.name}"
+            value = trace[n.name]
+            box = Box(f"v{i}", n.name, n.kind, f"{shown}  {shape_text(value)}",
+                      [n.name] + keys_of.get(n.name, []))
+            chars = max(len(box.title), max(len(_row_label(k)) + 2 + _reserved_chars(trace[k])
+                                            for k in box.keys))
+            lines = 1 + sum(_rows(k, trace[k]) for k in box.keys)
+            box.width, box.height = chars * CHAR_W + 2 * PAD, lines * LINE_H + 2 * PAD
+            self.boxes[n.name] = box
+        self.ovals = {}
+        for i, m in enumerate(trace.modules):
+            label = f"{m.name}: {m.label}"
+            self.ovals[m.name] = Oval(f"m{i}", m.name, label, len(label) * CHAR_W + 34, 36.0)
+        self.edges = []
+        for m in trace.modules:
+            for z in m.inputs:
+                self.edges.append(Edge(self.boxes[z].id, self.ovals[m.name].id,
+                                       shape_text(trace[z]), m.name, z))
+            for p in m.params:
+                self.edges.append(Edge(self.boxes[p].id, self.ovals[m.name].id,
+                                       shape_text(trace[p]), m.name, p, param=True))
+            self.edges.append(Edge(self.ovals[m.name].id, self.boxes[m.output].id,
+                                   shape_text(trace[m.output]), m.name, m.output))
+
+    def dot_source(self, body=None) -> str:
+        """DOT with every node at its final size; ``body(node) -> attrs`` styles it for a step."""
+        lines = ["digraph backprop {", '  rankdir=TB; nodesep=0.3; ranksep=0.35;',
+                 '  node [fixedsize=true, fontname="DejaVu Sans Mono", fontsize=10];',
+                 '  edge [fontname="DejaVu Sans", fontsize=9, arrowsize=0.7];']
+        for b in self.boxes.values():
+            extra = body(b) if body else 'label=""'
+            lines.append(f"  {b.id} [shape=box, width={b.width / 72:.4f}, "
+                         f"height={b.height / 72:.4f}, {extra}];")
+        for o in self.ovals.values():
+            extra = body(o) if body else 'label=""'
+            lines.append(f"  {o.id} [shape=ellipse, width={o.width / 72:.4f}, "
+                         f"height={o.height / 72:.4f}, {extra}];")
+        for i, e in enumerate(self.edges):
+            style = ", style=dashed, color=\"#888888\"" if e.param else ""
+            extra = body(e) if body else ""
+            lines.append(f"  {e.tail} -> {e.head} [id=e{i}, label={dot_string(e.label)}"
+                         f"{style}{extra}];")
+        lines.append("}")
+        return "\n".join(lines)
+
+    def _layout(self, trace: Trace):
+        data = json.loads(run_engine(self.dot_source(), "json", self.engine))
+        x0, y0, x1, y1 = map(float, data["bb"].split(","))
+        self.width, self.height = max(x1 - x0, 560.0), y1 - y0
+        top = CAPTION_H                       # graph coordinates have y upward; SVG downward
+        fy = lambda y: top + (y1 - y)
+        by_id = {}
+        for obj in data.get("objects", []):
+            if "pos" in obj:
+                x, y = map(float, obj["pos"].split(","))
+                by_id[obj["name"]] = (x - x0, fy(y))
+        for item in list(self.boxes.values()) + list(self.ovals.values()):
+            item.x, item.y = by_id[item.id]
+        drawn = {d.get("id"): d for d in data.get("edges", [])}
+        for i, e in enumerate(self.edges):
+            d = drawn[f"e{i}"]
+            pts = [p for op in d.get("_draw_", []) if op["op"] == "b" for p in op["points"]]
+            if pts:
+                P = [(px - x0, fy(py)) for px, py in pts]
+                e.path = f"M{P[0][0]:.1f},{P[0][1]:.1f} C" + " ".join(
+                    f"{px:.1f},{py:.1f}" for px, py in P[1:])
+            heads = [op["points"] for op in d.get("_hdraw_", []) if op["op"] in ("P", "p")]
+            if heads:
+                e.arrow = " ".join(f"{px - x0:.1f},{fy(py):.1f}" for px, py in heads[0])
+            if "lp" in d:
+                lx, ly = map(float, d["lp"].split(","))
+                e.lx, e.ly = lx - x0, fy(ly)
+        self.total_h = CAPTION_H + self.height + LEGEND_H + 10
+
+
+def graph_signature(trace: Trace) -> tuple:
+    """What fixes the layout: the graph and the shapes, not the numbers."""
+    return (tuple(trace.nodes), tuple(trace.modules),
+            tuple((s.writes, s.node, s.rule) for s in trace.specs),
+            tuple(np.shape(trace[n.name]) for n in trace.nodes))
+
+
+# --- the state after step k --------------------------------------------------------------------
+
+@dataclass
+class State:
+    """What the picture shows after step k: known keys and the current step's nodes."""
+
+    k: int
+    known: frozenset
+    module: str | None = None
+    wrote: str | None = None
+    read: frozenset = frozenset()
+    phase: str | None = None
+    travelled: frozenset = frozenset()   # (module, node) edges the backward pass has crossed
+
+
+def state_at(trace: Trace, k: int) -> State:
+    if not -1 <= k < len(trace):
+        raise BackpropError(f"step {k} is out of range: this trace has steps 0..{len(trace) - 1} "
+                            f"(−1 = before the first step)")
+    known = frozenset(trace.known(k))
+    if k < 0:
+        return State(k, known)
+    s = trace.specs[k]
+    travelled = frozenset((t.module, t.node) for t in trace.specs[:k + 1]
+                          if t.phase == "backward" and t.module is not None)
+    read = frozenset(key.split(" via ")[0][4:] if key.startswith("dJ/d") else key
+                     for key in s.reads)
+    return State(k, known, s.module, s.node, read, s.phase, travelled)
+
+
+# --- SVG writer: restyles the fixed layout for a step ----------------------------------------
+
+_STYLE = f"""<style>
+.bpv text {{ font-family: 'DejaVu Sans Mono', Menlo, Consolas, monospace; font-size: 12px;
+  white-space: pre; fill: {INK}; }}
+.bpv .cap {{ font-family: 'DejaVu Sans', Arial, sans-serif; font-size: 13px; }}
+.bpv .cap.head {{ font-weight: bold; }}
+.bpv .lab {{ fill: #666666; }}
+.bpv .ttl {{ font-weight: bold; }}
+.bpv .bad {{ fill: {BAD}; font-weight: bold; }}
+.bpv .blank {{ fill: #EEEEEE; stroke: {GREY}; stroke-dasharray: 2 2; }}
+.bpv .box {{ fill: #FFFFFF; stroke: #777777; stroke-width: 1; }}
+.bpv .box.param {{ fill: #F7F7F7; }}
+.bpv .box.loss {{ fill: #FFF8E7; }}
+.bpv .oval {{ fill: #F2F2F2; stroke: #777777; stroke-width: 1; }}
+.bpv .cur-F {{ stroke: {FWD}; stroke-width: 3.5; }}
+.bpv .cur-B {{ stroke: {BWD}; stroke-width: 3.5; stroke-dasharray: 7 3; }}
+.bpv .read {{ stroke-dasharray: 3 2; stroke-width: 2; }}
+.bpv .read-F {{ stroke: {FWD}; }} .bpv .read-B {{ stroke: {BWD}; }}
+.bpv .edge {{ fill: none; stroke: #888888; stroke-width: 1.2; }}
+.bpv .edge.param {{ stroke-dasharray: 4 3; }}
+.bpv .edge.back {{ stroke: {BWD}; stroke-width: 2.2; stroke-dasharray: 7 3; }}
+.bpv .edge.now-F {{ stroke: {FWD}; stroke-width: 3; stroke-dasharray: none; }}
+.bpv .edge.now-B {{ stroke: {BWD}; stroke-width: 3.2; stroke-dasharray: 7 3; }}
+.bpv .arr {{ fill: #888888; }}
+.bpv .elab {{ font-size: 10px; fill: #555555; }}
+</style>"""
+
+
+class Renderer:
+    """Draws one trace at any step from one layout. Text of every row is formatted once."""
+
+    def __init__(self, trace: Trace, layout: Layout | None = None, engine: str | None = None):
+        if layout is None or layout.signature != graph_signature(trace):
+            layout = Layout(trace, engine)
+        self.trace, self.layout = trace, layout
+        self._rows = {k: array_lines(trace[k]) for b in layout.boxes.values() for k in b.keys}
+        self._bad = {k for k in self._rows if not np.isfinite(np.asarray(trace[k], float)).all()}
+        self._edge_svg = self._static_edges()
+
+    def _static_edges(self) -> list[str]:
+        out = []
+        for e in self.layout.edges:
+            cls = "edge param" if e.param else "edge"
+            out.append((f'<path class="{cls}" d="{e.path}"/>',
+                        f'<polygon class="arr" points="{e.arrow}"/>' if e.arrow else "",
+                        f'<text class="elab" x="{e.lx:.1f}" y="{e.ly + 3:.1f}" '
+                        f'text-anchor="middle">{esc(e.label)}</text>'))
+        return out
+
+    # one SVG per step; the geometry is fixed, only classes, text and blanks change
+    def svg(self, k: int) -> str:
+        st = state_at(self.trace, k)
+        L = self.layout
+        ph = "F" if st.phase == "forward" else "B"
+        parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="bpv" width="{L.width:.0f}" '
+                 f'height="{L.total_h:.0f}" viewBox="0 0 {L.width:.0f} {L.total_h:.0f}" '
+                 f'data-step="{k}">', _STYLE, self._caption(k)]
+        for e, (path, head, lab) in zip(L.edges, self._edge_svg):
+            if e.module == st.module and (e.node == st.wrote or e.node in st.read):
+                path = path.replace('class="edge', f'class="edge now-{ph}', 1)
+            elif (e.module, e.node) in st.travelled:
+                path = path.replace('class="edge', 'class="edge back', 1)
+            parts += (path, head, lab)
+        for o in L.ovals.values():
+            cls = "oval" + (f" cur-{ph}" if o.module == st.module else "")
+            parts.append(f'<g id="{o.id}" class="module" data-module="{esc(o.module)}">'
+                         f'<ellipse class="{cls}" cx="{o.x:.1f}" cy="{o.y:.1f}" '
+                         f'rx="{o.width / 2:.1f}" ry="{o.height / 2:.1f}"/>'
+                         f'<text x="{o.x:.1f}" y="{o.y + 4:.1f}" text-anchor="middle">'
+                         f'{esc(o.label)}</text></g>')
+        for b in L.boxes.values():
+            parts.append(self._box(b, st, ph))
+        parts.append(self._legend())
+        parts.append("</svg>")
+        return "".join(parts)
+
+    def _box(self, b: Box, st: State, ph: str) -> str:
+        x, y = b.x - b.width / 2, b.y - b.height / 2
+        cls = f"box {b.kind}"
+        if b.name == st.wrote:
+            cls += f" cur-{ph}"
+        elif b.name in st.read:
+            cls += f" read read-{ph}"
+        out = [f'<g id="{b.id}" class="node" data-node="{esc(b.name)}">'
+               f'<rect class="{cls}" x="{x:.1f}" y="{y:.1f}" width="{b.width:.1f}" '
+               f'height="{b.height:.1f}" rx="3"/>'
+               f'<text class="ttl" x="{x + PAD:.1f}" y="{y + PAD + 11:.1f}">{esc(b.title)}</text>']
+        line = 1
+        for key in b.keys:
+            label = _row_label(key)
+            rows = self._rows[key]
+            ty = y + PAD + 11 + line * LINE_H
+            lab_w = (len(label) + 2) * CHAR_W
+            out.append(f'<text class="lab" x="{x + PAD:.1f}" y="{ty:.1f}">{esc(label)}</text>')
+            if key in st.known:
+                tcls = ' class="bad"' if key in self._bad else ""
+                for j, r in enumerate(rows):
+                    out.append(f'<text{tcls} x="{x + PAD + lab_w:.1f}" y="{ty + j * LINE_H:.1f}" '
+                               f'data-key="{esc(key)}">{esc(r)}{" ⚠" if tcls and j == 0 else ""}'
+                               f'</text>')
+            else:
+                w = b.width - 2 * PAD - lab_w
+                out.append(f'<rect class="blank" x="{x + PAD + lab_w:.1f}" y="{ty - 11:.1f}" '
+                           f'width="{w:.1f}" height="{len(rows) * LINE_H - 3:.1f}" '
+                           f'data-blank="{esc(key)}"/>')
+            line += len(rows)
+        out.append("</g>")
+        return "".join(out)
+
+    def _caption(self, k: int) -> str:
+        t = self.trace
+        if k < 0:
+            head, eq = (f"before step 1/{len(t)}: x, θ and y are given",
+                        "next: " + t.specs[0].formula())
+            num = ""
+        else:
+            head = step_header(t, k)
+            sym, num, res = step_equation(t, k)
+            eq = sym
+            num = num.strip() + "   " + res.strip()
+        lines = [(head, "cap head"), (eq, "cap"), (num, "cap")]
+        return "".join(f'<text class="{c}" x="8" y="{18 + 20 * i}">{esc(s)}</text>'
+                       for i, (s, c) in enumerate(lines) if s)
+
+    def _legend(self) -> str:
+        y = self.layout.total_h - LEGEND_H + 4
+        items = [(f'<line x1="8" y1="{y + 6}" x2="34" y2="{y + 6}" stroke="{FWD}" '
+                  f'stroke-width="3"/>', "forward (F)", 40),
+                 (f'<line x1="150" y1="{y + 6}" x2="176" y2="{y + 6}" stroke="{BWD}" '
+                  f'stroke-width="3" stroke-dasharray="7 3"/>', "backward (B1)/(B2)", 182),
+                 (f'<rect class="blank" x="340" y="{y}" width="26" height="12"/>',
+                  "not yet computed", 372),
+                 ("", "⚠ NaN/inf", 510)]
+        return '<g class="legend">' + "".join(
+            f'{shape}<text class="cap" x="{tx}" y="{y + 11}">{esc(label)}</text>'
+            for shape, label, tx in items) + "</g>"
+
+    # --- DOT and raster output: the same picture, drawn by Graphviz itself ---------------------
+    def dot(self, k: int) -> str:
+        """DOT for step k with the same fixed node sizes (so Graphviz lays it out the same)."""
+        st = state_at(self.trace, k)
+        ph = FWD if st.phase == "forward" else BWD
+
+        def body(item):
+            if isinstance(item, Box):
+                rows = [f'<TR><TD ALIGN="LEFT"><B>{esc(item.title)}</B></TD></TR>']
+                for key in item.keys:
+                    lines = self._rows[key] if key in st.known else ["·" * 6]
+                    for j, line in enumerate(lines):
+                        head = esc(_row_label(key)) + ": " if j == 0 else "&#160;" * 4
+                        rows.append(f'<TR><TD ALIGN="LEFT">{head}{esc(line)}</TD></TR>')
+                pen = f', color="{ph}", penwidth=3' if item.name == st.wrote else ""
+                return ('label=<<TABLE BORDER="0" CELLSPACING="0">' + "".join(rows)
+                        + f"</TABLE>>{pen}")
+            if isinstance(item, Oval):
+                pen = f', color="{ph}", penwidth=3' if item.module == st.module else ""
+                return f"label={dot_string(item.label)}{pen}"
+            if (item.module, item.node) in st.travelled:
+                return f', color="{BWD}", penwidth=2'
+            return ""
+        src = self.layout.dot_source(body)
+        caption = self._caption_lines(k)
+        return src.replace("digraph backprop {", "digraph backprop {\n  labelloc=t; labeljust=l; "
+                           f"fontname=\"DejaVu Sans\"; fontsize=12; label=\"{_dot_text(caption)}\";", 1)
+
+    def _caption_lines(self, k: int) -> str:
+        if k < 0:
+            return f"before step 1/{len(self.trace)}\lnext: {self.trace.specs[0].formula()}\l"
+        sym, num, res = step_equation(self.trace, k)
+        return "\l".join([step_header(self.trace, k), sym, num.strip(), res.strip()]) + "\l"
+
+    def png(self, k: int) -> bytes:
+        return run_engine(self.dot(k), "png", self.layout.engine)
+
+    def flipbook(self, title: str = "backpropviz") -> str:
+        """One offline HTML file: every step's SVG, a slider, ◀ ▶ buttons and the equations."""
+        n = len(self.trace)
+        frames = "".join(
+            f'<div class="frame" data-step="{k}"{"" if k == -1 else " hidden"}>{self.svg(k)}'
+            f'<pre class="eq">{esc(self.text(k))}</pre></div>' for k in range(-1, n))
+        return _FLIPBOOK.format(title=esc(title), n=n, max=n - 1, frames=frames)
+
+    def gif(self, ms_per_step: int = 900) -> bytes:
+        """An animated GIF of the whole pass, one frame per step (drawn by Graphviz)."""
+        import io
+        from PIL import Image
+        frames = [Image.open(io.BytesIO(self.png(k))).convert("RGB") for k in range(-1, len(self.trace))]
+        w = max(f.width for f in frames)
+        h = max(f.height for f in frames)
+        canvas = []
+        for f in frames:
+            c = Image.new("RGB", (w, h), "white")
+            c.paste(f, (0, 0))
+            canvas.append(c.convert("P", palette=Image.Palette.ADAPTIVE))
+        out = io.BytesIO()
+        canvas[0].save(out, format="GIF", save_all=True, append_images=canvas[1:],
+                       duration=ms_per_step, loop=0)
+        return out.getvalue()
+
+    def text(self, k: int) -> str:
+        return step_text(self.trace, k)
+
+
+_FLIPBOOK = """<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>
+body {{ font-family: 'DejaVu Sans', Arial, sans-serif; margin: 16px; }}
+.controls {{ display: flex; gap: 8px; align-items: center; margin-bottom: 8px; }}
+.controls input[type=range] {{ width: 360px; }}
+.frame svg {{ max-width: 100%; height: auto; }}
+pre.eq {{ background: #f6f6f6; padding: 8px; white-space: pre-wrap; }}
+</style></head><body>
+<h1 style="font-size:18px">{title}</h1>
+<div class="controls">
+<button id="prev" aria-label="previous step">&#9664;</button>
+<input id="slider" type="range" min="-1" max="{max}" value="-1" aria-label="step">
+<button id="next" aria-label="next step">&#9654;</button>
+<span id="counter" aria-live="polite"></span>
+</div>
+{frames}
+<script>
+(function () {{
+  var n = {n}, frames = document.querySelectorAll('.frame'), slider = document.getElementById('slider');
+  function show(k) {{
+    k = Math.max(-1, Math.min(n - 1, k)); slider.value = k;
+    frames.forEach(function (f) {{ f.hidden = Number(f.dataset.step) !== k; }});
+    document.getElementById('counter').textContent = k < 0 ? 'before step 1/' + n : 'step ' + (k + 1) + '/' + n;
+  }}
+  slider.addEventListener('input', function () {{ show(Number(slider.value)); }});
+  document.getElementById('prev').onclick = function () {{ show(Number(slider.value) - 1); }};
+  document.getElementById('next').onclick = function () {{ show(Number(slider.value) + 1); }};
+  document.addEventListener('keydown', function (e) {{
+    if (e.key === 'ArrowRight') show(Number(slider.value) + 1);
+    if (e.key === 'ArrowLeft') show(Number(slider.value) - 1);
+  }});
+  show(-1);
+}})();
+</script></body></html>
+"""
+
+
+# --- the object a notebook shows -----------------------------------------------------------------
+
+class Picture:
+    """A step's drawing: shows itself as SVG in Jupyter, with the text rendering beside it."""
+
+    def __init__(self, renderer: Renderer, step: int):
+        self.renderer, self.step = renderer, step
+
+    @property
+    def svg(self) -> str:
+        return self.renderer.svg(self.step)
+
+    @property
+    def source(self) -> str:
+        """The DOT source of this step."""
+        return self.renderer.dot(self.step)
+
+    dot = source
+
+    @property
+    def text(self) -> str:
+        return self.renderer.text(self.step)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"image/svg+xml": self.svg, "text/plain": self.text}
+
+    def save_svg(self, path) -> Path:
+        Path(path).write_text(self.svg, encoding="utf-8")
+        return Path(path)
+
+    def save_png(self, path) -> Path:
+        Path(path).write_bytes(self.renderer.png(self.step))
+        return Path(path)
+
+    def save_flipbook(self, path, title: str = "backpropviz") -> Path:
+        """The whole trace as one offline HTML file (all steps, slider, buttons, equations)."""
+        Path(path).write_text(self.renderer.flipbook(title), encoding="utf-8")
+        return Path(path)
+
+    def save_gif(self, path, ms_per_step: int = 900) -> Path:
+        Path(path).write_bytes(self.renderer.gif(ms_per_step))
+        return Path(path)
+
+    def __repr__(self):
+        return self.text
+
+
+_LAYOUTS: dict[tuple, Layout] = {}
+
+
+def renderer(trace: Trace, engine: str | None = None) -> Renderer:
+    """A Renderer for this trace, reusing the layout of any earlier trace with the same graph."""
+    sig = (graph_signature(trace), engine or os.environ.get("BACKPROPVIZ_ENGINE"))
+    layout = _LAYOUTS.get(sig)
+    if layout is None:
+        layout = _LAYOUTS[sig] = Layout(trace, engine)
+        if len(_LAYOUTS) > 64:
+            _LAYOUTS.pop(next(iter(_LAYOUTS)))
+    return Renderer(trace, layout)
+
+
+def render(trace: Trace, step: int = -1, engine: str | None = None) -> Picture:
+    """The graph as known after ``step`` (−1: before the first step; len(trace)−1: all done)."""
+    r = renderer(trace, engine)
+    state_at(trace, step)          # validates the step number
+    return Picture(r, step)
+
+
+def show(trace: Trace, step: int = -1):
+    """render(), or the text rendering where no Graphviz engine is installed."""
+    try:
+        return render(trace, step)
+    except EngineMissing as e:
+        print(f"(drawing unavailable: {e})")
+        return TextPicture(trace, step)
+
+
+class TextPicture:
+    def __init__(self, trace, step):
+        self.trace, self.step = trace, step
+
+    def __repr__(self):
+        return step_text(self.trace, self.step)
