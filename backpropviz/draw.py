@@ -146,7 +146,7 @@ class Layout:
     """One Graphviz layout of a trace's graph, reused for every step (and every trace with the
     same graph and shapes)."""
 
-    def __init__(self, trace: Trace, engine: str | None = None):
+    def __init__(self, trace: Trace, engine: str | None = None, place: bool = True):
         n_nodes = len(trace.nodes) + len(trace.modules)
         if n_nodes > MAX_NODES:
             raise BackpropError(
@@ -156,7 +156,8 @@ class Layout:
         self.signature = graph_signature(trace)
         self.engine = engine
         self._build(trace)
-        self._layout(trace)
+        if place:           # place=False: the DOT source only, no Graphviz binary needed
+            self._layout(trace)
 
     def _build(self, trace: Trace):
         self.boxes: dict[str, Box] = {}
@@ -445,9 +446,9 @@ class Renderer:
 
     def _caption_lines(self, k: int) -> str:
         if k < 0:
-            return f"before step 1/{len(self.trace)}\lnext: {self.trace.specs[0].formula()}\l"
+            return f"before step 1/{len(self.trace)}\\lnext: {self.trace.specs[0].formula()}\\l"
         sym, num, res = step_equation(self.trace, k)
-        return "\l".join([step_header(self.trace, k), sym, num.strip(), res.strip()]) + "\l"
+        return "\\l".join([step_header(self.trace, k), sym, num.strip(), res.strip()]) + "\\l"
 
     def png(self, k: int) -> bytes:
         return run_engine(self.dot(k), "png", self.layout.engine)

@@ -1,0 +1,243 @@
+"""The renderer: DOT source (no binary needed), SVG per step under both engines, export, escaping."""
+import io
+import re
+import shutil
+import xml.etree.ElementTree as ET
+
+import numpy as np
+import pytest
+
+import backpropviz as bpv
+from backpropviz import draw
+
+ENGINES = []
+for _e in ("dot", "graphviz-pure"):
+    try:
+        draw.find_engine(_e)
+        ENGINES.append(_e)
+    except draw.EngineMissing:
+        ENGINES.append(pytest.param(_e, marks=pytest.mark.skip(
+            reason=f"Graphviz engine {_e!r} is not installed here (./dev test installs both)")))
+
+SVG_NS = "{http://www.w3.org/2000/svg}"
+
+
+def notes_trace():
+    x = np.array([1.0, 2.0])
+    W1 = np.array([[0.1, 0.2], [0.3, 0.4]])
+    W2 = np.array([[0.5, -0.5]])
+    net = bpv.Sequential([bpv.MM(W1, np.zeros(2)), bpv.ReLU(), bpv.MM(W2, np.zeros(1)),
+                          bpv.Sigmoid()], loss=bpv.SquaredLoss())
+    return net.backprop(x, [1.0])
+
+
+@pytest.fixture(autouse=True)
+def fresh_layouts():
+    draw._LAYOUTS.clear()
+    yield
+    draw._LAYOUTS.clear()
+
+
+# --- DOT source: no binary needed ----------------------------------------------------------------
+
+def test_dot_source_has_every_node_module_and_edge():
+    tr = notes_trace()
+    r = draw.Renderer(tr, layout=draw.Layout(tr, place=False))
+    src = r.dot(8)
+    for n in tr.nodes:
+        assert f"{n.name}  " in src            # every value node, by name, in a label
+    for m in tr.modules:
+        assert f"{m.name}: {m.label}" in src
+    assert src.count("->") == sum(len(m.inputs) + len(m.params) + 1 for m in tr.modules)
+    assert "fixedsize=true" in src
+
+
+def test_dot_source_marks_unknown_gradients_blank_and_known_ones_with_numbers():
+    tr = notes_trace()
+    r = draw.Renderer(tr, layout=draw.Layout(tr, place=False))
+    before = r.dot(tr.n_forward - 1)      # forward done, no gradient yet
+    after = r.dot(len(tr) - 1)
+    assert "∂J/∂W[2]: ······" in before
+    assert "∂J/∂W[2]: [[-0.07021, -0.1545]]" in after
+    assert "(7.65)" in r.dot(8)            # the caption carries the tag
+
+
+def test_node_sizes_depend_on_shapes_not_numbers():
+    net = bpv.mlp([2, 3, 1], seed=0)
+    a = net.backprop([0.1, 0.2], 1)
+    b = net.backprop([-1234.5, 0.0001], 0)
+    la, lb = draw.Layout(a, place=False), draw.Layout(b, place=False)
+    assert la.signature == lb.signature
+    assert la.dot_source() == lb.dot_source()
+
+
+# --- SVG under each engine -------------------------------------------------------------------
+
+def svg_tree(svg: str):
+    return ET.fromstring(svg)
+
+
+def rect_geometry(svg: str):
+    return sorted(re.findall(r'<rect class="[^"]*" x="([\d.]+)" y="([\d.]+)" width', svg))
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("engine", ENGINES)
+def test_stepping_restyles_without_moving_anything(engine):
+    tr = notes_trace()
+    r = draw.Renderer(tr, engine=engine)
+    frames = [r.svg(k) for k in range(-1, len(tr))]
+    geo = [re.findall(r'<g id="(v\d+)" class="node" data-node="[^"]*"><rect class="[^"]*" '
+                      r'x="([\d.]+)" y="([\d.]+)"', f) for f in frames]
+    assert all(g == geo[0] for g in geo) and len(geo[0]) == len(tr.nodes)
+    # one fewer blank gradient per backward step that writes a gradient shown in a box
+    blanks = [f.count("data-blank=") for f in frames]
+    assert blanks[0] == blanks[tr.n_forward] + tr.n_forward   # values are blank until computed
+    assert blanks[tr.n_forward] > 0
+    assert blanks[-1] == 0
+    assert all(a >= b for a, b in zip(blanks, blanks[1:]))
+    for f in frames:
+        svg_tree(f)                                     # well-formed XML
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("engine", ENGINES)
+def test_current_step_highlights_module_and_nodes(engine):
+    tr = notes_trace()
+    r = draw.Renderer(tr, engine=engine)
+    k = 8                                               # (B2) (7.65): ∂J/∂W[2] = ∂J/∂u[3] u[2]ᵀ
+    assert tr.specs[k].tag == "(7.65)"
+    svg = r.svg(k)
+    assert re.search(r'data-module="M_3"><ellipse class="oval cur-B"', svg)
+    assert re.search(r'data-node="W\[2\]"><rect class="box param cur-B"', svg)
+    assert re.search(r'data-node="u\[2\]"><rect class="box value read read-B"', svg)
+    assert "∂J/∂W[2] = ∂J/∂u[3] u[2]ᵀ" in svg
+    assert "[[-0.07021, -0.1545]]" in svg
+    fwd = r.svg(0)
+    assert re.search(r'data-module="M_1"><ellipse class="oval cur-F"', fwd)
+    assert "cur-B\"" not in fwd and "class=\"edge back" not in fwd
+    # the backward pass has travelled M_4, M_5 edges by step 8 but not M_1's
+    assert svg.count("class=\"edge back") >= 2
+
+
+@pytest.mark.engine
+def test_picture_shows_itself_as_svg_and_text():
+    tr = notes_trace()
+    pic = bpv.render(tr, 3)
+    bundle = pic._repr_mimebundle_()
+    assert bundle["image/svg+xml"].startswith("<svg")
+    assert "step 4/14 · forward 4/5 · (F)" in bundle["text/plain"]
+    assert pic.source.startswith("digraph")
+    with pytest.raises(bpv.BackpropError, match="out of range"):
+        bpv.render(tr, 99)
+
+
+@pytest.mark.engine
+def test_layout_is_reused_for_a_new_trace_of_the_same_graph(monkeypatch):
+    net = bpv.mlp([2, 3, 1], seed=0)
+    bpv.render(net.backprop([0.1, 0.2], 1), 0)
+    calls = []
+    real = draw.run_engine
+    monkeypatch.setattr(draw, "run_engine", lambda *a, **k: calls.append(a) or real(*a, **k))
+    pic = bpv.render(net.backprop([0.7, -0.3], 0), 5)
+    assert pic.svg and calls == []
+
+
+# --- NaN / inf, size limit, missing engine ----------------------------------------------------
+
+@pytest.mark.engine
+def test_inf_gradient_is_drawn_and_flagged():
+    tr = bpv.trace(lambda z: (z ** 0.5).sum(), np.array([0.0, 4.0]))
+    assert np.isinf(tr.grad("u[0]")[0])
+    svg = bpv.render(tr, len(tr) - 1).svg
+    assert 'class="bad"' in svg and "inf" in svg and "⚠" in svg
+
+
+def test_too_big_graph_is_refused_with_its_size():
+    def f(z):
+        for _ in range(1600):
+            z = z.sin()
+        return z.sum()
+    tr = bpv.trace(f, np.array([0.1]))
+    with pytest.raises(bpv.BackpropError, match=r"has 320\d nodes.*module-level"):
+        draw.Layout(tr, place=False)
+
+
+def test_missing_engine_names_three_ways_and_show_falls_back_to_text(monkeypatch, capsys):
+    monkeypatch.setattr(shutil, "which", lambda *a, **k: None)
+    tr = notes_trace()
+    with pytest.raises(draw.EngineMissing, match=r"apt-get install graphviz.*conda.*pip install"):
+        bpv.render(tr, 0)
+    shown = bpv.show(tr, 8)
+    assert "drawing unavailable" in capsys.readouterr().out
+    assert "∂J/∂W[2] = ∂J/∂u[3] u[2]ᵀ" in repr(shown)
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("engine", ENGINES)
+def test_engine_warnings_never_reach_output(engine, capfd):
+    # graphviz-pure warns on stderr about non-ASCII widths: it must stay captured
+    tr = notes_trace()
+    draw.Renderer(tr, engine=engine).png(0)
+    out, err = capfd.readouterr()
+    assert out == "" and err == ""
+
+
+# --- escaping ------------------------------------------------------------------------------------
+
+NASTY = ['a"b', "{x}", "<script>alert(1)</script>", "R&D", "]", "two\nlines", "σ→ü 名"]
+OUR_TAGS = {"svg", "style", "text", "g", "rect", "ellipse", "path", "polygon", "line"}
+OUR_ATTRS = {"xmlns", "class", "width", "height", "viewBox", "data-step", "x", "y", "rx", "ry",
+             "cx", "cy", "d", "points", "text-anchor", "id", "data-module", "data-node",
+             "data-key", "data-blank", "x1", "y1", "x2", "y2", "stroke", "stroke-width",
+             "stroke-dasharray"}
+
+
+def nasty_trace(name):
+    W = np.array([[1.0, -2.0], [0.5, 0.25]])
+    mm = bpv.MM(W, np.zeros(2), name=name, param_names=(name + "W", name + "b"))
+    net = bpv.Sequential([mm, bpv.Tanh(name=name + "σ")], loss=bpv.SquaredLoss(name=name))
+    return net.backprop([0.3, -0.7], [0.0, 1.0])
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("name", NASTY)
+def test_user_names_are_escaped_everywhere(engine, name):
+    tr = nasty_trace(name)
+    r = draw.Renderer(tr, engine=engine)
+    for k in (-1, 2, len(tr) - 1):
+        svg = r.svg(k)
+        root = ET.fromstring(svg)
+        for el in root.iter():
+            tag = el.tag.replace(SVG_NS, "")
+            assert tag in OUR_TAGS, tag
+            assert set(el.attrib) <= OUR_ATTRS, set(el.attrib) - OUR_ATTRS
+        texts = "".join(root.itertext())
+        assert name.replace("\n", " ") in texts.replace("\n", " ")
+        assert "<script" not in svg
+    png = r.png(len(tr) - 1)                # dot accepts the escaped DOT
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    html = r.flipbook(title=name)
+    assert "<script>alert" not in html
+
+
+# --- export ---------------------------------------------------------------------------------------
+
+@pytest.mark.engine
+def test_export_svg_png_flipbook_gif(tmp_path):
+    from PIL import Image
+    tr = notes_trace()
+    pic = bpv.render(tr, 8)
+    svg = pic.save_svg(tmp_path / "s.svg").read_text(encoding="utf-8")
+    assert ET.fromstring(svg).tag == SVG_NS + "svg"
+    png = Image.open(pic.save_png(tmp_path / "s.png"))
+    assert png.format == "PNG" and png.width > 200
+    html = pic.save_flipbook(tmp_path / "f.html", title="2-layer example").read_text("utf-8")
+    assert html.count('class="frame"') == len(tr) + 1
+    assert 'id="slider"' in html and 'id="prev"' in html and 'id="next"' in html
+    assert "∂J/∂W[2] = ∂J/∂u[3] u[2]ᵀ" in html
+    external = re.findall(r'(?:src|href)\s*=\s*"(?!#)[^"]*"', html)
+    assert external == [] and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
+    gif = Image.open(pic.save_gif(tmp_path / "a.gif"))
+    assert gif.format == "GIF" and gif.n_frames == len(tr) + 1
