@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 
 # Heavy parts load on first use: importing backpropviz must stay cheap.
 _LAZY = {"render": ".draw", "show": ".draw", "Renderer": ".draw", "Layout": ".draw",
-         "EngineMissing": ".draw", "step_text": ".text", "trace_text": ".text"}
+         "EngineMissing": ".draw", "Stepper": ".widgets", "StepperModel": ".stepper", "step_text": ".text", "trace_text": ".text"}
 
 
 def __getattr__(name):

@@ -1,0 +1,413 @@
+"""The Stepper: an ipywidgets app that walks through a trace one rule at a time.
+
+Plain classes built from HBox/VBox; ``Play`` is jslinked to the step slider and Python observes
+the slider only. All state lives in ``StepperModel``; the widgets read it. Every callback shows
+errors inside the widget (never a traceback) and leaves the last good state in place.
+"""
+from __future__ import annotations
+
+import functools
+import html
+import io
+
+import numpy as np
+
+from .errors import BackpropError, shape_str
+from .stepper import LOSS_NAMES, MAX_EDITABLE_PARAMS, StepperModel, parse_array, parse_sizes
+from .text import array_lines, fnum, step_text
+from .trace import pretty
+
+ACTIVATION_NAMES = ["relu", "sigmoid", "tanh", "identity"]
+
+
+def _latex_key(key: str) -> str:
+    """'dJ/dW[2]' → \\frac{\\partial J}{\\partial W^{[2]}}; 'u[1]' → u^{[1]}."""
+    import re
+    grad = key.startswith("dJ/d")
+    name = key[4:] if grad else key
+    name = re.sub(r"\[(\d+)\]", r"^{[\1]}", html.escape(name.split(" via ")[0]))
+    return r"\frac{\partial J}{\partial " + name + "}" if grad else "{" + name + "}"
+
+
+def shown_in_widget(handler):
+    """Run a callback; a failure becomes a message in the widget, the last good state stays."""
+    @functools.wraps(handler)
+    def run(self, *args, **kwargs):
+        try:
+            return handler(self, *args, **kwargs)
+        except Exception as e:          # noqa: BLE001 — a widget must never show a traceback
+            self._say(f"{type(e).__name__ if not isinstance(e, BackpropError) else ''}"
+                      f"{': ' if not isinstance(e, BackpropError) else ''}{e}", error=True)
+    return run
+
+
+class Stepper:
+    """Step through the forward and backward passes of ``Stepper(net, x, y)`` or ``Stepper(trace)``.
+
+    Parts: the graph as known after the current step; ◀ ▶, Play, reset, jump to the backward
+    pass and a counter; the equation panel; an inspector for one node; controls that rebuild the
+    trace (input, label, architecture, seed, weights, loss); and predict-then-reveal.
+    """
+
+    def __init__(self, net_or_trace, x=None, y=None, predict: bool = False, interval: int = 900):
+        import ipywidgets as W
+        self.W = W
+        self.model = StepperModel(net_or_trace, x, y)
+        m = self.model
+        self._busy = False
+
+        self.graph = W.HTML(layout=W.Layout(overflow="auto", max_height="720px"))
+        self.graph.add_class("bpv-graph")
+        btn = lambda d, tip, cls: W.Button(description=d, tooltip=tip,
+                                           layout=W.Layout(width="auto")).add_class(cls)
+        self.prev_btn = btn("◀", "previous step", "bpv-prev")
+        self.next_btn = btn("▶", "next step", "bpv-next")
+        self.reset_btn = btn("⏮ reset", "before the first step", "bpv-reset")
+        self.back_btn = btn("⏭ backward pass", "jump to ∂J/∂u[k] = 1", "bpv-to-backward")
+        self.play = W.Play(min=-1, max=m.n - 1, step=1, interval=interval, value=m.step,
+                           description="play").add_class("bpv-play")
+        self.slider = W.IntSlider(min=-1, max=m.n - 1, value=m.step, readout=False,
+                                  description="step", continuous_update=True,
+                                  layout=W.Layout(width="260px")).add_class("bpv-slider")
+        W.jslink((self.play, "value"), (self.slider, "value"))
+        self.counter = W.HTML().add_class("bpv-counter")
+        self.equation = W.HTMLMath().add_class("bpv-equation")
+        self.message = W.HTML().add_class("bpv-message")
+
+        self.prev_btn.on_click(self._on_prev)
+        self.next_btn.on_click(self._on_next)
+        self.reset_btn.on_click(self._on_reset)
+        self.back_btn.on_click(self._on_backward)
+        self.slider.observe(self._on_slider, names="value")
+
+        self._build_inspector()
+        self._build_predict(predict)
+        self._build_controls()
+
+        bar = W.HBox([self.reset_btn, self.prev_btn, self.play, self.slider, self.next_btn,
+                      self.back_btn, self.counter],
+                     layout=W.Layout(align_items="center", flex_flow="row wrap"))
+        parts = [bar, self.equation, self.predict_box, self.message, self.graph, self.inspector]
+        if self.controls is not None:
+            parts.append(self.controls)
+        self.box = W.VBox(parts).add_class("bpv-stepper")
+        self._refresh()
+
+    # --- parts ------------------------------------------------------------------------------------
+    def _build_inspector(self):
+        W = self.W
+        self.node_pick = W.Dropdown(options=self._node_options(), description="inspect",
+                                    layout=W.Layout(width="260px")).add_class("bpv-inspect")
+        self.node_info = W.HTML().add_class("bpv-node-info")
+        self.heatmap = W.Image(format="png", layout=W.Layout(max_width="520px"))
+        self.heatmap.add_class("bpv-heatmap")
+        self.node_pick.observe(lambda ch: self._update_inspector(), names="value")
+        self.inspector = W.VBox([self.node_pick, W.HBox([self.node_info, self.heatmap])])
+        self._heat_cache: dict = {}
+
+    def _node_options(self):
+        return [n.name for n in self.model.trace.nodes]
+
+    def _build_predict(self, on: bool):
+        W = self.W
+        self.predict_toggle = W.Checkbox(value=on, description="predict, then reveal",
+                                         indent=False).add_class("bpv-predict-toggle")
+        self.answer = W.Text(placeholder="e.g. [[0.1, -0.2]]", layout=W.Layout(width="320px"))
+        self.answer.add_class("bpv-answer")
+        self.check_btn = W.Button(description="check").add_class("bpv-check")
+        self.reveal_btn = W.Button(description="reveal").add_class("bpv-reveal")
+        self.prompt = W.HTML().add_class("bpv-prompt")
+        self.feedback = W.HTML().add_class("bpv-feedback")
+        self.check_btn.on_click(self._on_check)
+        self.reveal_btn.on_click(self._on_reveal)
+        self.answer.on_submit(lambda _: self._on_check(None)) if hasattr(self.answer, "on_submit") else None
+        self.predict_toggle.observe(lambda ch: self._refresh(), names="value")
+        self.ask = W.HBox([self.prompt, self.answer, self.check_btn, self.reveal_btn],
+                          layout=W.Layout(align_items="center", flex_flow="row wrap"))
+        self.predict_box = W.VBox([self.predict_toggle, self.ask, self.feedback])
+
+    def _build_controls(self):
+        W = self.W
+        st = self.model.settings
+        if st is None:
+            self.controls = None
+            return
+        text = lambda v, d, cls, w="200px": W.Text(value=v, description=d,
+                                                  layout=W.Layout(width=w)).add_class(cls)
+        self.x_in = text(", ".join(fnum(v) for v in st.x), "x", "bpv-x")
+        self.y_in = text(", ".join(fnum(v) for v in st.y), "y", "bpv-y")
+        self.sizes_in = text(", ".join(map(str, st.sizes)), "sizes", "bpv-sizes")
+        self.act_in = W.Dropdown(options=ACTIVATION_NAMES, value=st.activation,
+                                 description="σ", layout=W.Layout(width="200px"))
+        self.act_in.add_class("bpv-activation")
+        self.seed_in = W.IntText(value=st.seed, description="seed", layout=W.Layout(width="160px"))
+        self.seed_in.add_class("bpv-seed")
+        self.loss_in = W.ToggleButtons(options=list(LOSS_NAMES), value=st.loss,
+                                       description="loss").add_class("bpv-loss")
+        self.weights_in = W.Textarea(value=self.model.weights_text(), description="θ",
+                                     layout=W.Layout(width="520px", height="110px"))
+        self.weights_in.add_class("bpv-weights")
+        self.rebuild_btn = W.Button(description="rebuild", button_style="primary")
+        self.rebuild_btn.add_class("bpv-rebuild")
+        self.new_weights_btn = W.Button(description="new random weights (seed)")
+        self.new_weights_btn.add_class("bpv-reinit")
+        self.compare = W.HTML().add_class("bpv-loss-compare")
+        self.rebuild_btn.on_click(self._on_rebuild)
+        self.new_weights_btn.on_click(self._on_reinit)
+        self.loss_in.observe(self._on_loss, names="value")
+        self.controls = W.VBox([
+            W.HTML("<b>change the example or the network</b>"),
+            W.HBox([self.x_in, self.y_in, self.sizes_in]),
+            W.HBox([self.act_in, self.seed_in, self.new_weights_btn]),
+            self.weights_in, self.rebuild_btn, self.loss_in, self.compare])
+        self._update_controls()
+
+    # --- handlers (each shows its errors in the widget) ---------------------------------------------
+    @shown_in_widget
+    def _on_prev(self, _):
+        self._set_step(self.model.step - 1)
+
+    @shown_in_widget
+    def _on_next(self, _):
+        if self.predict_toggle.value and self.model.needs_prediction(self.model.step + 1):
+            self._refresh()
+            self._say("Type your prediction first, then check (or reveal).")
+            return
+        self._set_step(self.model.step + 1)
+
+    @shown_in_widget
+    def _on_reset(self, _):
+        self._set_step(-1)
+
+    @shown_in_widget
+    def _on_backward(self, _):
+        self._set_step(self.model.n_forward)
+
+    @shown_in_widget
+    def _on_slider(self, change):
+        if self._busy:
+            return
+        k = change["new"]
+        if self.predict_toggle.value:
+            # no skipping past an unrevealed prediction by dragging or playing
+            for j in range(self.model.step + 1, k + 1):
+                if self.model.needs_prediction(j):
+                    k = j - 1
+                    break
+        self.model.go(k)
+        self._refresh()
+
+    @shown_in_widget
+    def _on_check(self, _):
+        ok, msg = self.model.check_prediction(self.answer.value)
+        self.feedback.value = (f'<span style="color:{"#1a7f37" if ok else "#b3261e"}">'
+                               f"{'✔' if ok else '✘'} {html.escape(msg)}</span>")
+        if ok:
+            self.answer.value = ""
+            self._set_step(self.model.step + 1, keep_feedback=True)
+
+    @shown_in_widget
+    def _on_reveal(self, _):
+        self.model.reveal()
+        self.feedback.value = ""
+        self._set_step(self.model.step + 1)
+
+    @shown_in_widget
+    def _on_rebuild(self, _):
+        weights = None
+        if self.weights_in.value.strip() and not self.weights_in.disabled:
+            weights = self.model.parse_weights(self.weights_in.value)
+        changes = dict(x=tuple(parse_array(self.x_in.value, "x").ravel()),
+                       y=tuple(parse_array(self.y_in.value, "y").ravel()),
+                       sizes=parse_sizes(self.sizes_in.value), activation=self.act_in.value,
+                       seed=int(self.seed_in.value), loss=self.loss_in.value)
+        arch_changed = (changes["sizes"], changes["activation"], changes["seed"]) != (
+            self.model.settings.sizes, self.model.settings.activation, self.model.settings.seed)
+        self._apply_rebuild(weights=None if arch_changed else weights, **changes)
+
+    @shown_in_widget
+    def _on_reinit(self, _):
+        self._apply_rebuild(seed=int(self.seed_in.value), sizes=parse_sizes(self.sizes_in.value),
+                            activation=self.act_in.value, fresh=True)
+
+    @shown_in_widget
+    def _on_loss(self, change):
+        if self._busy:
+            return
+        self._apply_rebuild(loss=change["new"], keep_net=True)
+
+    def _apply_rebuild(self, weights=None, keep_net=False, fresh=False, **changes):
+        m = self.model
+        ok = m.rebuild(weights=weights, keep_net=keep_net, fresh=fresh, **changes)
+        if not ok:
+            self._say(m.error, error=True)
+            self._update_controls()      # the controls go back to the last good settings
+            return
+        self._busy = True
+        try:
+            self.slider.max = self.play.max = m.n - 1
+            self.slider.value = self.play.value = m.step
+            opts = self._node_options()
+            if list(self.node_pick.options) != opts:
+                keep = self.node_pick.value if self.node_pick.value in opts else opts[0]
+                self.node_pick.options = opts
+                self.node_pick.value = keep
+        finally:
+            self._busy = False
+        self._update_controls()
+        self._refresh()
+        self._say("rebuilt: " + repr(m.trace)[1:-1])
+
+    # --- view ----------------------------------------------------------------------------------------
+    def _set_step(self, k: int, keep_feedback: bool = False):
+        self.model.go(k)
+        if not keep_feedback:
+            self.feedback.value = ""
+        if self.slider.value != self.model.step:
+            self._busy = True
+            try:
+                self.slider.value = self.model.step       # the Play follows through jslink
+            finally:
+                self._busy = False
+        self._refresh()
+
+    def _say(self, text: str, error: bool = False):
+        colour = "#b3261e" if error else "#555555"
+        cls = "bpv-error" if error else "bpv-info"
+        self.message.value = (f'<div class="{cls}" style="color:{colour}">'
+                              f"{'⚠ ' if error else ''}{html.escape(text)}</div>" if text else "")
+
+    def _refresh(self):
+        m = self.model
+        if not self.message.value.startswith('<div class="bpv-error"'):
+            self.message.value = ""
+        try:
+            self.graph.value = m.svg()
+        except BackpropError as e:     # no Graphviz engine: the text rendering instead
+            self.graph.value = f"<pre>{html.escape(m.text())}</pre><i>{html.escape(str(e))}</i>"
+        self.counter.value = f"<b>{html.escape(m.counter())}</b>"
+        self.equation.value = self._equation_html()
+        predicting = self.predict_toggle.value
+        self.slider.disabled = self.play.disabled = predicting
+        ask = predicting and m.needs_prediction(m.step + 1)
+        self.ask.layout.display = "flex" if ask else "none"
+        if ask:
+            spec = m.trace.specs[m.step + 1]
+            self.prompt.value = (f"predict <b>{html.escape(spec.lhs)}</b> "
+                                 f"({html.escape(shape_str(m.trace[spec.writes]))}) "
+                                 f"= {html.escape(spec.fill())} {html.escape(spec.tag)}:")
+        self.prev_btn.disabled = m.step <= -1
+        self.next_btn.disabled = m.step >= m.n - 1
+        self._update_inspector()
+
+    def _equation_html(self) -> str:
+        m = self.model
+        eq = m.equation()
+        if m.step < 0:
+            return (f"<div><b>{html.escape(eq['header'])}</b><br>"
+                    f"{html.escape(eq['symbolic'])}</div>")
+        spec = m.trace.specs[m.step]
+        tex = (_latex_key(spec.writes) + " = " + spec.fill(_latex_key)
+               .replace("ᵀ", r"^{\top}").replace("⊙", r"\odot "))
+        return (f"<div><b>{html.escape(eq['header'])}</b></div>"
+                f"<div>$$ {tex} \\quad \\text{{{html.escape(spec.tag)}}} $$</div>"
+                f"<div style='font-family:monospace'>{html.escape(eq['numbers'])}<br>"
+                f"{html.escape(eq['result'])}</div>")
+
+    def _update_inspector(self):
+        name = self.node_pick.value
+        if name is None:
+            return
+        info = self.model.inspect(name)
+
+        def block(title, a):
+            if a is None:
+                return f"<b>{html.escape(title)}</b>: <i>not yet computed</i>"
+            lines = "\n".join(array_lines(a))
+            return f"<b>{html.escape(title)}</b> ({shape_str(a)}):<pre>{html.escape(lines)}</pre>"
+        parts = [block(name, info["value"])]
+        if info["has_grad"]:
+            parts.append(block(pretty("dJ/d" + name), info["grad"]))
+        self.node_info.value = "<div>" + "".join(f"<div>{p}</div>" for p in parts) + "</div>"
+        a = self.model.trace[name]
+        if np.ndim(a) == 2 and np.size(a) > 1:
+            key = (id(self.model.trace), name, info["grad"] is not None)
+            if key not in self._heat_cache:
+                self._heat_cache = {key: heatmap_png(name, info["value"], info["grad"])}
+            self.heatmap.value = self._heat_cache[key]
+            self.heatmap.layout.display = "block"
+        else:
+            self.heatmap.layout.display = "none"
+
+    def _update_controls(self):
+        st = self.model.settings
+        self._busy = True
+        try:
+            self.x_in.value = ", ".join(fnum(v) for v in st.x)
+            self.y_in.value = ", ".join(fnum(v) for v in st.y)
+            self.sizes_in.value = ", ".join(map(str, st.sizes))
+            self.act_in.value = st.activation
+            self.seed_in.value = st.seed
+            self.loss_in.value = st.loss
+            n_params = sum(a.size for a in self.model.net.params.values())
+            small = n_params <= MAX_EDITABLE_PARAMS
+            self.weights_in.value = self.model.weights_text() if small else \
+                f"({n_params} parameters: too many to edit here; change the seed instead)"
+            self.weights_in.disabled = not small
+        finally:
+            self._busy = False
+        rows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td style='font-family:monospace'>"
+                       f"{html.escape(v)}</td></tr>" for k, v in self.model.loss_comparison())
+        self.compare.value = ("<div>Same network, same x and y, each loss:</div>"
+                              f"<table>{rows}</table>")
+
+    # --- Jupyter display -------------------------------------------------------------------------------
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = self.box._repr_mimebundle_(**kwargs)
+        data = bundle[0] if isinstance(bundle, tuple) else bundle
+        data = dict(data or {})
+        # a static viewer (no widget front end) still shows the graph and the text
+        try:
+            svg = self.model.svg()
+        except BackpropError:
+            svg = ""
+        data["text/html"] = svg + f"<pre>{html.escape(self.model.text())}</pre>"
+        data["text/plain"] = self.model.text()
+        return data
+
+    # --- driving it from code (tests, lessons) ----------------------------------------------------
+    def click(self, which: str):
+        """Press a button by name: prev, next, reset, backward, check, reveal, rebuild."""
+        button = {"prev": self.prev_btn, "next": self.next_btn, "reset": self.reset_btn,
+                  "backward": self.back_btn, "check": self.check_btn,
+                  "reveal": self.reveal_btn}.get(which)
+        if button is None and which == "rebuild" and self.controls is not None:
+            button = self.rebuild_btn
+        if button is None:
+            raise BackpropError(f"no button {which!r}")
+        button.click()
+        return self
+
+    @property
+    def step(self) -> int:
+        return self.model.step
+
+
+def heatmap_png(name: str, value, grad) -> bytes:
+    """A matrix and its gradient side by side, on one symmetric colour scale."""
+    import matplotlib
+    matplotlib.use("Agg", force=False)
+    from matplotlib.figure import Figure
+    arrays = [("value " + name, value)] + ([(pretty("dJ/d" + name), grad)] if grad is not None else [])
+    vmax = max(float(np.max(np.abs(a))) for _, a in arrays) or 1.0
+    fig = Figure(figsize=(2.3 * len(arrays) + 0.8, 2.4), dpi=80)
+    axes = fig.subplots(1, len(arrays), squeeze=False)[0]
+    for ax, (title, a) in zip(axes, arrays):
+        im = ax.imshow(np.asarray(a), cmap="RdBu_r", vmin=-vmax, vmax=vmax)
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.colorbar(im, ax=list(axes), shrink=0.8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    return buf.getvalue()
