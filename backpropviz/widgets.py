@@ -386,7 +386,6 @@ class Stepper:
         if button is None:
             raise BackpropError(f"no button {which!r}")
         button.click()
-        return self
 
     @property
     def step(self) -> int:
