@@ -120,7 +120,6 @@ class Stepper:
         self.feedback = W.HTML().add_class("bpv-feedback")
         self.check_btn.on_click(self._on_check)
         self.reveal_btn.on_click(self._on_reveal)
-        self.answer.on_submit(lambda _: self._on_check(None)) if hasattr(self.answer, "on_submit") else None
         self.predict_toggle.observe(lambda ch: self._refresh(), names="value")
         self.ask = W.HBox([self.prompt, self.answer, self.check_btn, self.reveal_btn],
                           layout=W.Layout(align_items="center", flex_flow="row wrap"))
@@ -214,6 +213,13 @@ class Stepper:
 
     @shown_in_widget
     def _on_rebuild(self, _):
+        try:
+            self._rebuild_from_controls()
+        except BackpropError as e:
+            self._update_controls()      # the controls go back to the last good settings
+            self._say(str(e), error=True)
+
+    def _rebuild_from_controls(self):
         weights = None
         if self.weights_in.value.strip() and not self.weights_in.disabled:
             weights = self.model.parse_weights(self.weights_in.value)
