@@ -257,7 +257,7 @@ def _as_input(x, name: str) -> np.ndarray:
     except (TypeError, ValueError):
         raise BackpropError(f"{name}: the input must be numeric (a number, list or array of "
                             f"numbers); got {type(x).__name__} {str(x)[:40]!r}") from None
-    if not np.isfinite(a).all():
+    if not _finite(a):
         raise BackpropError(f"{name}: the input contains NaN or inf: {a.ravel()[:5]}")
     return a
 
@@ -344,7 +344,7 @@ class Sequential:
         x = _as_input(x, "u[0] (the input x)")
         given = {"u[0]": x}
         for p, (m, local) in prog.param_src.items():
-            given[p] = getattr(m, local)
+            given[p] = m.__dict__[local]
         if self.loss is not None:
             if y is None:
                 raise BackpropError(f"M_{len(self.modules)} = {self.loss.label}: the loss needs a "
