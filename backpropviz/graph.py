@@ -202,18 +202,24 @@ class Program:
         self.where = {s.writes: i for i, s in enumerate(specs)}
         self.plan = tuple((fn, tuple(slot[k] for k in keys), mod) for fn, keys, mod in plan)
         # The hot loop reads arguments with one index or a C itemgetter, not a Python loop.
-        self._run_plan = tuple(
+        run_plan = tuple(
             (fn, args[0] if len(args) == 1 else itemgetter(*args), ng + i, len(args) == 1,
              i < len(eqns) and eqns[i].module.can_overflow)
             for i, (fn, args, _) in enumerate(self.plan))
+        self._fwd_plan, self._bwd_plan = run_plan[:len(eqns)], run_plan[len(eqns):]
 
     # --- running ------------------------------------------------------------------------------
     def run(self, given: dict[str, np.ndarray]) -> Trace:
         """One forward and one backward pass on these numbers; nothing is kept if a step fails."""
+        # numpy's warnings would only repeat what the checks below (forward) and the renderer's
+        # NaN/inf flags (backward) already say, and would land in a notebook's stderr.
+        with np.errstate(all="ignore"):
+            return self._run(given)
+
+    def _run(self, given):
         store = [given[n] for n in self.given_names]
         store.extend([None] * len(self.specs))
-        nf = self.n_forward
-        for i, (fn, arg, out, one, check) in enumerate(self._run_plan[:nf]):   # (F)
+        for i, (fn, arg, out, one, check) in enumerate(self._fwd_plan):   # (F)
             try:
                 v = fn(store[arg]) if one else fn(*arg(store))
             except (ValueError, TypeError, IndexError) as err:
@@ -221,7 +227,7 @@ class Program:
             if check and not _finite(v):
                 raise self._forward_error(i, store, None)
             store[out] = v
-        for fn, arg, out, one, _ in self._run_plan[nf:]:   # seed, (B1), (B2), accumulations
+        for fn, arg, out, one, _ in self._bwd_plan:   # seed, (B1), (B2), accumulations
             store[out] = fn(store[arg]) if one else fn(*arg(store))
         ng = self.n_given
         return Trace(self.nodes, self.modules, self.specs, given, store[ng:], self.where)

@@ -109,6 +109,7 @@ class MM(Module):
                 f"MM: b must be a vector with one entry per row of W; W is {shape_str(W)} "
                 f"({W.shape[0]} rows) but b has shape {shape_str(b)}")
         self.W, self.b = W, b
+        self._b_col = b[:, None]        # b as a column, added to every example of a batch
         self.display_names = tuple(param_names)
 
     @property
@@ -128,7 +129,7 @@ class MM(Module):
     def forward(self, z):
         if z.ndim == 1:
             return self.W @ z + self.b
-        return self.W @ z + self.b[:, None]
+        return self.W @ z + self._b_col
 
     def backward(self, z, v):
         return self.W.T @ v
@@ -282,7 +283,8 @@ def _binary_labels(t, y, where):
             raise BackpropError(f"{where}: the label y has shape {shape_str(y)} but the logit t "
                                 f"has shape {shape_str(t)}")
         y = y.reshape(t.shape)
-    ok = (float(y.flat[0]) in (0.0, 1.0)) if y.size == 1 else bool(((y == 0) | (y == 1)).all())
+    # y(y − 1) is 0 exactly when y is 0 or 1 (NaN and inf give non-zero)
+    ok = (float(y.flat[0]) in (0.0, 1.0)) if y.size == 1 else not np.count_nonzero(y * (y - 1.0))
     if not ok:
         bad = y[(y != 0) & (y != 1)] if y.size > 1 else y.ravel()
         raise BackpropError(f"{where}: logistic-loss labels must be 0 or 1; got {bad.ravel()[:5]}")
