@@ -86,6 +86,8 @@ class Step:
 
     def __getattr__(self, name):
         # phase, rule, tag, module, reads, writes, node, lhs, formula … come from the spec.
+        if name.startswith("__") or name == "spec":   # copy/pickle probe before spec is set
+            raise AttributeError(name)
         return getattr(self.spec, name)
 
     def __repr__(self):
