@@ -79,7 +79,7 @@ _ONE.flags.writeable = False
 
 def _seed(J):
     """∂J/∂J = 1: the backward pass starts here (§7.4.2)."""
-    return _ONE
+    return _ONE if np.ndim(J) == 0 else np.ones_like(J)   # same shape as J, e.g. (1,)
 
 
 def _finite(v) -> bool:
@@ -179,7 +179,7 @@ class Program:
                     continue
                 key = contrib[(e.name, z)].pop(0)
                 tmpl = mod.formula_B1 if isinstance(mod.formula_B1, str) else mod.formula_B1[j]
-                specs.append(StepSpec("backward", "B1", mod.tag_B1, e.name, e.inputs + (v,),
+                specs.append(StepSpec("backward", "B1", mod.tag_B1, e.name, e.inputs + e.params + (v,),
                                       key, z, tmpl, tuple(fsubs.items())))
                 plan.append((_input_grad_fn(mod, j), e.inputs + (v,), e.name))
             # every use of these nodes is now done: sum the contributions of reused values (7.53)
@@ -359,6 +359,11 @@ class Sequential:
             where = f"M_{len(self.modules)} = {self.loss.label} (forward step {len(self.modules)})"
             y = self.loss.check_label(np.empty(t_shape), _as_input(y, f"{where}: the label y"), where)
             given["y"] = y
+        elif math.prod(self._output_shape(x)) != 1:
+            raise BackpropError(
+                f"M_{len(self.modules)}: without a loss the last module's output is J and must "
+                f"be a single number, but for an input of shape {shape_str(x)} it has shape "
+                f"{shape_str(np.empty(self._output_shape(x)))}; pass loss=")
         return prog.run(given)
 
     def _output_shape(self, x) -> tuple:
@@ -539,7 +544,10 @@ def _apply(mod: M.Module, args) -> Var:
         rec.values[ins[1].name] = values[1]
     try:
         mod.check_input(values[0], where)
-        out = np.asarray(mod.forward(*values), dtype=float)
+        with np.errstate(all="ignore"):     # non-finite values are reported by the run below
+            out = np.asarray(mod.forward(*values), dtype=float)
+    except BackpropError:
+        raise
     except (ValueError, TypeError) as err:
         raise BackpropError(f"{where}: {err} (inputs: " + ", ".join(
             f"{a.name} is {shape_str(v)}" for a, v in zip(ins, values)) + ")") from None
