@@ -149,6 +149,54 @@ print(bpv.trace_text(chain))
 ]
 
 
+CLASSROOM = [
+    md("""
+# Classroom: predict every gradient, then reveal it
+
+Open this lesson with Voilà (`./dev voila`) for a clean app without code cells.
+
+A 2-3-1 network with ReLU and the logistic loss (7.72). *Predict, then reveal* is on: press ▶;
+before each backward rule is applied, type the gradient you expect (a vector such as
+`[0.1, -0.2]` or a matrix such as `[[0.1, 0.2, 0.3]]`) and press *check*. Wrong shape, a missing
+transpose or a forgotten σ'(z) each get their own hint. *reveal* shows the answer.
+"""),
+    code("""
+# NBVAL_IGNORE_OUTPUT
+import numpy as np
+import backpropviz as bpv
+
+net = bpv.mlp([2, 3, 1], activation="relu", loss="logistic", seed=0)
+x, y = np.array([1.0, -2.0]), 1.0
+stepper = bpv.Stepper(net, x, y, predict=True)
+stepper
+"""),
+    code("""
+trace = stepper.model.trace
+print(trace)
+print("parameters:", ", ".join(f"{k} {bpv.text.shape_text(v)}" for k, v in net.params.items()))
+"""),
+    md("""
+## A value used twice: gradients add up
+
+Here $x$ feeds two modules: $J = \\sum_j \\big(\\mathrm{MM}[W, b](x) + x\\big)_j^2$, a skip
+connection. The backward pass reaches $x$ along both paths; each path gives a contribution and an
+extra step sums them (the sum over $j$ in (7.53)).
+"""),
+    code("""
+# NBVAL_IGNORE_OUTPUT
+mm = bpv.MM(np.array([[0.5, -1.0], [2.0, 0.25]]), np.array([0.1, -0.1]))
+skip = bpv.trace(lambda z: ((mm(z) + z) ** 2).sum(), np.array([1.0, 0.5]))
+bpv.Stepper(skip)
+"""),
+    code("""
+for step in skip.steps:
+    if step.rule == "acc":
+        print(step.formula())
+print("dJ/dx =", bpv.text.inline(skip.grad("u[0]")))
+"""),
+]
+
+
 def write(name, cells):
     nb = new_notebook(cells=cells)
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
@@ -160,7 +208,7 @@ def write(name, cells):
     print("wrote", path)
 
 
-LESSONS = {"00_start_here.ipynb": START_HERE}
+LESSONS = {"00_start_here.ipynb": START_HERE, "01_classroom.ipynb": CLASSROOM}
 
 if __name__ == "__main__":
     wanted = sys.argv[1:] or list(LESSONS)
