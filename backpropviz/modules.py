@@ -129,6 +129,8 @@ class MM(Module):
     def forward(self, z):
         if z.ndim == 1:
             return self.W @ z + self.b
+        if z.ndim != 2:     # matmul would broadcast a 3-d z silently
+            raise ValueError(f"MM input must be a vector or a matrix; got shape {shape_str(z)}")
         return self.W @ z + self._b_col
 
     def backward(self, z, v):

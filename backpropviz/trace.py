@@ -160,7 +160,7 @@ class Trace:
     @property
     def loss(self) -> float:
         """J = u[k], a float."""
-        return float(self._out[self.n_forward - 1])
+        return float(np.asarray(self._out[self.n_forward - 1]).item())   # J may have shape (1,)
 
     @property
     def n_forward(self) -> int:
@@ -233,6 +233,7 @@ class Trace:
         """Same graph, same steps, same numbers (exactly)."""
         return (self.nodes == other.nodes and self.modules == other.modules
                 and self.specs == other.specs and self.given.keys() == other.given.keys()
-                and all(np.array_equal(self.given[k], other.given[k]) for k in self.given)
+                and all(np.array_equal(self.given[k], other.given[k], equal_nan=True)
+                        for k in self.given)
                 and len(self._out) == len(other._out)
-                and all(np.array_equal(a, b) for a, b in zip(self._out, other._out)))
+                and all(np.array_equal(a, b, equal_nan=True) for a, b in zip(self._out, other._out)))
