@@ -15,9 +15,9 @@ def numerical_grad(f, z, eps: float = 1e-6) -> np.ndarray:
     for i in np.ndindex(*z.shape):
         old = z[i]
         z[i] = old + eps
-        hi = float(f(z.copy()))
+        hi = np.asarray(f(z.copy()), dtype=float).item()     # J may come as shape (1,)
         z[i] = old - eps
-        lo = float(f(z.copy()))
+        lo = np.asarray(f(z.copy()), dtype=float).item()
         z[i] = old
         g[i] = (hi - lo) / (2 * eps)
     return g

@@ -329,13 +329,18 @@ class Renderer:
         return out
 
     # one SVG per step; the geometry is fixed, only classes, text and blanks change
-    def svg(self, k: int) -> str:
+    def svg(self, k: int, caption: bool = True) -> str:
+        """Step k's picture; without the caption (a widget shows the equation beside it) the
+        view starts below it."""
         st = state_at(self.trace, k)
         L = self.layout
         ph = "F" if st.phase == "forward" else "B"
+        top = 0 if caption else CAPTION_H - 8
+        h = L.total_h - top
         parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="bpv" width="{L.width:.0f}" '
-                 f'height="{L.total_h:.0f}" viewBox="0 0 {L.width:.0f} {L.total_h:.0f}" '
-                 f'data-step="{k}">', _STYLE, self._caption(k)]
+                 f'height="{h:.0f}" viewBox="0 {top:.0f} {L.width:.0f} {h:.0f}" '
+                 f'style="max-width:100%;height:auto" data-step="{k}">', _STYLE,
+                 self._caption(k) if caption else ""]
         for e, (path, head, lab) in zip(L.edges, self._edge_svg):
             if e.module == st.module and (e.node == st.wrote or e.node in st.read):
                 path = path.replace('class="edge', f'class="edge now-{ph}', 1)

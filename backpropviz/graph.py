@@ -265,6 +265,7 @@ def _as_input(x, name: str) -> np.ndarray:
                             f"numbers); got {type(x).__name__} {str(x)[:40]!r}") from None
     if not _finite(a):
         raise BackpropError(f"{name}: the input contains NaN or inf: {a.ravel()[:5]}")
+    a.flags.writeable = False       # our own copy, shared read-only with the trace
     return a
 
 
@@ -287,6 +288,11 @@ class Sequential:
             if not isinstance(m, M.Module) or isinstance(m, M.Loss) or m.arity != 1:
                 raise BackpropError(f"Sequential: M_{i} must be a one-input module such as MM or "
                                     f"ReLU (a loss goes in loss=); got {m!r}")
+            if m.param_names and any(m is prev for prev in modules[:i - 1]):
+                j = next(n for n, prev in enumerate(modules, 1) if prev is m)
+                raise BackpropError(f"Sequential: M_{i} is the same {type(m).__name__} object as "
+                                    f"M_{j}; a chain gives each module its own parameters. To "
+                                    f"share parameters, apply the module twice inside bpv.trace(f, x)")
         if loss is not None and not isinstance(loss, M.Loss):
             raise BackpropError(f"Sequential: loss must be a Loss such as SquaredLoss(); got {loss!r}")
         self.layers, self.loss = modules, loss

@@ -136,8 +136,8 @@ class StepperModel:
             self._renderer = renderer(self.trace)
         return self._renderer
 
-    def svg(self) -> str:
-        return self.renderer.svg(self.step)
+    def svg(self, caption: bool = True) -> str:
+        return self.renderer.svg(self.step, caption)
 
     def text(self) -> str:
         return step_text(self.trace, self.step)
@@ -150,8 +150,9 @@ class StepperModel:
                     "symbolic": "next: " + s.formula(), "numbers": "", "result": "", "tag": ""}
         spec = self.trace.specs[self.step]
         sym, num, res = step_equation(self.trace, self.step)
+        num, res = num.strip(), res.strip()
         return {"header": step_header(self.trace, self.step), "symbolic": sym,
-                "numbers": num.strip(), "result": res.strip(), "tag": spec.tag}
+                "numbers": "" if num == res else num, "result": res, "tag": spec.tag}
 
     def inspect(self, name: str) -> dict:
         """A node's value and gradient (None until known), with shapes."""

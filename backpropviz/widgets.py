@@ -62,8 +62,9 @@ class Stepper:
                                            layout=W.Layout(width="auto")).add_class(cls)
         self.prev_btn = btn("◀", "previous step", "bpv-prev")
         self.next_btn = btn("▶", "next step", "bpv-next")
-        self.reset_btn = btn("⏮ reset", "before the first step", "bpv-reset")
-        self.back_btn = btn("⏭ backward pass", "jump to ∂J/∂u[k] = 1", "bpv-to-backward")
+        self.reset_btn = btn("reset", "back to before the first step", "bpv-reset")
+        self.back_btn = btn("to backward pass", "jump to the first backward step, ∂J/∂u[k] = 1",
+                            "bpv-to-backward")
         self.play = W.Play(min=-1, max=m.n - 1, step=1, interval=interval, value=m.step,
                            description="play").add_class("bpv-play")
         self.slider = W.IntSlider(min=-1, max=m.n - 1, value=m.step, readout=False,
@@ -288,7 +289,7 @@ class Stepper:
         if not self.message.value.startswith('<div class="bpv-error"'):
             self.message.value = ""
         try:
-            self.graph.value = m.svg()
+            self.graph.value = m.svg(caption=False)   # the equation panel shows the caption
         except BackpropError as e:     # no Graphviz engine: the text rendering instead
             self.graph.value = f"<pre>{html.escape(m.text())}</pre><i>{html.escape(str(e))}</i>"
         self.counter.value = f"<b>{html.escape(m.counter())}</b>"
@@ -317,8 +318,9 @@ class Stepper:
                .replace("ᵀ", r"^{\top}").replace("⊙", r"\odot "))
         return (f"<div><b>{html.escape(eq['header'])}</b></div>"
                 f"<div>$$ {tex} \\quad \\text{{{html.escape(spec.tag)}}} $$</div>"
-                f"<div style='font-family:monospace'>{html.escape(eq['numbers'])}<br>"
-                f"{html.escape(eq['result'])}</div>")
+                f"<div style='font-family:monospace'>"
+                + (f"{html.escape(eq['numbers'])}<br>" if eq["numbers"] else "")
+                + f"{html.escape(eq['result'])}</div>")
 
     def _update_inspector(self):
         name = self.node_pick.value

@@ -270,3 +270,16 @@ def test_a_failed_backprop_leaves_the_network_usable():
     with pytest.raises(bpv.BackpropError):
         bpv.trace(f, [0.0, 2.0])
     assert bpv.trace(f, [1.0, 2.0]).same_as(ok)
+
+
+def test_same_module_object_twice_in_a_chain_is_refused():
+    mm = bpv.MM(np.eye(2), np.zeros(2))
+    with pytest.raises(bpv.BackpropError, match=r"M_3 is the same MM object as M_1.*bpv.trace"):
+        bpv.Sequential([mm, bpv.ReLU(), mm], loss=bpv.SquaredLoss())
+
+
+def test_given_arrays_are_read_only():
+    net = bpv.mlp([2, 2, 1], seed=0)
+    tr = net.backprop([0.5, -1.0], 1)
+    for name, a in tr.given.items():
+        assert not a.flags.writeable, name

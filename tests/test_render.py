@@ -190,7 +190,7 @@ OUR_TAGS = {"svg", "style", "text", "g", "rect", "ellipse", "path", "polygon", "
 OUR_ATTRS = {"xmlns", "class", "width", "height", "viewBox", "data-step", "x", "y", "rx", "ry",
              "cx", "cy", "d", "points", "text-anchor", "id", "data-module", "data-node",
              "data-key", "data-blank", "x1", "y1", "x2", "y2", "stroke", "stroke-width",
-             "stroke-dasharray"}
+             "stroke-dasharray", "style"}
 
 
 def nasty_trace(name):

@@ -33,7 +33,8 @@ def in_step(s):
     if k >= 0:
         spec = m.trace.specs[k]
         assert spec.tag in s.equation.value
-        assert spec.tag in s.graph.value
+        if spec.module is not None:                   # the module applied is highlighted
+            assert f'data-module="{spec.module}"><ellipse class="oval cur-' in s.graph.value
         header = bpv.text.step_header(m.trace, k)
         assert header.split(" · ")[0] in s.equation.value
     else:
