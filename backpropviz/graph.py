@@ -421,7 +421,9 @@ def mlp(sizes, activation: str = "relu", loss: str | None = "logistic", seed: in
         output_activation: str | None = None) -> Sequential:
     """An MLP (7.72): MM[W[1], b[1]], σ, MM[W[2], b[2]], σ, …, MM[W[r], b[r]], then the loss.
 
-    Weights are drawn N(0, 2/(n_in + n_out)) from ``numpy.random.default_rng(seed)``; biases are 0.
+    Weights are drawn N(0, 2/(n_in + n_out)) from ``numpy.random.default_rng(seed)``; biases are
+    0.01, so a unit whose inputs are all 0 does not sit exactly on ReLU's kink (where backprop's
+    σ'(0) = 0 and finite differences disagree).
     """
     sizes = list(sizes)
     if len(sizes) < 2 or any(not isinstance(n, (int, np.integer)) or n < 1 for n in sizes):
@@ -438,7 +440,7 @@ def mlp(sizes, activation: str = "relu", loss: str | None = "logistic", seed: in
     layers: list[M.Module] = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
         W = rng.normal(0.0, math.sqrt(2.0 / (n_in + n_out)), size=(n_out, n_in))
-        layers.append(M.MM(W, np.zeros(n_out)))
+        layers.append(M.MM(W, np.full(n_out, 0.01)))
         if i < len(sizes) - 2:
             layers.append(M.ACTIVATIONS[activation]())
     if output_activation is not None:
