@@ -1,0 +1,416 @@
+"""The lesson in a real browser, clicked through the way a learner does it.
+
+For JupyterLab (Run All through the menu) and for Voilà, in headless Chromium:
+
+* ▶ through the whole forward and backward pass: after every click the graph shows the next step
+  (the svg's ``data-step``), another module/node is highlighted (``cur-F`` forward, ``cur-B``
+  backward; the very ones backpropviz itself says the step writes), the counter and the equation
+  change (and the equation is typeset by MathJax);
+* ⏮ reset, ⏭ backward pass and ◀;
+* predict, then reveal: a wrong answer gets a ✘ hint and no step; the right one (computed here by
+  backpropviz from the lesson's numbers, not read from the kernel) gets ✔ and the step;
+* click-to-graph latency over 15 clicks → artifacts/browser/latency.json (a figure, not a limit);
+* screenshots at key moments → artifacts/browser/*.png; a failed wait saves
+  ``FAILED-<app>-<step>.png`` and the failure names the step.
+
+Run: ``.venv/bin/python -m pytest tests/test_browser.py -q -s -p no:cacheprovider``.
+Without /usr/bin/chromium or Playwright every test is skipped, saying so.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+
+import numpy as np
+import pytest
+
+from backpropviz.text import step_header
+from browser_util import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, TIMEOUT_MS, LabServer,
+                          Learner, VoilaServer, chromium_missing, copy_notebooks, latency_summary)
+
+MISSING = chromium_missing()
+pytestmark = pytest.mark.browser
+
+LESSON = "00_start_here.ipynb"
+VIEWPORT = {"width": 1400, "height": 1600}
+RESULTS: dict = {"latency": {}, "timings": {}, "out_of_view": {}}
+
+
+# --- what the lesson shows, computed here without a kernel ----------------------------------------
+def lesson_trace():
+    """The lesson's network and numbers (notebooks/00_start_here.ipynb, first code cell)."""
+    import backpropviz as bpv
+    x = np.array([1.0, 2.0])
+    W1, b1 = np.array([[0.1, 0.2], [0.3, 0.4]]), np.zeros(2)
+    W2, b2 = np.array([[0.5, -0.5]]), np.zeros(1)
+    net = bpv.Sequential([bpv.MM(W1, b1), bpv.ReLU(), bpv.MM(W2, b2), bpv.Sigmoid()],
+                         loss=bpv.SquaredLoss())
+    return bpv.StepperModel(net, x, np.array([1.0]))
+
+
+@pytest.fixture(scope="module")
+def lesson():
+    return lesson_trace()
+
+
+def counter_at(model, k: int) -> str:
+    model.go(k)
+    return model.counter()
+
+
+# --- reporting: a section at the end of the pytest run, and the JSON file ---------------------------
+class _Summary:
+    def pytest_terminal_summary(self, terminalreporter):
+        tr = terminalreporter
+        tr.section("backpropviz in the browser")
+        if MISSING:
+            tr.write_line(f"SKIPPED: {MISSING}")
+            return
+        for line in summary_lines():
+            tr.write_line(line)
+
+
+def summary_lines() -> list[str]:
+    out = []
+    for app, t in RESULTS["timings"].items():
+        out.append(f"{app}: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()))
+    for app, s in RESULTS["latency"].items():
+        if s.get("n"):
+            out.append(f"{app}: click ▶/◀ → graph updated, {s['n']} clicks: median "
+                       f"{s['median_ms']} ms, p90 {s['p90_ms']} ms, max {s['max_ms']} ms")
+    for app, steps in RESULTS["out_of_view"].items():
+        if steps:
+            out.append(f"{app}: highlighted node outside the graph's visible box (the learner "
+                       f"must scroll inside it) at steps {steps}")
+    if RESULTS["latency"]:
+        out.append(f"figures: {(ARTIFACTS / 'latency.json').relative_to(ROOT)}; screenshots: "
+                   f"{ARTIFACTS.relative_to(ROOT)}/*.png")
+    return out
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report_or_skip(request):
+    """The summary section at the end of the run; without Chromium, a skip that says why."""
+    pm = request.config.pluginmanager
+    if not pm.has_plugin("backpropviz-browser-summary"):
+        pm.register(_Summary(), "backpropviz-browser-summary")
+    if MISSING:
+        pytest.skip(MISSING)
+
+
+def write_latency():
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    data = {"what": "time from the learner's click on ▶ or ◀ (click event, in the page) until the "
+                    "graph's svg shows the new step (data-step changed, MutationObserver), in ms",
+            "measured": time.strftime("%Y-%m-%d %H:%M:%S"), **RESULTS["latency"]}
+    (ARTIFACTS / "latency.json").write_text(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+# --- browser, servers, pages --------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def browser():
+    if MISSING:
+        pytest.skip(MISSING)
+    from playwright.sync_api import sync_playwright
+    pw = sync_playwright().start()
+    try:
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    except Exception as e:          # noqa: BLE001
+        pw.stop()
+        pytest.skip(f"Chromium not installed or not startable: {CHROMIUM}: {e}")
+    try:
+        yield b
+    finally:
+        b.close()
+        pw.stop()
+
+
+def open_lab(learner: Learner, server: LabServer, timings: dict):
+    L, page = learner, learner.page
+    t0 = time.monotonic()
+    L.do("open the lesson in JupyterLab", lambda: page.goto(server.url(LESSON)))
+    L.do("notebook cells shown", lambda: page.wait_for_selector(
+        ".jp-NotebookPanel .jp-Cell", timeout=TIMEOUT_MS))
+    L.do("kernel idle", lambda: page.wait_for_selector(
+        ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=TIMEOUT_MS))
+    timings["page to kernel idle"] = time.monotonic() - t0
+    # a widget restored from the saved notebook is not connected to the kernel: not that one
+    page.evaluate("() => document.querySelectorAll('.bpv-stepper, .jp-OutputArea-output')"
+                  ".forEach(e => e.setAttribute('data-bpv-stale', '1'))")
+    last_had_output = page.evaluate("""() => {
+        const cells = document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell');
+        const last = cells[cells.length - 1];
+        return !!last && !!last.querySelector('.jp-OutputArea-output'); }""")
+    t1 = time.monotonic()
+    L.do("open the Run menu", lambda: page.locator(
+        ".lm-MenuBar-item", has_text=re.compile(r"^\s*Run\s*$")).first.click())
+    L.do("Run > Run All Cells", lambda: page.locator(
+        ".lm-Menu-item[data-command='runmenu:run-all']").click())
+    L.do("stepper widget shown after Run All", lambda: page.wait_for_selector(
+        L.root, timeout=TIMEOUT_MS))
+    # done: the last code cell shows a fresh output (if it had one), no cell waits ([*]),
+    # the kernel is idle
+    L.do("all cells run (last cell's new output, no [*], kernel idle)",
+         lambda: page.wait_for_function("""(lastHadOutput) => {
+        const cells = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell')];
+        const last = cells[cells.length - 1];
+        const fresh = !lastHadOutput
+          || !!last.querySelector('.jp-OutputArea-output:not([data-bpv-stale])');
+        const queued = cells.some(c => {
+          const p = c.querySelector('.jp-InputPrompt');
+          return !!p && p.textContent.includes('*'); });
+        return fresh && !queued
+          && !!document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']");
+    }""", arg=last_had_output, timeout=TIMEOUT_MS, polling=100))
+    timings["Run All to widget and idle"] = time.monotonic() - t1
+
+
+def open_voila(learner: Learner, server: VoilaServer, timings: dict):
+    L, page = learner, learner.page
+    t0 = time.monotonic()
+    L.do("open the lesson in Voilà", lambda: page.goto(server.url(), timeout=TIMEOUT_MS))
+    L.do("stepper widget shown in Voilà", lambda: page.wait_for_selector(
+        L.root, timeout=TIMEOUT_MS))
+    timings["page to widget"] = time.monotonic() - t0
+
+
+@pytest.fixture(scope="module", params=["lab", "voila"])
+def app(request, browser, tmp_path_factory, lesson):
+    """One server, one page, the lesson's stepper ready at step −1; stopped whatever happens."""
+    name = request.param
+    tmp = tmp_path_factory.mktemp(f"browser-{name}")
+    notebooks = copy_notebooks(tmp / "notebooks")
+    server = LabServer(tmp, notebooks) if name == "lab" else VoilaServer(tmp, notebooks / LESSON)
+    request.addfinalizer(server.stop)
+    server.start(cwd=notebooks)
+    timings = RESULTS["timings"].setdefault(name, {})
+    timings["server ready"] = server.t_ready
+
+    context = browser.new_context(viewport=VIEWPORT)
+    request.addfinalizer(context.close)
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    root = ".bpv-stepper:not([data-bpv-stale])" if name == "lab" else ".bpv-stepper"
+    learner = Learner(page, name, root)
+    learner.server = server
+    if name == "lab":
+        open_lab(learner, server, timings)
+    else:
+        open_voila(learner, server, timings)
+    # the lesson's next cell steps the widget from code, then resets it: wait for that to settle
+    learner.wait_for("stepper at the start (step −1, counter 0/5 0/9)",
+                     "(s, c) => s.step === '-1' && s.counter === c", counter_at(lesson, -1))
+    scroll_stepper_to_top(learner)
+    learner.shot("after-run-all" if name == "lab" else "start")
+    return learner
+
+
+def scroll_stepper_to_top(L: Learner):
+    L.page.evaluate("(root) => document.querySelector(root).scrollIntoView({block: 'start'})",
+                    L.root)
+    L.page.wait_for_timeout(150)
+
+
+def scroll_graph_to_current(L: Learner):
+    """What a learner does when the highlighted node is below the graph's visible box."""
+    L.page.evaluate("""(root) => {
+        const g = document.querySelector(root + ' .bpv-graph');
+        const cur = g && g.querySelector('rect.cur-F, rect.cur-B');
+        if (!cur) return;
+        const gr = g.getBoundingClientRect(), cr = cur.getBoundingClientRect();
+        g.scrollTop += (cr.top + cr.height / 2) - (gr.top + gr.height / 2);
+    }""", L.root)
+    L.page.wait_for_timeout(100)
+
+
+CUR_IN_VIEW_JS = """(root) => {
+    const g = document.querySelector(root + ' .bpv-graph');
+    const cur = g && g.querySelector('rect.cur-F, rect.cur-B');
+    if (!cur) return null;
+    const gr = g.getBoundingClientRect(), cr = cur.getBoundingClientRect();
+    return cr.top >= gr.top - 1 && cr.bottom <= gr.bottom + 1
+        && cr.left >= gr.left - 1 && cr.right <= gr.right + 1;
+}"""
+
+
+def go_to_start(L: Learner, lesson):
+    """Untick predict-then-reveal if ticked, and reset to step −1."""
+    box = L.page.locator(L.sel(".bpv-predict-toggle input[type=checkbox]"))
+    if L.do("read the predict checkbox", lambda: box.is_checked()):
+        L.do("untick predict, then reveal", lambda: box.uncheck())
+        L.wait_for("prediction box hidden", "(s) => !s.asking")
+    if L.read()["step"] != "-1":
+        L.click("click ⏮ reset", ".bpv-reset")
+    L.wait_for("back at step −1", "(s, c) => s.step === '-1' && s.counter === c",
+               counter_at(lesson, -1))
+    scroll_graph_to_top(L)
+
+
+def scroll_graph_to_top(L: Learner):
+    L.page.evaluate("(root) => { const g = document.querySelector(root + ' .bpv-graph');"
+                    " if (g) { g.scrollTop = 0; g.scrollLeft = 0; } }", L.root)
+
+
+def expect(L: Learner, step: str, ok: bool, what: str):
+    if not ok:
+        L.fail(step, what)
+
+
+# --- the tests ------------------------------------------------------------------------------------------
+def test_walk_forward_and_backward(app, lesson):
+    """▶ fourteen times: every click shows the next rule on the graph, counter and equation."""
+    L, tr = app, lesson.trace
+    go_to_start(L, lesson)
+    s = L.read()
+    expect(L, "initial state", s["n_cur"] == 0 and s["prev_disabled"] and not s["next_disabled"]
+           and s["equation"].startswith(f"before step 1/{len(tr)}"),
+           f"at step −1 nothing is highlighted, ◀ is disabled, the equation says 'before step "
+           f"1/{len(tr)}'; shown: {s}")
+    out_of_view = []
+    for k in range(len(tr)):
+        name = f"▶ to step {k + 1}/{len(tr)}"
+        before = s
+        s = L.click_until_step_changes(name, ".bpv-next")
+        spec = tr.specs[k]
+        ph = "F" if spec.phase == "forward" else "B"
+        expect(L, name + ": graph step", s["step"] == str(k),
+               f"data-step should be {k} (one more than {before['step']}), is {s['step']}")
+        expect(L, name + ": highlight moved",
+               (s["module"], s["node"], s["node_phase"]) !=
+               (before["module"], before["node"], before["node_phase"]),
+               f"the highlight did not move: {before['module']}/{before['node']} → "
+               f"{s['module']}/{s['node']}")
+        expect(L, name + ": highlighted node", s["node"] == spec.node and s["node_phase"] == ph,
+               f"the node written should carry cur-{ph}: {spec.node}; shown: {s['node']} "
+               f"(cur-{s['node_phase']})")
+        expect(L, name + ": highlighted module",
+               s["module"] == spec.module and (spec.module is None or s["module_phase"] == ph),
+               f"the module applied should carry cur-{ph}: {spec.module}; shown: {s['module']} "
+               f"(cur-{s['module_phase']})")
+        expect(L, name + ": one node and at most one module highlighted", s["n_cur"] in (1, 2),
+               f"{s['n_cur']} elements carry cur-F/cur-B")
+        expect(L, name + ": counter", s["counter"] == counter_at(lesson, k),
+               f"counter should read {counter_at(lesson, k)!r}, reads {s['counter']!r}")
+        header = step_header(tr, k)
+        expect(L, name + ": equation", s["equation"].startswith(header) and spec.tag in s["equation"],
+               f"the equation should start with {header!r} and name {spec.tag}; "
+               f"shows {s['equation'][:160]!r}")
+        L.wait_for(name + ": equation typeset by MathJax",
+                   "(s) => s.equation_tex >= 1 && !s.equation_raw_dollars")
+        if not L.page.evaluate(CUR_IN_VIEW_JS, L.root):    # graph box not scrolled by anyone
+            out_of_view.append(k + 1)
+        if k == 2:
+            L.shot("mid-forward")
+        if k == 8:                          # ∂J/∂W[2] = v zᵀ, the lesson's drawn step
+            L.shot("mid-backward-as-shown")
+            scroll_graph_to_current(L)
+            L.shot("mid-backward")
+            scroll_graph_to_top(L)
+    expect(L, "end: ▶ disabled", s["next_disabled"] is True,
+           "after the last step ▶ should be disabled")
+    scroll_graph_to_current(L)
+    L.shot("end-of-backward")
+    RESULTS["out_of_view"][L.app] = out_of_view
+    print(f"\n[{L.app}] walk: highlighted node outside the visible graph box at steps "
+          f"{out_of_view or 'none'}")
+
+
+def test_reset_backward_jump_and_prev(app, lesson):
+    """⏮ reset, ⏭ backward pass, ◀: each moves the graph, counter and equation."""
+    L, tr = app, lesson.trace
+    go_to_start(L, lesson)
+    for _ in range(3):
+        L.click_until_step_changes("▶ (before reset)", ".bpv-next")
+    s = L.click_until_step_changes("click ⏮ reset", ".bpv-reset")
+    expect(L, "⏮ reset", s["step"] == "-1" and s["n_cur"] == 0
+           and s["counter"] == counter_at(lesson, -1),
+           f"reset should show step −1, nothing highlighted, {counter_at(lesson, -1)!r}; shown {s}")
+    s = L.click_until_step_changes("click ⏭ backward pass", ".bpv-to-backward")
+    nf = tr.n_forward
+    expect(L, "⏭ backward pass", s["step"] == str(nf) and s["node"] == tr.specs[nf].node
+           and s["node_phase"] == "B" and s["counter"] == counter_at(lesson, nf),
+           f"⏭ should show step {nf} (∂J/∂u[{nf}] = 1) with {tr.specs[nf].node} in cur-B and "
+           f"{counter_at(lesson, nf)!r}; shown {s}")
+    scroll_graph_to_current(L)
+    L.shot("jump-to-backward")
+    s = L.click_until_step_changes("click ◀ (back into the forward pass)", ".bpv-prev")
+    expect(L, "◀", s["step"] == str(nf - 1) and s["node_phase"] == "F"
+           and s["counter"] == counter_at(lesson, nf - 1),
+           f"◀ should show step {nf - 1} in cur-F; shown {s}")
+    go_to_start(L, lesson)
+
+
+def test_predict_then_reveal(app, lesson):
+    """Tick the box, step to the first gradient to predict, answer wrong (✘ hint), then right (✔)."""
+    L, tr = app, lesson.trace
+    go_to_start(L, lesson)
+    box = L.page.locator(L.sel(".bpv-predict-toggle input[type=checkbox]"))
+    L.do("tick 'predict, then reveal'", lambda: box.check())
+    k = next(j for j in range(len(tr)) if lesson.needs_prediction(j))    # first such step
+    spec = tr.specs[k]
+    for j in range(k):
+        s = L.click_until_step_changes(f"predict mode: ▶ to step {j + 1}", ".bpv-next")
+    L.wait_for(f"asked to predict {spec.lhs}", "(s, want) => s.asking && s.prompt.includes(want)",
+               spec.lhs)
+    s = L.read()
+    expect(L, "prediction prompt", s["step"] == str(k - 1),
+           f"the prompt for step {k} should come at step {k - 1}; shown {s}")
+
+    L.click("▶ without a prediction", ".bpv-next")
+    L.wait_for("▶ refused: 'Type your prediction first'",
+               "(s) => s.message.includes('prediction first')")
+    expect(L, "▶ refused", L.read()["step"] == str(k - 1), "▶ moved on without a prediction")
+
+    want = np.asarray(tr[spec.writes], dtype=float)
+    wrong = json.dumps(np.stack([want.ravel(), want.ravel()]).tolist())       # wrong shape
+    L.type_answer("type a wrong-shape answer", wrong)
+    L.click("check the wrong answer", ".bpv-check")
+    L.wait_for("✘ feedback for the wrong answer",
+               "(s) => s.feedback.includes('✘') && s.feedback.includes('shape')")
+    s = L.read()
+    hint = s["feedback"]
+    expect(L, "wrong answer keeps the step", s["step"] == str(k - 1),
+           f"a wrong answer must not advance; shown {s['step']}")
+    L.shot("prediction-wrong")
+
+    right = json.dumps(want.tolist())           # from backpropviz on the lesson's numbers
+    L.type_answer("type the right answer", right)
+    L.click("check the right answer", ".bpv-check")
+    L.wait_for("✔ feedback and the step shown",
+               "(s, k) => s.feedback.includes('✔') && s.step === k", str(k))
+    s = L.read()
+    expect(L, "right answer: graph and counter", s["node"] == spec.node and s["node_phase"] == "B"
+           and s["counter"] == counter_at(lesson, k),
+           f"after ✔ the graph should show {spec.node} in cur-B and {counter_at(lesson, k)!r}; "
+           f"shown {s}")
+    expect(L, "next prediction asked", s["asking"] == lesson.needs_prediction(k + 1),
+           "after ✔ the next backward step should ask for a prediction again")
+    scroll_graph_to_current(L)
+    L.shot("prediction-right")
+    print(f"\n[{L.app}] predicted {spec.lhs}: wrong {wrong} → {hint!r}; right {right} → "
+          f"{s['feedback']!r}")
+    go_to_start(L, lesson)
+
+
+def test_click_to_graph_latency(app, lesson, record_property):
+    """15 clicks (▶ ×14 through both passes, ◀ ×1): click → new data-step on the svg, in the page."""
+    L, tr = app, lesson.trace
+    go_to_start(L, lesson)
+    L.latencies.clear()
+    for k in range(len(tr)):
+        L.click_until_step_changes(f"latency: ▶ to step {k + 1}", ".bpv-next")
+    L.click_until_step_changes("latency: ◀", ".bpv-prev")
+    summary = latency_summary(L.latencies)
+    wall = latency_summary(L.wall)
+    summary["from_python_ms"] = {k: wall[k] for k in ("median_ms", "p90_ms", "max_ms")}
+    summary["from_python_note"] = ("the same clicks timed from Python: Playwright's click() "
+                                   "call until its poll sees the new step (adds its overhead)")
+    RESULTS["latency"][L.app] = summary
+    write_latency()
+    record_property(f"latency_{L.app}_ms", json.dumps(summary))
+    print(f"\n[{L.app}] click → graph updated over {summary['n']} clicks: median "
+          f"{summary['median_ms']} ms, p90 {summary['p90_ms']} ms, max {summary['max_ms']} ms "
+          f"(from Python, with Playwright's overhead: median {wall['median_ms']} ms)")
+    go_to_start(L, lesson)
+    assert summary["n"] == len(tr) + 1
