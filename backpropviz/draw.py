@@ -339,7 +339,7 @@ class Renderer:
         h = L.total_h - top
         parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="bpv" width="{L.width:.0f}" '
                  f'height="{h:.0f}" viewBox="0 {top:.0f} {L.width:.0f} {h:.0f}" '
-                 f'style="max-width:100%;height:auto" data-step="{k}">', _STYLE,
+                 f'style="max-width:100%;max-height:82vh;width:auto;height:auto" data-step="{k}">', _STYLE,
                  self._caption(k) if caption else ""]
         for e, (path, head, lab) in zip(L.edges, self._edge_svg):
             if e.module == st.module and (e.node == st.wrote or e.node in st.read):

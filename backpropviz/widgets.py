@@ -56,12 +56,12 @@ class Stepper:
         m = self.model
         self._busy = False
 
-        self.graph = W.HTML(layout=W.Layout(overflow="auto", max_height="720px"))
+        self.graph = W.HTML(layout=W.Layout(overflow="auto"))
         self.graph.add_class("bpv-graph")
         btn = lambda d, tip, cls: W.Button(description=d, tooltip=tip,
                                            layout=W.Layout(width="auto")).add_class(cls)
-        self.prev_btn = btn("◀", "previous step", "bpv-prev")
-        self.next_btn = btn("▶", "next step", "bpv-next")
+        self.prev_btn = btn("◀ step", "previous step", "bpv-prev")
+        self.next_btn = btn("step ▶", "next step: apply one rule", "bpv-next")
         self.reset_btn = btn("reset", "back to before the first step", "bpv-reset")
         self.back_btn = btn("to backward pass", "jump to the first backward step, ∂J/∂u[k] = 1",
                             "bpv-to-backward")
@@ -85,8 +85,8 @@ class Stepper:
         self._build_predict(predict)
         self._build_controls()
 
-        bar = W.HBox([self.reset_btn, self.prev_btn, self.play, self.slider, self.next_btn,
-                      self.back_btn, self.counter],
+        bar = W.HBox([self.reset_btn, self.prev_btn, self.next_btn, self.back_btn,
+                      self.counter, self.play, self.slider],
                      layout=W.Layout(align_items="center", flex_flow="row wrap"))
         parts = [bar, self.equation, self.predict_box, self.message, self.graph, self.inspector]
         if self.controls is not None:
@@ -99,12 +99,22 @@ class Stepper:
         W = self.W
         self.node_pick = W.Dropdown(options=self._node_options(), description="inspect",
                                     layout=W.Layout(width="260px")).add_class("bpv-inspect")
+        self.follow = W.Checkbox(value=True, description="follow the current step",
+                                 indent=False).add_class("bpv-follow")
+        self.follow.observe(lambda ch: self._refresh(), names="value")
         self.node_info = W.HTML().add_class("bpv-node-info")
         self.heatmap = W.Image(format="png", layout=W.Layout(max_width="520px"))
         self.heatmap.add_class("bpv-heatmap")
-        self.node_pick.observe(lambda ch: self._update_inspector(), names="value")
-        self.inspector = W.VBox([self.node_pick, W.HBox([self.node_info, self.heatmap])])
+        self.node_pick.observe(self._on_pick, names="value")
+        self.inspector = W.VBox([W.HBox([self.node_pick, self.follow]),
+                                 W.HBox([self.node_info, self.heatmap])])
         self._heat_cache: dict = {}
+
+    @shown_in_widget
+    def _on_pick(self, change):
+        if not self._busy:               # the learner chose a node: stop following the step
+            self.follow.value = False
+        self._update_inspector()
 
     def _node_options(self):
         return [n.name for n in self.model.trace.nodes]
@@ -124,7 +134,9 @@ class Stepper:
         self.predict_toggle.observe(lambda ch: self._refresh(), names="value")
         self.ask = W.HBox([self.prompt, self.answer, self.check_btn, self.reveal_btn],
                           layout=W.Layout(align_items="center", flex_flow="row wrap"))
-        self.predict_box = W.VBox([self.predict_toggle, self.ask, self.feedback])
+        # feedback first: after a right answer it confirms the step just revealed, above the
+        # question for the next one
+        self.predict_box = W.VBox([self.predict_toggle, self.feedback, self.ask])
 
     def _build_controls(self):
         W = self.W
@@ -199,6 +211,7 @@ class Stepper:
 
     @shown_in_widget
     def _on_check(self, _):
+        self._say("")
         ok, msg = self.model.check_prediction(self.answer.value)
         self.feedback.value = (f'<span style="color:{"#1a7f37" if ok else "#b3261e"}">'
                                f"{'✔' if ok else '✘'} {html.escape(msg)}</span>")
@@ -268,6 +281,7 @@ class Stepper:
     # --- view ----------------------------------------------------------------------------------------
     def _set_step(self, k: int, keep_feedback: bool = False):
         self.model.go(k)
+        self._say("")                    # a message from before is stale once the learner moves
         if not keep_feedback:
             self.feedback.value = ""
         if self.slider.value != self.model.step:
@@ -301,7 +315,7 @@ class Stepper:
         if ask:
             spec = m.trace.specs[m.step + 1]
             self.prompt.value = (f"predict <b>{html.escape(spec.lhs)}</b> "
-                                 f"({html.escape(shape_str(m.trace[spec.writes]))}) "
+                                 f"[shape {html.escape(shape_str(m.trace[spec.writes]))}] "
                                  f"= {html.escape(spec.fill())} {html.escape(spec.tag)}:")
         self.prev_btn.disabled = m.step <= -1
         self.next_btn.disabled = m.step >= m.n - 1
@@ -323,6 +337,13 @@ class Stepper:
                 + f"{html.escape(eq['result'])}</div>")
 
     def _update_inspector(self):
+        m = self.model
+        if self.follow.value and m.step >= 0 and self.node_pick.value != m.trace.specs[m.step].node:
+            self._busy = True
+            try:
+                self.node_pick.value = m.trace.specs[m.step].node
+            finally:
+                self._busy = False
         name = self.node_pick.value
         if name is None:
             return

@@ -105,23 +105,28 @@ bpv.show(trace, step=8)
     md("""
 ## Your turn: step through it
 
-Press ▶ to apply one rule at a time, or ⏭ to jump to the start of the backward pass. Tick
-*predict, then reveal* to type each gradient before it is shown. Below the graph, inspect any
-node, and change $x$, $y$, the weights or the loss, then *rebuild*.
+Press **step ▶** to apply one rule at a time (**◀ step** goes back), or **to backward pass** to
+jump to $\\partial J/\\partial u^{[5]} = 1$; the play button runs through the steps by itself. Tick
+*predict, then reveal* to type each gradient before it is shown. Below the graph, the inspector
+follows the current step (or shows the node you pick); change $x$, $y$, the weights or the loss,
+then *rebuild*.
 """),
     code("""
 # NBVAL_IGNORE_OUTPUT
 stepper = bpv.Stepper(net, x, y_true)
 stepper
 """),
-    md("The stepper can be driven from code too (this is how the tests check it):"),
+    md("""
+Behind the widget is a plain model you can drive from code. Nine steps in, the backward pass has
+just applied (7.65) to get $\\partial J/\\partial W^{[2]}$:
+"""),
     code("""
+model = bpv.StepperModel(net, x, y_true)
 for _ in range(9):
-    stepper.click("next")
-print(stepper.model.counter())
-print(stepper.model.equation()["symbolic"])
-print(stepper.model.equation()["result"])
-stepper.click("reset")
+    model.next()
+print(model.counter())
+print(model.equation()["symbolic"])
+print(model.equation()["result"])
 """),
     md("""
 ## Is backprop right? Its numerical twin
