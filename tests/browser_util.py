@@ -184,6 +184,24 @@ class LabServer(Server):
         super().stop()
 
 
+class NotebookServer(LabServer):
+    """Jupyter Notebook 7: the same front-end parts as JupyterLab, one document per page."""
+
+    name = "notebook7"
+
+    def command(self):
+        cmd = [sys.executable, "-m", "notebook", "--no-browser", "--ip=127.0.0.1",
+               f"--port={self.port}", "--port-retries=0",
+               f"--IdentityProvider.token={self.token}",
+               f"--ServerApp.root_dir={self.root_dir}"]
+        if os.geteuid() == 0:
+            cmd.append("--allow-root")
+        return cmd
+
+    def url(self, notebook: str) -> str:
+        return f"{self.base}/notebooks/{notebook}?token={self.token}"
+
+
 class VoilaServer(Server):
     name = "voila"
     any_answer = True           # its only page runs the notebook: poll a URL that does not exist

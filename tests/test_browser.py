@@ -27,6 +27,7 @@ import pytest
 
 from backpropviz.text import step_header
 from browser_util import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, TIMEOUT_MS, LabServer,
+                          NotebookServer,
                           Learner, VoilaServer, chromium_missing, copy_notebooks, latency_summary)
 
 MISSING = chromium_missing()
@@ -175,13 +176,14 @@ def open_voila(learner: Learner, server: VoilaServer, timings: dict):
     timings["page to widget"] = time.monotonic() - t0
 
 
-@pytest.fixture(scope="module", params=["lab", "voila"])
+@pytest.fixture(scope="module", params=["lab", "notebook7", "voila"])
 def app(request, browser, tmp_path_factory, lesson):
     """One server, one page, the lesson's stepper ready at step −1; stopped whatever happens."""
     name = request.param
     tmp = tmp_path_factory.mktemp(f"browser-{name}")
     notebooks = copy_notebooks(tmp / "notebooks")
-    server = LabServer(tmp, notebooks) if name == "lab" else VoilaServer(tmp, notebooks / LESSON)
+    server = {"lab": LabServer, "notebook7": NotebookServer}.get(name)
+    server = server(tmp, notebooks) if server else VoilaServer(tmp, notebooks / LESSON)
     request.addfinalizer(server.stop)
     server.start(cwd=notebooks)
     timings = RESULTS["timings"].setdefault(name, {})
@@ -191,10 +193,10 @@ def app(request, browser, tmp_path_factory, lesson):
     request.addfinalizer(context.close)
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
-    root = ".bpv-stepper:not([data-bpv-stale])" if name == "lab" else ".bpv-stepper"
+    root = ".bpv-stepper" if name == "voila" else ".bpv-stepper:not([data-bpv-stale])"
     learner = Learner(page, name, root)
     learner.server = server
-    if name == "lab":
+    if name != "voila":                 # JupyterLab and Notebook 7 share their front-end parts
         open_lab(learner, server, timings)
     else:
         open_voila(learner, server, timings)
@@ -202,7 +204,7 @@ def app(request, browser, tmp_path_factory, lesson):
     learner.wait_for("stepper at the start (step −1, counter 0/5 0/9)",
                      "(s, c) => s.step === '-1' && s.counter === c", counter_at(lesson, -1))
     scroll_stepper_to_top(learner)
-    learner.shot("after-run-all" if name == "lab" else "start")
+    learner.shot("start" if name == "voila" else "after-run-all")
     return learner
 
 
