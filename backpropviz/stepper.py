@@ -15,11 +15,9 @@ import numpy as np
 from . import modules as M
 from .errors import BackpropError, shape_str
 from .graph import Sequential, mlp
-from .text import fnum, inline, step_equation, step_header, step_text
+from .text import exact, fnum, inline, step_equation, step_header, step_text
 from .trace import Trace, pretty
 
-LOSS_NAMES = {"squared": M.SquaredLoss, "logistic": M.LogisticLoss,
-              "cross_entropy": M.CrossEntropyLoss}
 MAX_EDITABLE_PARAMS = 60
 
 
@@ -33,6 +31,13 @@ class Settings:
     activation: str = "relu"
     loss: str = "logistic"
     seed: int = 0
+    output_activation: str | None = None    # e.g. the notes' example ends MM, σ before the loss
+
+
+def same_network(a: Settings, b: Settings) -> bool:
+    """Settings that describe the same weights (only x, y or the loss differ)."""
+    return (a.sizes, a.activation, a.output_activation, a.seed) == \
+        (b.sizes, b.activation, b.output_activation, b.seed)
 
 
 def parse_array(text: str, what: str) -> np.ndarray:
@@ -64,12 +69,22 @@ def parse_sizes(text: str) -> tuple:
     return sizes
 
 
-def _arch(net: Sequential) -> tuple[tuple, str]:
-    """Layer sizes and activation of an MLP-shaped network (for the controls)."""
-    mms = [m for m in net.layers if isinstance(m, M.MM)]
-    sizes = (mms[0].n_in,) + tuple(m.n_out for m in mms) if mms else ()
-    acts = [type(m).__name__.lower() for m in net.layers if isinstance(m, M.Activation)]
-    return sizes, acts[0] if acts else "identity"
+def _arch(net: Sequential):
+    """(sizes, hidden activation, output activation) of an MLP-shaped network, else None.
+
+    MLP-shaped means what ``mlp`` builds: MM, σ, MM, σ, …, MM, optionally one more σ.
+    """
+    layers, name = net.layers, lambda m: type(m).__name__.lower()
+    out_act = name(layers[-1]) if isinstance(layers[-1], M.Activation) else None
+    body = layers[:-1] if out_act else layers
+    mms, acts = body[0::2], body[1::2]
+    if not mms or not all(type(m) is M.MM for m in mms) or len(acts) != len(mms) - 1 or \
+            not all(isinstance(a, M.Activation) and name(a) == name(acts[0]) for a in acts):
+        return None
+    if out_act not in (None, *M.ACTIVATIONS) or any(name(a) not in M.ACTIVATIONS for a in acts):
+        return None
+    sizes = (mms[0].n_in,) + tuple(m.n_out for m in mms)
+    return sizes, name(acts[0]) if acts else "relu", out_act
 
 
 class StepperModel:
@@ -86,15 +101,27 @@ class StepperModel:
             self.net = net_or_trace
             x = np.asarray(x, dtype=float)
             self.trace = self.net.backprop(x, y)
-            sizes, act = _arch(self.net)
-            loss = next((k for k, c in LOSS_NAMES.items() if type(self.net.loss) is c), "squared")
-            self.settings = Settings(tuple(np.ravel(x)), tuple(np.ravel(self.trace.given["y"])),
-                                     sizes, act, loss, 0)
+            self.settings = self._settings(x)
         else:
             raise BackpropError("Stepper: give a network and x, y (Stepper(net, x, y)) or a trace "
                                 f"(Stepper(trace)); got {type(net_or_trace).__name__}")
         self._renderer = None
         self.revealed: set[int] = set()
+
+    def _settings(self, x) -> Settings | None:
+        """The rebuild controls' settings, or None (and why, in ``fixed_reason``) where the
+        controls cannot describe this network or example."""
+        arch = _arch(self.net)
+        loss = next((k for k, c in M.LOSSES.items() if type(self.net.loss) is c), None)
+        self.fixed_reason = ("the controls describe one example, not a batch" if x.ndim != 1
+                             else "the network has no standard loss" if loss is None
+                             else "the network is not an MLP built from MM and one activation"
+                             if arch is None else "")
+        if self.fixed_reason:
+            return None
+        sizes, act, out_act = arch
+        return Settings(tuple(x), tuple(np.ravel(self.trace.given["y"])), sizes, act, loss, 0,
+                        out_act)
 
     # --- position -------------------------------------------------------------------------------
     @property
@@ -173,7 +200,9 @@ class StepperModel:
         if they changed); ``fresh`` draws new weights from the seed; ``weights`` replaces some.
         """
         if self.settings is None:
-            self.error = "this stepper shows a fixed trace; build it from a network to change it"
+            self.error = ("this stepper shows a fixed trace"
+                          + (f": {self.fixed_reason}" if getattr(self, "fixed_reason", "") else
+                             "; build it from a network to change it"))
             return False
         try:
             st = replace(self.settings, **changes)
@@ -194,17 +223,18 @@ class StepperModel:
 
     def _network(self, st: Settings, weights, keep_net, fresh) -> Sequential:
         old = self.settings
-        same = (st.sizes, st.activation, st.seed) == (old.sizes, old.activation, old.seed)
-        if (keep_net or same) and not fresh:       # the same network, perhaps another loss
-            net = Sequential(self.net.layers, LOSS_NAMES[st.loss]())
+        if (keep_net or same_network(st, old)) and not fresh:   # perhaps another loss
+            net = Sequential(self.net.layers, M.LOSSES[st.loss]())
         else:
-            net = mlp(st.sizes, activation=st.activation, loss=st.loss, seed=st.seed)
+            net = mlp(st.sizes, activation=st.activation, loss=st.loss, seed=st.seed,
+                      output_activation=st.output_activation)
         return net.with_params(weights) if weights else net
 
     def weights_text(self) -> str:
         if self.net is None:
             return ""
-        return "\n".join(f"{k} = {inline(v)}" for k, v in self.net.params.items())
+        # every digit: rebuilding from this text must not round the weights
+        return "\n".join(f"{k} = {exact(v)}" for k, v in self.net.params.items())
 
     def parse_weights(self, text: str) -> dict:
         out = {}
@@ -233,7 +263,7 @@ class StepperModel:
         y = np.array(self.settings.y, dtype=float)
         rows = []
         k = len(self.net.layers)
-        for name, cls in LOSS_NAMES.items():
+        for name, cls in M.LOSSES.items():
             try:
                 tr = Sequential(self.net.layers, cls()).backprop(x, y.reshape(()) if y.size == 1 else y)
                 rows.append((name, f"∂J/∂u[{k}] = {inline(tr.grad(f'u[{k}]'))}  (J = {fnum(tr.loss)})"))
@@ -292,12 +322,14 @@ class StepperModel:
             if v is not None and z.ndim == 1 and near(np.outer(z, v)):
                 return "You computed z vᵀ; ∂J/∂W = v zᵀ (7.65): rows follow v, columns follow z."
         elif spec.rule == "B1" and op in ("LogisticLoss", "CrossEntropyLoss"):
+            squash = "σ(t)" if op == "LogisticLoss" else "softmax(t)"
             if near(reads[spec.reads[0]]):
-                return "That is t itself; the rule subtracts the label after squashing: σ(t) − y (7.70)."
+                return (f"That is t itself; the rule subtracts the label after squashing: "
+                        f"{squash} − y {spec.tag}.")
         bad = np.argmax(np.abs(got - want))
         idx = np.unravel_index(bad, want.shape) if want.ndim else ()
-        return (f"Not quite: the rule is {spec.formula()} {spec.tag}. Check entry "
-                f"{list(map(int, idx)) if idx else ''}: you have {fnum(got[idx])}.")
+        where = f"Check entry {list(map(int, idx))}: you have" if idx else "You have"
+        return f"Not quite: the rule is {spec.formula()} {spec.tag}. {where} {fnum(got[idx])}."
 
     def reveal(self, k: int | None = None):
         k = self.step + 1 if k is None else k

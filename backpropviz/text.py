@@ -24,6 +24,15 @@ def fnum(x) -> str:
     return f"{x:.4g}"
 
 
+def exact(a) -> str:
+    """A value with every digit that tells it apart (for fields a learner edits and reads back)."""
+    a = np.asarray(a, dtype=float)
+    one = lambda v: np.format_float_positional(v, unique=True, trim="-")
+    if a.ndim == 0:
+        return one(a)
+    return "[" + ", ".join(exact(r) if a.ndim > 1 else one(r) for r in a) + "]"
+
+
 def shape_text(a) -> str:
     shape = np.shape(a)
     return "×".join(map(str, shape)) if shape else "scalar"

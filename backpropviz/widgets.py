@@ -9,24 +9,33 @@ from __future__ import annotations
 import functools
 import html
 import io
+import re
 
 import numpy as np
 
 from .errors import BackpropError, shape_str
-from .stepper import LOSS_NAMES, MAX_EDITABLE_PARAMS, StepperModel, parse_array, parse_sizes
-from .text import array_lines, fnum, step_text
+from . import modules as M
+from .stepper import (MAX_EDITABLE_PARAMS, Settings, StepperModel, parse_array, parse_sizes,
+                      same_network)
+from .text import array_lines, exact
 from .trace import pretty
 
-ACTIVATION_NAMES = ["relu", "sigmoid", "tanh", "identity"]
+_NAME = re.compile(r"([A-Za-z]\w*)\[(\d+)\]$")
+_TEX_SPECIAL = {c: "\\" + c for c in "#$%&_{}"} | {"\\": r"\backslash ", "^": r"\hat{}",
+                                                   "~": r"\sim "}
+# text MathJax must leave alone (JupyterLab's MathJax 3 honours the first, Voilà's the second)
+NO_MATH = 'class="tex2jax_ignore mathjax_ignore"'
 
 
 def _latex_key(key: str) -> str:
-    """'dJ/dW[2]' → \\frac{\\partial J}{\\partial W^{[2]}}; 'u[1]' → u^{[1]}."""
-    import re
+    """'dJ/dW[2]' → \\frac{\\partial J}{\\partial W^{[2]}}; 'u[1]' → u^{[1]}; other names
+    (a user's) as escaped \\text{…}."""
     grad = key.startswith("dJ/d")
-    name = key[4:] if grad else key
-    name = re.sub(r"\[(\d+)\]", r"^{[\1]}", html.escape(name.split(" via ")[0]))
-    return r"\frac{\partial J}{\partial " + name + "}" if grad else "{" + name + "}"
+    name = (key[4:] if grad else key).split(" via ")[0]
+    m = _NAME.match(name)
+    tex = f"{m[1]}^{{[{m[2]}]}}" if m else (
+        r"\text{" + "".join(_TEX_SPECIAL.get(c, c) for c in html.escape(name)) + "}")
+    return r"\frac{\partial J}{\partial " + tex + "}" if grad else "{" + tex + "}"
 
 
 def shown_in_widget(handler):
@@ -80,6 +89,7 @@ class Stepper:
         self.reset_btn.on_click(self._on_reset)
         self.back_btn.on_click(self._on_backward)
         self.slider.observe(self._on_slider, names="value")
+        self.play.observe(self._on_play, names="playing")
 
         self._build_inspector()
         self._build_predict(predict)
@@ -101,14 +111,23 @@ class Stepper:
                                     layout=W.Layout(width="260px")).add_class("bpv-inspect")
         self.follow = W.Checkbox(value=True, description="follow the current step",
                                  indent=False).add_class("bpv-follow")
-        self.follow.observe(lambda ch: self._refresh(), names="value")
+        self.follow.observe(self._on_toggle, names="value")
         self.node_info = W.HTML().add_class("bpv-node-info")
         self.heatmap = W.Image(format="png", layout=W.Layout(max_width="520px"))
         self.heatmap.add_class("bpv-heatmap")
         self.node_pick.observe(self._on_pick, names="value")
         self.inspector = W.VBox([W.HBox([self.node_pick, self.follow]),
                                  W.HBox([self.node_info, self.heatmap])])
-        self._heat_cache: dict = {}
+        self._heat = (None, None, b"")       # (trace, what was drawn, png): drawn once
+
+    @shown_in_widget
+    def _on_play(self, change):
+        if change["new"] and self.predict_toggle.value:
+            self.play.playing = False             # Play ignores `disabled`; predictions come first
+
+    @shown_in_widget
+    def _on_toggle(self, change):
+        self._refresh()
 
     @shown_in_widget
     def _on_pick(self, change):
@@ -131,7 +150,7 @@ class Stepper:
         self.feedback = W.HTML().add_class("bpv-feedback")
         self.check_btn.on_click(self._on_check)
         self.reveal_btn.on_click(self._on_reveal)
-        self.predict_toggle.observe(lambda ch: self._refresh(), names="value")
+        self.predict_toggle.observe(self._on_toggle, names="value")
         self.ask = W.HBox([self.prompt, self.answer, self.check_btn, self.reveal_btn],
                           layout=W.Layout(align_items="center", flex_flow="row wrap"))
         # feedback first: after a right answer it confirms the step just revealed, above the
@@ -146,17 +165,17 @@ class Stepper:
             return
         text = lambda v, d, cls, w="200px": W.Text(value=v, description=d,
                                                   layout=W.Layout(width=w)).add_class(cls)
-        self.x_in = text(", ".join(fnum(v) for v in st.x), "x", "bpv-x")
-        self.y_in = text(", ".join(fnum(v) for v in st.y), "y", "bpv-y")
-        self.sizes_in = text(", ".join(map(str, st.sizes)), "sizes", "bpv-sizes")
-        self.act_in = W.Dropdown(options=ACTIVATION_NAMES, value=st.activation,
+        self.x_in = text("", "x", "bpv-x")
+        self.y_in = text("", "y", "bpv-y")
+        self.sizes_in = text("", "sizes", "bpv-sizes")
+        self.act_in = W.Dropdown(options=list(M.ACTIVATIONS), value=st.activation,
                                  description="σ", layout=W.Layout(width="200px"))
         self.act_in.add_class("bpv-activation")
         self.seed_in = W.IntText(value=st.seed, description="seed", layout=W.Layout(width="160px"))
         self.seed_in.add_class("bpv-seed")
-        self.loss_in = W.ToggleButtons(options=list(LOSS_NAMES), value=st.loss,
+        self.loss_in = W.ToggleButtons(options=list(M.LOSSES), value=st.loss,
                                        description="loss").add_class("bpv-loss")
-        self.weights_in = W.Textarea(value=self.model.weights_text(), description="θ",
+        self.weights_in = W.Textarea(value="", description="θ",
                                      layout=W.Layout(width="520px", height="110px"))
         self.weights_in.add_class("bpv-weights")
         self.rebuild_btn = W.Button(description="rebuild", button_style="primary")
@@ -206,6 +225,10 @@ class Stepper:
                 if self.model.needs_prediction(j):
                     k = j - 1
                     break
+        if k != change["new"]:
+            self.play.playing = False             # Play ignores `disabled`: stop it here
+            self._set_step(k)                     # and put the slider back where the model is
+            return
         self.model.go(k)
         self._refresh()
 
@@ -234,16 +257,17 @@ class Stepper:
             self._say(str(e), error=True)
 
     def _rebuild_from_controls(self):
-        weights = None
-        if self.weights_in.value.strip() and not self.weights_in.disabled:
-            weights = self.model.parse_weights(self.weights_in.value)
+        st = self.model.settings
         changes = dict(x=tuple(parse_array(self.x_in.value, "x").ravel()),
                        y=tuple(parse_array(self.y_in.value, "y").ravel()),
                        sizes=parse_sizes(self.sizes_in.value), activation=self.act_in.value,
                        seed=int(self.seed_in.value), loss=self.loss_in.value)
-        arch_changed = (changes["sizes"], changes["activation"], changes["seed"]) != (
-            self.model.settings.sizes, self.model.settings.activation, self.model.settings.seed)
-        self._apply_rebuild(weights=None if arch_changed else weights, **changes)
+        weights = None
+        # only weights the learner edited, and only for the same network
+        if self.weights_in.value != self.model.weights_text() and not self.weights_in.disabled \
+                and same_network(Settings(**{**st.__dict__, **changes}), st):
+            weights = self.model.parse_weights(self.weights_in.value)
+        self._apply_rebuild(weights=weights, **changes)
 
     @shown_in_widget
     def _on_reinit(self, _):
@@ -274,6 +298,7 @@ class Stepper:
                 self.node_pick.value = keep
         finally:
             self._busy = False
+        self.feedback.value = ""                 # it was about the old trace
         self._update_controls()
         self._refresh()
         self._say("rebuilt: " + repr(m.trace)[1:-1])
@@ -310,6 +335,8 @@ class Stepper:
         self.equation.value = self._equation_html()
         predicting = self.predict_toggle.value
         self.slider.disabled = self.play.disabled = predicting
+        if predicting:
+            self.play.playing = False
         ask = predicting and m.needs_prediction(m.step + 1)
         self.ask.layout.display = "flex" if ask else "none"
         if ask:
@@ -324,15 +351,16 @@ class Stepper:
     def _equation_html(self) -> str:
         m = self.model
         eq = m.equation()
+        # only the $$…$$ line is maths; names and numbers elsewhere are text MathJax must skip
         if m.step < 0:
-            return (f"<div><b>{html.escape(eq['header'])}</b><br>"
+            return (f"<div {NO_MATH}><b>{html.escape(eq['header'])}</b><br>"
                     f"{html.escape(eq['symbolic'])}</div>")
         spec = m.trace.specs[m.step]
         tex = (_latex_key(spec.writes) + " = " + spec.fill(_latex_key)
                .replace("ᵀ", r"^{\top}").replace("⊙", r"\odot "))
-        return (f"<div><b>{html.escape(eq['header'])}</b></div>"
+        return (f"<div {NO_MATH}><b>{html.escape(eq['header'])}</b></div>"
                 f"<div>$$ {tex} \\quad \\text{{{html.escape(spec.tag)}}} $$</div>"
-                f"<div style='font-family:monospace'>"
+                f"<div {NO_MATH} style='font-family:monospace'>"
                 + (f"{html.escape(eq['numbers'])}<br>" if eq["numbers"] else "")
                 + f"{html.escape(eq['result'])}</div>")
 
@@ -358,12 +386,12 @@ class Stepper:
         if info["has_grad"]:
             parts.append(block(pretty("dJ/d" + name), info["grad"]))
         self.node_info.value = "<div>" + "".join(f"<div>{p}</div>" for p in parts) + "</div>"
-        a = self.model.trace[name]
-        if np.ndim(a) == 2 and np.size(a) > 1:
-            key = (id(self.model.trace), name, info["grad"] is not None)
-            if key not in self._heat_cache:
-                self._heat_cache = {key: heatmap_png(name, info["value"], info["grad"])}
-            self.heatmap.value = self._heat_cache[key]
+        value, grad = info["value"], info["grad"]
+        if value is not None and np.ndim(value) == 2 and np.size(value) > 1:
+            drawn = (name, grad is not None)
+            if self._heat[0] is not m.trace or self._heat[1] != drawn:
+                self._heat = (m.trace, drawn, heatmap_png(name, value, grad))
+            self.heatmap.value = self._heat[2]
             self.heatmap.layout.display = "block"
         else:
             self.heatmap.layout.display = "none"
@@ -372,8 +400,9 @@ class Stepper:
         st = self.model.settings
         self._busy = True
         try:
-            self.x_in.value = ", ".join(fnum(v) for v in st.x)
-            self.y_in.value = ", ".join(fnum(v) for v in st.y)
+            # every digit: rebuilding from these fields must not round x or y
+            self.x_in.value = exact(st.x)[1:-1]
+            self.y_in.value = exact(st.y)[1:-1]
             self.sizes_in.value = ", ".join(map(str, st.sizes))
             self.act_in.value = st.activation
             self.seed_in.value = st.seed
@@ -423,9 +452,7 @@ class Stepper:
 
 def heatmap_png(name: str, value, grad) -> bytes:
     """A matrix and its gradient side by side, on one symmetric colour scale."""
-    import matplotlib
-    matplotlib.use("Agg", force=False)
-    from matplotlib.figure import Figure
+    from matplotlib.figure import Figure      # no pyplot: the user's backend stays as it is
     arrays = [("value " + name, value)] + ([(pretty("dJ/d" + name), grad)] if grad is not None else [])
     vmax = max(float(np.max(np.abs(a))) for _, a in arrays) or 1.0
     fig = Figure(figsize=(2.3 * len(arrays) + 0.8, 2.4), dpi=80)

@@ -1,5 +1,6 @@
 """The Stepper, driven on the kernel side through its buttons, slider and controls."""
 import random
+import re
 
 import numpy as np
 import pytest
@@ -127,7 +128,7 @@ def test_weights_edit_and_architecture_change(stepper):
     s.slider.value = 20 if s.model.n > 20 else s.model.n - 1
     s.click("rebuild")
     assert [m.op for m in s.model.trace.modules] == ["MM", "Tanh", "MM", "Tanh", "MM",
-                                                    "SquaredLoss"]
+                                                    "Sigmoid", "SquaredLoss"]  # σ output kept
     assert s.slider.max == s.model.n - 1
     in_step(s)
     s.weights_in.value = "W[1] = [[1, 2]]"            # wrong shape
@@ -274,3 +275,72 @@ def test_thousand_random_actions_never_desynchronise():
         elif a == "inspect":
             s.node_pick.value = rng.choice(list(s.node_pick.options))
         in_step(s)
+
+
+def test_rebuild_with_nothing_changed_keeps_every_digit():
+    net = bpv.mlp([2, 3, 1], seed=0)
+    s = bpv.Stepper(net, np.array([0.123456789, -2.0]), 1.0)
+    before = s.model.trace
+    s.click("rebuild")
+    after = s.model.trace
+    assert after is not before and after.loss == before.loss
+    for name in net.params:
+        assert np.array_equal(after.value(name), before.value(name))
+    assert np.array_equal(after.value("u[0]"), before.value("u[0]"))
+
+
+@pytest.mark.parametrize("why", ["no loss", "batch"])
+def test_steppers_the_controls_cannot_describe_have_none(why):
+    net = bpv.mlp([2, 3, 1], seed=0, loss=None if why == "no loss" else "squared")
+    if why == "no loss":
+        s = bpv.Stepper(net, np.array([0.5, -1.0]))
+    else:
+        s = bpv.Stepper(net, np.array([[0.5, 1.0], [-1.0, 0.2]]), np.array([[0.0, 1.0]]))
+    assert s.controls is None
+    s.click("backward")
+    in_step(s)
+    assert not s.model.rebuild(x=(1.0, 2.0))
+    assert ("batch" if why == "batch" else "no standard loss") in s.model.error
+
+
+def test_play_is_stopped_and_slider_put_back_at_an_unrevealed_prediction(stepper):
+    s = stepper
+    s.predict_toggle.value = True
+    s.play.playing = True
+    assert not s.play.playing                          # predict mode stops a running Play
+    s.play.playing = True
+    s.slider.value = 9                                 # as the running Play would
+    assert s.step == 5 and s.slider.value == 5 and not s.play.playing
+    in_step(s)
+
+
+def test_heatmap_leaves_the_matplotlib_backend_alone(stepper):
+    import matplotlib
+    matplotlib.use("svg")
+    stepper.node_pick.value = "W[1]"
+    stepper.slider.value = 13
+    assert stepper.heatmap.value[:4] == b"\x89PNG"
+    assert matplotlib.get_backend() == "svg"
+
+
+def test_user_names_are_kept_out_of_mathjax():
+    mm = bpv.MM(np.eye(2), np.zeros(2), name="cost $x^2$ & {layer}")
+    s = bpv.Stepper(bpv.trace(lambda z: (mm(z) ** 2).sum(), np.array([1.0, 2.0])))
+    for k in range(len(s.model.trace)):
+        s.slider.value = k
+        eq = s.equation.value
+        math = "".join(re.findall(r"\$\$(.*?)\$\$", eq))
+        assert "cost" not in math                      # the name is only in ignored text
+        assert eq.count("$$") == 2
+        name_at = eq.find("cost")
+        if name_at >= 0:
+            assert 'class="tex2jax_ignore mathjax_ignore"' in eq[:name_at]
+
+
+def test_cross_entropy_hint_names_softmax():
+    net = bpv.Sequential([bpv.MM(np.array([[1.0, 0.5], [-0.5, 2.0]]), np.zeros(2))],
+                         loss=bpv.CrossEntropyLoss())
+    m = StepperModel(net, np.array([0.3, -0.2]), np.array([0.0, 1.0]))
+    k = next(i for i, sp in enumerate(m.trace.specs) if sp.rule == "B1" and sp.tag == "(7.71)")
+    ok, hint = m.check_prediction(str(m.trace["u[1]"].tolist()), k)
+    assert not ok and "softmax(t) − y (7.71)" in hint
