@@ -19,14 +19,14 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .errors import BackpropError
-from .text import array_lines, fnum, inline, shape_text, step_header, step_equation, step_text
-from .trace import Trace, grad_key, pretty
+from .text import array_lines, shape_text, step_header, step_equation, step_text
+from .trace import Trace, pretty
 
 MAX_NODES = 3000
 FWD, BWD, INK, GREY, BAD = "#0072B2", "#D55E00", "#222222", "#BBBBBB", "#CC0000"
@@ -72,11 +72,6 @@ def run_engine(dot_source: str, fmt: str = "json", engine: str | None = None) ->
 def esc(text: str) -> str:
     """Escape text for SVG/HTML content and attributes (and HTML-like DOT labels)."""
     return html.escape(str(text), quote=True).replace("\n", "&#10;")
-
-
-def _dot_text(text: str) -> str:
-    """Escape quotes and backslashes for DOT but keep the \\l line ends we wrote."""
-    return text.replace("\\", "\\\\").replace("\\\\l", "\\l").replace('"', '\\"').replace("\n", " ")
 
 
 def dot_string(text: str) -> str:
@@ -138,7 +133,7 @@ def _reserved_chars(a) -> int:
     return max(len(line) for line in lines) + 2
 
 
-def _rows(key: str, a) -> int:
+def _rows(a) -> int:
     return len(array_lines(np.zeros(np.shape(a))))
 
 
@@ -172,7 +167,7 @@ class Layout:
                       [n.name] + keys_of.get(n.name, []))
             chars = max(len(box.title), max(len(_row_label(k)) + 2 + _reserved_chars(trace[k])
                                             for k in box.keys))
-            lines = 1 + sum(_rows(k, trace[k]) for k in box.keys)
+            lines = 1 + sum(_rows(trace[k]) for k in box.keys)
             box.width, box.height = chars * CHAR_W + 2 * PAD, lines * LINE_H + 2 * PAD
             self.boxes[n.name] = box
         self.ovals = {}
@@ -311,8 +306,8 @@ class Renderer:
     """Draws one trace at any step from one layout. Text of every row is formatted once."""
 
     def __init__(self, trace: Trace, layout: Layout | None = None, engine: str | None = None):
-        if layout is None or layout.signature != graph_signature(trace):
-            layout = Layout(trace, engine)
+        # a given layout must be of this graph (``renderer()`` matches them by signature)
+        layout = layout or Layout(trace, engine)
         self.trace, self.layout = trace, layout
         self._rows = {k: array_lines(trace[k]) for b in layout.boxes.values() for k in b.keys}
         self._bad = {k for k in self._rows if not np.isfinite(np.asarray(trace[k], float)).all()}
@@ -447,13 +442,16 @@ class Renderer:
         src = self.layout.dot_source(body)
         caption = self._caption_lines(k)
         return src.replace("digraph backprop {", "digraph backprop {\n  labelloc=t; labeljust=l; "
-                           f"fontname=\"DejaVu Sans\"; fontsize=12; label=\"{_dot_text(caption)}\";", 1)
+                           f"fontname=\"DejaVu Sans\"; fontsize=12; label={caption};", 1)
 
     def _caption_lines(self, k: int) -> str:
+        """The caption as a DOT string, left-aligned lines (\\l) each escaped on its own."""
         if k < 0:
-            return f"before step 1/{len(self.trace)}\\lnext: {self.trace.specs[0].formula()}\\l"
-        sym, num, res = step_equation(self.trace, k)
-        return "\\l".join([step_header(self.trace, k), sym, num.strip(), res.strip()]) + "\\l"
+            lines = [f"before step 1/{len(self.trace)}", "next: " + self.trace.specs[0].formula()]
+        else:
+            sym, num, res = step_equation(self.trace, k)
+            lines = [step_header(self.trace, k), sym, num.strip(), res.strip()]
+        return '"' + "".join(dot_string(line)[1:-1] + "\\l" for line in lines) + '"'
 
     def png(self, k: int) -> bytes:
         return run_engine(self.dot(k), "png", self.layout.engine)

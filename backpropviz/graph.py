@@ -8,6 +8,7 @@ the values and returns a ``Trace``. ``Sequential`` builds the chain J = M_k(…M
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from functools import reduce
 from operator import itemgetter
@@ -16,7 +17,7 @@ import numpy as np
 
 from . import modules as M
 from .errors import BackpropError, shape_str
-from .trace import ModuleInfo, NodeInfo, StepSpec, Trace, grad_key, pretty
+from .trace import ModuleInfo, NodeInfo, StepSpec, Trace, grad_key
 
 
 @dataclass(frozen=True)
@@ -88,11 +89,6 @@ def _finite(v) -> bool:
     return math.isfinite(s) or bool(np.isfinite(v).all())
 
 
-def _esc(text: str) -> str:
-    """Protect a user's name from str.format in templates."""
-    return text.replace("{", "{{").replace("}", "}}")
-
-
 class Program:
     """A recorded graph, compiled once into the plan of a forward and a backward pass."""
 
@@ -160,7 +156,7 @@ class Program:
                 keys_of.setdefault(z, []).append(key)
                 contrib.setdefault((m, z), []).append(key)
 
-        specs.append(StepSpec("backward", "seed", "(B)", None, (out,), grad_key(out), out, "1"))
+        specs.append(StepSpec("backward", "seed", "(§7.4.2)", None, (out,), grad_key(out), out, "1"))
         plan.append((_seed, (out,), None))
         for e in reversed(eqns):
             if e.output not in need or e.output not in live:
@@ -253,7 +249,7 @@ class Program:
         return BackpropError(
             f"{where}: {spec.writes} = {spec.fill()} contains NaN or inf "
             + (f"(its input {', '.join(bad_in)} already did)" if bad_in else
-               f"although its inputs are finite (overflow?); inputs: "
+               "although its inputs are finite (overflow?); inputs: "
                + ", ".join(f"{n} of shape {shape_str(a)}" for n, a in zip(e.inputs, ins))))
 
 
@@ -389,7 +385,6 @@ class Sequential:
     def with_params(self, params: dict) -> "Sequential":
         """A copy with some parameters replaced (by name: W[1], b[2], …)."""
         prog = self.program()
-        new = {}
         unknown = set(params) - set(prog.param_src)
         if unknown:
             raise BackpropError(f"no parameter named {sorted(unknown)}; parameters: "
@@ -565,6 +560,19 @@ def _apply(mod: M.Module, args) -> Var:
     return Var(rec, eqn.output, out)
 
 
+def _check_input_names(names: list, n: int) -> None:
+    """One unique name per input, none that the recorder gives to other nodes or keys."""
+    if len(names) != n or not all(isinstance(x, str) and x.strip() for x in names):
+        raise BackpropError(f"trace: names must give one non-empty name per input ({n}); "
+                            f"got {names!r}")
+    ours = re.compile(r"(u|c|y)\[\d+\]$|y$")
+    for x in names:
+        if names.count(x) > 1 or (ours.match(x) and not (n == 1 and x == "u[0]")) \
+                or " via " in x or x.startswith("dJ/d"):
+            raise BackpropError(f"trace: the input name {x!r} is repeated or clashes with the "
+                                f"names backprop gives (u[i], c[i], y, 'dJ/d…', '… via M_i')")
+
+
 def trace(f, *inputs, names=None) -> Trace:
     """Record J = f(x) for any composition of modules and ops, then run (F) and (B1), (B2).
 
@@ -575,6 +583,7 @@ def trace(f, *inputs, names=None) -> Trace:
         raise BackpropError("trace: give f at least one input, e.g. trace(f, np.array([1.0, 2.0]))")
     if names is None:
         names = ["u[0]"] if len(inputs) == 1 else [f"x[{j}]" for j in range(1, len(inputs) + 1)]
+    _check_input_names(list(names), len(inputs))
     rec = _Recorder()
     xs = [rec.add_node(n, "input", _as_input(x, f"{n} (input {j + 1} of f)"))
           for j, (n, x) in enumerate(zip(names, inputs))]

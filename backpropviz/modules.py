@@ -242,7 +242,6 @@ class Loss(Module):
     """A loss ℓ(t, y) as the last module M_k; backward(t, y, v=1) = ∂J/∂t."""
 
     arity = 1   # t is differentiable; the label y is not
-    is_loss = True
 
     def check_label(self, t, y, where) -> np.ndarray:
         return y
@@ -503,6 +502,3 @@ class Sum(Op):
     def backward(self, z, v):
         return np.full(z.shape, float(v))
 
-
-ELEMENTWISE = {"exp": Exp, "log": Log, "sin": Sin, "cos": Cos, "relu": ReLU,
-               "sigmoid": Sigmoid, "tanh": Tanh}

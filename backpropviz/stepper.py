@@ -7,7 +7,6 @@ lives here, where it is tested without a browser.
 from __future__ import annotations
 
 import ast
-import re
 from dataclasses import dataclass, replace
 
 import numpy as np

@@ -4,6 +4,8 @@ Floats are formatted explicitly (4 significant digits) so a lesson prints the sa
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .trace import Trace, pretty
@@ -48,8 +50,10 @@ def summary(a) -> str:
     """A large array in one line: its shape, min, max and norm."""
     a = np.asarray(a, dtype=float)
     flag = " ⚠ NaN/inf" if not np.isfinite(a).all() else ""
-    return (f"{shape_text(a)}: min {fnum(np.nanmin(a))}, max {fnum(np.nanmax(a))}, "
-            f"‖·‖ {fnum(np.linalg.norm(np.nan_to_num(a)))}{flag}")
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)       # all-NaN min/max, norm overflow
+        low, high, norm = np.nanmin(a), np.nanmax(a), np.linalg.norm(np.nan_to_num(a))
+    return f"{shape_text(a)}: min {fnum(low)}, max {fnum(high)}, ‖·‖ {fnum(norm)}{flag}"
 
 
 def array_lines(a) -> list[str]:
@@ -64,10 +68,6 @@ def array_lines(a) -> list[str]:
     rows = ["[" + ", ".join(fnum(x) for x in row) + "]" for row in a]
     return ["[" + rows[0]] + [" " + r for r in rows[1:-1]] + [" " + rows[-1] + "]"] \
         if len(rows) > 1 else ["[" + rows[0] + "]"]
-
-
-def array_text(a) -> str:
-    return " ".join(array_lines(a)) if np.ndim(a) < 2 or not is_small(a) else "\n".join(array_lines(a))
 
 
 def inline(a) -> str:

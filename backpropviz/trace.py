@@ -7,7 +7,7 @@ writes a contribution ``dJ/du[1] via M_3`` and an accumulation step (7.53) sums 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -107,7 +107,7 @@ class Trace:
     (B1), (B2) and accumulations. ``value(name)`` and ``grad(name)`` look numbers up by node name.
     """
 
-    __slots__ = ("nodes", "modules", "specs", "given", "_out", "_where", "_steps")
+    __slots__ = ("nodes", "modules", "specs", "given", "_out", "_where", "_steps", "_nf")
 
     def __init__(self, nodes, modules, specs, given, out, where=None):
         self.nodes: tuple[NodeInfo, ...] = nodes
@@ -117,6 +117,7 @@ class Trace:
         self._out = out                                # value written by each step, in order
         self._where = where if where is not None else {s.writes: i for i, s in enumerate(specs)}
         self._steps = None
+        self._nf = None
 
     # --- look-ups -------------------------------------------------------------------------------
     def __getitem__(self, key: str) -> np.ndarray:
@@ -164,7 +165,9 @@ class Trace:
 
     @property
     def n_forward(self) -> int:
-        return sum(1 for s in self.specs if s.phase == "forward")
+        if self._nf is None:
+            self._nf = sum(1 for s in self.specs if s.phase == "forward")
+        return self._nf
 
     def __len__(self):
         return len(self.specs)

@@ -283,3 +283,14 @@ def test_given_arrays_are_read_only():
     tr = net.backprop([0.5, -1.0], 1)
     for name, a in tr.given.items():
         assert not a.flags.writeable, name
+
+
+@pytest.mark.parametrize("names", [["a", "a"], ["u[1]", "b"], ["a"], ["dJ/da", "b"], ["a via M_1", "b"]])
+def test_bad_input_names_are_refused(names):
+    with pytest.raises(bpv.BackpropError, match="trace: .*name"):
+        bpv.trace(lambda a, b: (a * b).sum(), np.array([1.0]), np.array([2.0]), names=names)
+
+
+def test_good_input_names_are_used():
+    tr = bpv.trace(lambda a, b: (a * b).sum(), np.array([3.0]), np.array([2.0]), names=["a", "b"])
+    assert tr.grad("a").tolist() == [2.0] and tr.grad("b").tolist() == [3.0]

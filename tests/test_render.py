@@ -1,5 +1,4 @@
 """The renderer: DOT source (no binary needed), SVG per step under both engines, export, escaping."""
-import io
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -241,3 +240,11 @@ def test_export_svg_png_flipbook_gif(tmp_path):
     assert external == [] and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
     gif = Image.open(pic.save_gif(tmp_path / "a.gif"))
     assert gif.format == "GIF" and gif.n_frames == len(tr) + 1
+
+
+def test_backslash_l_in_a_name_is_text_not_a_dot_line_break():
+    mm = bpv.MM(np.eye(2), np.zeros(2), name=r"\lambda-layer")
+    tr = bpv.trace(lambda z: (mm(z) ** 2).sum(), np.array([1.0, 2.0]))
+    src = draw.Renderer(tr, layout=draw.Layout(tr, place=False)).dot(0)
+    caption = next(line for line in src.splitlines() if "labelloc" in line)
+    assert r"M_1 = \\lambda-layer\l" in caption

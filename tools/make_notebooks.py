@@ -92,9 +92,9 @@ The tag is the equation in the notes.
     md("""
 ## One step, drawn
 
-`bpv.show(trace, step=k)` draws the graph as known after step *k* (counting from 0). Blue: the
-forward pass; vermillion, dashed: the backward pass; grey bars: not computed yet. Step 8 is (B2)
-with (7.65): $\\partial J/\\partial W^{[2]} = v\\, z^\\top$ with $v = \\partial J/\\partial u^{[3]}$ and $z = u^{[2]}$.
+`bpv.show(trace, step=k)` draws the graph as known after step *k*. In code steps count from 0,
+on screen from 1, so `step=8` is the one the caption calls "step 9/14". Blue: the forward pass;
+vermillion, dashed: the backward pass; grey bars: not computed yet. This step is (B2) with (7.65): $\\partial J/\\partial W^{[2]} = v\\, z^\\top$ with $v = \\partial J/\\partial u^{[3]}$ and $z = u^{[2]}$.
 """),
     code("""
 # NBVAL_IGNORE_OUTPUT
@@ -210,7 +210,19 @@ def write(name, cells):
     nbformat.write(nb, path)
     subprocess.run([sys.executable, "-m", "jupyter", "nbconvert", "--to", "notebook", "--execute",
                     "--inplace", "--ExecutePreprocessor.timeout=300", str(path)], check=True)
+    strip_widget_state(path)
     print("wrote", path)
+
+
+def strip_widget_state(path):
+    """Keep no widget state: a saved widget cannot talk to a new kernel, and its state is ~100 KB
+    of churn per regeneration. The cell keeps its static SVG and text until it is run."""
+    nb = nbformat.read(path, as_version=4)
+    nb.metadata.pop("widgets", None)
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            out.get("data", {}).pop("application/vnd.jupyter.widget-view+json", None)
+    nbformat.write(nb, path)
 
 
 LESSONS = {"00_start_here.ipynb": START_HERE, "01_classroom.ipynb": CLASSROOM}
