@@ -7,9 +7,15 @@ styles, without running Graphviz again.
 Legend (colour-blind safe, Okabe–Ito colours; each also differs in line style):
   * blue, solid        forward pass (F): the module applied and the value it wrote
   * vermillion, dashed backward pass (B1)/(B2): the gradient written; edges it has travelled
-  * thick outline      the current step's module and the node it wrote; thin dashes: nodes it read
+  * thick outline      the current step's module and the node it wrote (written)
+  * dotted outline     the nodes whose value or gradient the current rule reads (read)
+  * dashed grey edge   a parameter θ going into its module
+  * cream box          J, the loss u[k]
   * grey bar           not yet computed (blank, not zero)
   * red text, ⚠        NaN or inf
+
+Every format (SVG, DOT/PNG/GIF, flipbook) takes its highlights from ``present.node_state`` and
+``present.edge_state`` through the one table ``STYLES`` below.
 """
 from __future__ import annotations
 
@@ -24,9 +30,12 @@ from pathlib import Path
 
 import numpy as np
 
+from . import keys as K
 from .errors import BackpropError
-from .text import array_lines, shape_text, step_header, step_equation, step_text
-from .trace import Trace, pretty
+from .keys import Key
+from .present import Highlight, edge_state, node_state, present
+from .record import Trace
+from .text import array_lines, shape_text
 
 MAX_NODES = 3000
 FWD, BWD, INK, GREY, BAD = "#0072B2", "#D55E00", "#222222", "#BBBBBB", "#CC0000"
@@ -89,7 +98,7 @@ class Box:
     name: str
     kind: str
     title: str
-    keys: list[str]                      # value key, then gradient keys (contributions, total)
+    keys: list[Key]                      # value key, then gradient keys (contributions, total)
     width: float = 0.0
     height: float = 0.0
     x: float = 0.0                       # centre, after layout
@@ -119,11 +128,6 @@ class Edge:
     arrow: str = ""
     lx: float = 0.0
     ly: float = 0.0
-
-
-def _row_label(key: str) -> str:
-    return "value" if not key.startswith("dJ/d") else pretty(key.split(" via ")[0]) + (
-        "  via " + key.split(" via ")[1] if " via " in key else "")
 
 
 def _reserved_chars(a) -> int:
@@ -156,16 +160,16 @@ class Layout:
 
     def _build(self, trace: Trace):
         self.boxes: dict[str, Box] = {}
-        keys_of: dict[str, list[str]] = {}
+        keys_of: dict[str, list[Key]] = {}
         for s in trace.specs:
-            if s.rule != "F":
+            if s.kind != "F":
                 keys_of.setdefault(s.node, []).append(s.writes)
         for i, n in enumerate(trace.nodes):
             shown = n.name if n.display is None else f"{n.display} = {n.name}"
-            value = trace[n.name]
+            value = trace.value(n.name)
             box = Box(f"v{i}", n.name, n.kind, f"{shown}  {shape_text(value)}",
-                      [n.name] + keys_of.get(n.name, []))
-            chars = max(len(box.title), max(len(_row_label(k)) + 2 + _reserved_chars(trace[k])
+                      [Key(n.name)] + keys_of.get(n.name, []))
+            chars = max(len(box.title), max(len(K.label(k)) + 2 + _reserved_chars(trace[k])
                                             for k in box.keys))
             lines = 1 + sum(_rows(trace[k]) for k in box.keys)
             box.width, box.height = chars * CHAR_W + 2 * PAD, lines * LINE_H + 2 * PAD
@@ -178,33 +182,38 @@ class Layout:
         for m in trace.modules:
             for z in m.inputs:
                 self.edges.append(Edge(self.boxes[z].id, self.ovals[m.name].id,
-                                       shape_text(trace[z]), m.name, z))
+                                       shape_text(trace.value(z)), m.name, z))
             for p in m.params:
                 self.edges.append(Edge(self.boxes[p].id, self.ovals[m.name].id,
-                                       shape_text(trace[p]), m.name, p, param=True))
+                                       shape_text(trace.value(p)), m.name, p, param=True))
             self.edges.append(Edge(self.ovals[m.name].id, self.boxes[m.output].id,
-                                   shape_text(trace[m.output]), m.name, m.output))
+                                   shape_text(trace.value(m.output)), m.name, m.output))
 
-    def dot_source(self, body=None) -> str:
-        """DOT with every node at its final size; ``body(node) -> attrs`` styles it for a step."""
-        lines = ["digraph backprop {", '  rankdir=TB; nodesep=0.3; ranksep=0.35;',
-                 '  node [fixedsize=true, fontname="DejaVu Sans Mono", fontsize=10];',
-                 '  edge [fontname="DejaVu Sans", fontsize=9, arrowsize=0.7];']
-        for b in self.boxes.values():
-            extra = body(b) if body else 'label=""'
-            lines.append(f"  {b.id} [shape=box, width={b.width / 72:.4f}, "
-                         f"height={b.height / 72:.4f}, {extra}];")
-        for o in self.ovals.values():
-            extra = body(o) if body else 'label=""'
-            lines.append(f"  {o.id} [shape=ellipse, width={o.width / 72:.4f}, "
-                         f"height={o.height / 72:.4f}, {extra}];")
+    def digraph(self, style=None, caption: str | None = None):
+        """A ``graphviz.Digraph`` with every node at its final size (its quoting makes the DOT);
+        ``style(item) -> dict`` gives a step's label and highlight attributes."""
+        import graphviz
+        g = graphviz.Digraph("backprop", graph_attr={"rankdir": "TB", "nodesep": "0.3",
+                                                     "ranksep": "0.35"},
+                             node_attr={"fixedsize": "true", "fontname": "DejaVu Sans Mono",
+                                        "fontsize": "10"},
+                             edge_attr={"fontname": "DejaVu Sans", "fontsize": "9",
+                                        "arrowsize": "0.7"})
+        if caption is not None:
+            g.attr(labelloc="t", labeljust="l", fontname="DejaVu Sans", fontsize="12",
+                   label=caption)
+        for item, shape in [(x, "box") for x in self.boxes.values()] + \
+                [(x, "ellipse") for x in self.ovals.values()]:
+            g.node(item.id, shape=shape, width=f"{item.width / 72:.4f}",
+                   height=f"{item.height / 72:.4f}", **(style(item) if style else {"label": ""}))
         for i, e in enumerate(self.edges):
-            style = ", style=dashed, color=\"#888888\"" if e.param else ""
-            extra = body(e) if body else ""
-            lines.append(f"  {e.tail} -> {e.head} [id=e{i}, label={dot_string(e.label)}"
-                         f"{style}{extra}];")
-        lines.append("}")
-        return "\n".join(lines)
+            attrs = {"style": "dashed", "color": "#888888"} if e.param else {}
+            attrs.update(style(e) if style else {})
+            g.edge(e.tail, e.head, id=f"e{i}", label=e.label, **attrs)
+        return g
+
+    def dot_source(self) -> str:
+        return self.digraph().source
 
     def _layout(self, trace: Trace):
         data = json.loads(run_engine(self.dot_source(), "json", self.engine))
@@ -239,38 +248,33 @@ class Layout:
 def graph_signature(trace: Trace) -> tuple:
     """What fixes the layout: the graph and the shapes, not the numbers."""
     return (tuple(trace.nodes), tuple(trace.modules),
-            tuple((s.writes, s.node, s.rule) for s in trace.specs),
-            tuple(np.shape(trace[n.name]) for n in trace.nodes))
+            tuple((s.writes, s.kind) for s in trace.specs),
+            tuple(np.shape(trace.value(n.name)) for n in trace.nodes))
 
 
-# --- the state after step k --------------------------------------------------------------------
+# --- one table of styles: the scene's states as CSS classes (SVG) and as DOT attributes ----------
 
-@dataclass
-class State:
-    """What the picture shows after step k: known keys and the current step's nodes."""
-
-    k: int
-    known: frozenset
-    module: str | None = None
-    wrote: str | None = None
-    read: frozenset = frozenset()
-    phase: str | None = None
-    travelled: frozenset = frozenset()   # (module, node) edges the backward pass has crossed
+def _phase(hl: Highlight) -> str:
+    return "F" if hl.phase == "forward" else "B"
 
 
-def state_at(trace: Trace, k: int) -> State:
-    if not -1 <= k < len(trace):
-        raise BackpropError(f"step {k} is out of range: this trace has steps 0..{len(trace) - 1} "
-                            f"(−1 = before the first step)")
-    known = frozenset(trace.known(k))
-    if k < 0:
-        return State(k, known)
-    s = trace.specs[k]
-    travelled = frozenset((t.module, t.node) for t in trace.specs[:k + 1]
-                          if t.phase == "backward" and t.module is not None)
-    read = frozenset(key.split(" via ")[0][4:] if key.startswith("dJ/d") else key
-                     for key in s.reads)
-    return State(k, known, s.module, s.node, read, s.phase, travelled)
+# (state, phase) → (CSS class, DOT attributes)
+STYLES = {
+    ("written", "F"): ("cur-F", {"color": FWD, "penwidth": "3"}),
+    ("written", "B"): ("cur-B", {"color": BWD, "penwidth": "3", "style": "dashed"}),
+    ("read", "F"): ("read read-F", {"color": FWD, "penwidth": "2", "style": "dotted"}),
+    ("read", "B"): ("read read-B", {"color": BWD, "penwidth": "2", "style": "dotted"}),
+    ("module", "F"): ("cur-F", {"color": FWD, "penwidth": "3"}),
+    ("module", "B"): ("cur-B", {"color": BWD, "penwidth": "3", "style": "dashed"}),
+    ("now", "F"): ("now-F", {"color": FWD, "penwidth": "3", "style": "solid"}),
+    ("now", "B"): ("now-B", {"color": BWD, "penwidth": "3", "style": "dashed"}),
+    ("travelled", "F"): ("back", {"color": BWD, "penwidth": "2", "style": "dashed"}),
+    ("travelled", "B"): ("back", {"color": BWD, "penwidth": "2", "style": "dashed"}),
+}
+
+
+def _style(state: str | None, hl: Highlight):
+    return STYLES.get((state, _phase(hl)), ("", {}))
 
 
 # --- SVG writer: restyles the fixed layout for a step ----------------------------------------
@@ -313,11 +317,10 @@ class Renderer:
         self._bad = {k for k in self._rows if not np.isfinite(np.asarray(trace[k], float)).all()}
         self._edge_svg = self._static_edges()
 
-    def _static_edges(self) -> list[str]:
+    def _static_edges(self) -> list[tuple]:
         out = []
         for e in self.layout.edges:
-            cls = "edge param" if e.param else "edge"
-            out.append((f'<path class="{cls}" d="{e.path}"/>',
+            out.append((f'<path class="{{}}" d="{e.path}"/>',
                         f'<polygon class="arr" points="{e.arrow}"/>' if e.arrow else "",
                         f'<text class="elab" x="{e.lx:.1f}" y="{e.ly + 3:.1f}" '
                         f'text-anchor="middle">{esc(e.label)}</text>'))
@@ -325,133 +328,128 @@ class Renderer:
 
     # one SVG per step; the geometry is fixed, only classes, text and blanks change
     def svg(self, k: int, caption: bool = True) -> str:
-        """Step k's picture; without the caption (a widget shows the equation beside it) the
-        view starts below it."""
-        st = state_at(self.trace, k)
+        """Step k's picture (0 = before the first step); without the caption (a widget shows
+        the equation beside it) the view starts below it."""
+        view = present(self.trace, k)
+        hl = view.highlight
         L = self.layout
-        ph = "F" if st.phase == "forward" else "B"
         top = 0 if caption else CAPTION_H - 8
         h = L.total_h - top
+        title = view.header
+        desc = "\n".join(view.lines[1:]) or view.header
         parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="bpv" width="{L.width:.0f}" '
-                 f'height="{h:.0f}" viewBox="0 {top:.0f} {L.width:.0f} {h:.0f}" '
-                 f'style="max-width:100%;max-height:82vh;width:auto;height:auto" data-step="{k}">', _STYLE,
-                 self._caption(k) if caption else ""]
+                 f'height="{h:.0f}" viewBox="0 {top:.0f} {L.width:.0f} {h:.0f}" role="img" '
+                 f'aria-labelledby="bpv-t{k} bpv-d{k}" '
+                 f'style="max-width:100%;max-height:82vh;width:auto;height:auto" data-step="{k}">',
+                 f'<title id="bpv-t{k}">{esc(title)}</title><desc id="bpv-d{k}">{esc(desc)}</desc>',
+                 _STYLE, self._caption(view) if caption else ""]
         for e, (path, head, lab) in zip(L.edges, self._edge_svg):
-            if e.module == st.module and (e.node == st.wrote or e.node in st.read):
-                path = path.replace('class="edge', f'class="edge now-{ph}', 1)
-            elif (e.module, e.node) in st.travelled:
-                path = path.replace('class="edge', 'class="edge back', 1)
-            parts += (path, head, lab)
+            cls = " ".join(c for c in ("edge", "param" if e.param else "",
+                                       _style(edge_state(self.trace, hl, e.module, e.node), hl)[0])
+                           if c)
+            parts += (path.format(cls), head, lab)
         for o in L.ovals.values():
-            cls = "oval" + (f" cur-{ph}" if o.module == st.module else "")
+            cls = "oval " + (_style("module", hl)[0] if o.module == hl.module else "")
             parts.append(f'<g id="{o.id}" class="module" data-module="{esc(o.module)}">'
-                         f'<ellipse class="{cls}" cx="{o.x:.1f}" cy="{o.y:.1f}" '
+                         f'<ellipse class="{cls.strip()}" cx="{o.x:.1f}" cy="{o.y:.1f}" '
                          f'rx="{o.width / 2:.1f}" ry="{o.height / 2:.1f}"/>'
                          f'<text x="{o.x:.1f}" y="{o.y + 4:.1f}" text-anchor="middle">'
                          f'{esc(o.label)}</text></g>')
         for b in L.boxes.values():
-            parts.append(self._box(b, st, ph))
+            parts.append(self._box(b, hl))
         parts.append(self._legend())
         parts.append("</svg>")
         return "".join(parts)
 
-    def _box(self, b: Box, st: State, ph: str) -> str:
+    def _box(self, b: Box, hl: Highlight) -> str:
         x, y = b.x - b.width / 2, b.y - b.height / 2
-        cls = f"box {b.kind}"
-        if b.name == st.wrote:
-            cls += f" cur-{ph}"
-        elif b.name in st.read:
-            cls += f" read read-{ph}"
+        cls = f"box {b.kind} " + _style(node_state(hl, b.name), hl)[0]
         out = [f'<g id="{b.id}" class="node" data-node="{esc(b.name)}">'
-               f'<rect class="{cls}" x="{x:.1f}" y="{y:.1f}" width="{b.width:.1f}" '
+               f'<rect class="{cls.strip()}" x="{x:.1f}" y="{y:.1f}" width="{b.width:.1f}" '
                f'height="{b.height:.1f}" rx="3"/>'
                f'<text class="ttl" x="{x + PAD:.1f}" y="{y + PAD + 11:.1f}">{esc(b.title)}</text>']
         line = 1
         for key in b.keys:
-            label = _row_label(key)
+            label = K.label(key)
             rows = self._rows[key]
             ty = y + PAD + 11 + line * LINE_H
             lab_w = (len(label) + 2) * CHAR_W
             out.append(f'<text class="lab" x="{x + PAD:.1f}" y="{ty:.1f}">{esc(label)}</text>')
-            if key in st.known:
+            if self.trace.is_known(key, hl.k):
                 tcls = ' class="bad"' if key in self._bad else ""
                 for j, r in enumerate(rows):
                     out.append(f'<text{tcls} x="{x + PAD + lab_w:.1f}" y="{ty + j * LINE_H:.1f}" '
-                               f'data-key="{esc(key)}">{esc(r)}{" ⚠" if tcls and j == 0 else ""}'
-                               f'</text>')
+                               f'data-key="{esc(K.text(key))}">{esc(r)}'
+                               f'{" ⚠" if tcls and j == 0 else ""}</text>')
             else:
                 w = b.width - 2 * PAD - lab_w
                 out.append(f'<rect class="blank" x="{x + PAD + lab_w:.1f}" y="{ty - 11:.1f}" '
                            f'width="{w:.1f}" height="{len(rows) * LINE_H - 3:.1f}" '
-                           f'data-blank="{esc(key)}"/>')
+                           f'data-blank="{esc(K.text(key))}"/>')
             line += len(rows)
         out.append("</g>")
         return "".join(out)
 
-    def _caption(self, k: int) -> str:
-        t = self.trace
-        if k < 0:
-            head, eq = (f"before step 1/{len(t)}: x, θ and y are given",
-                        "next: " + t.specs[0].formula())
-            num = ""
-        else:
-            head = step_header(t, k)
-            sym, num, res = step_equation(t, k)
-            eq = sym
-            num = num.strip() + "   " + res.strip()
-        lines = [(head, "cap head"), (eq, "cap"), (num, "cap")]
-        return "".join(f'<text class="{c}" x="8" y="{18 + 20 * i}">{esc(s)}</text>'
-                       for i, (s, c) in enumerate(lines) if s)
+    def _caption(self, view) -> str:
+        lines = view.lines
+        if len(lines) == 4:         # the numbers and the result on one line
+            lines = [lines[0], lines[1], lines[2].strip() + "   " + lines[3].strip()[2:]]
+        return "".join(f'<text class="cap{" head" if i == 0 else ""}" x="8" y="{18 + 20 * i}">'
+                       f'{esc(s)}</text>' for i, s in enumerate(lines) if s)
 
     def _legend(self) -> str:
         y = self.layout.total_h - LEGEND_H + 4
         items = [(f'<line x1="8" y1="{y + 6}" x2="34" y2="{y + 6}" stroke="{FWD}" '
                   f'stroke-width="3"/>', "forward (F)", 40),
-                 (f'<line x1="150" y1="{y + 6}" x2="176" y2="{y + 6}" stroke="{BWD}" '
-                  f'stroke-width="3" stroke-dasharray="7 3"/>', "backward (B1)/(B2)", 182),
-                 (f'<rect class="blank" x="340" y="{y}" width="26" height="12"/>',
-                  "not yet computed", 372),
-                 ("", "⚠ NaN/inf", 510)]
+                 (f'<line x1="130" y1="{y + 6}" x2="156" y2="{y + 6}" stroke="{BWD}" '
+                  f'stroke-width="3" stroke-dasharray="7 3"/>', "backward (B1)/(B2)", 162),
+                 (f'<rect x="300" y="{y}" width="22" height="12" fill="none" stroke="{INK}" '
+                  f'stroke-width="3"/>', "written", 328),
+                 (f'<rect x="388" y="{y}" width="22" height="12" fill="none" stroke="{INK}" '
+                  f'stroke-width="2" stroke-dasharray="3 2"/>', "read", 416),
+                 (f'<line x1="460" y1="{y + 6}" x2="486" y2="{y + 6}" stroke="#888888" '
+                  f'stroke-width="1.2" stroke-dasharray="4 3"/>', "parameter θ", 492),
+                 (f'<rect x="590" y="{y}" width="22" height="12" fill="#FFF8E7" '
+                  f'stroke="#777777"/>', "loss J", 618),
+                 (f'<rect class="blank" x="672" y="{y}" width="22" height="12"/>',
+                  "not yet computed", 700),
+                 ("", "⚠ NaN/inf", 830)]
         return '<g class="legend">' + "".join(
             f'{shape}<text class="cap" x="{tx}" y="{y + 11}">{esc(label)}</text>'
             for shape, label, tx in items) + "</g>"
 
     # --- DOT and raster output: the same picture, drawn by Graphviz itself ---------------------
-    def dot(self, k: int) -> str:
-        """DOT for step k with the same fixed node sizes (so Graphviz lays it out the same)."""
-        st = state_at(self.trace, k)
-        ph = FWD if st.phase == "forward" else BWD
+    def digraph(self, k: int):
+        """Step k as a ``graphviz.Digraph`` with the same fixed node sizes and highlights."""
+        import graphviz
+        view = present(self.trace, k)
+        hl = view.highlight
 
-        def body(item):
+        def style(item):
             if isinstance(item, Box):
                 rows = [f'<TR><TD ALIGN="LEFT"><B>{esc(item.title)}</B></TD></TR>']
                 for key in item.keys:
-                    lines = self._rows[key] if key in st.known else ["·" * 6]
+                    known = self.trace.is_known(key, k)
+                    lines = self._rows[key] if known else ["·" * 6]
                     for j, line in enumerate(lines):
-                        head = esc(_row_label(key)) + ": " if j == 0 else "&#160;" * 4
+                        head = esc(K.label(key)) + ": " if j == 0 else "&#160;" * 4
                         rows.append(f'<TR><TD ALIGN="LEFT">{head}{esc(line)}</TD></TR>')
-                pen = f', color="{ph}", penwidth=3' if item.name == st.wrote else ""
-                return ('label=<<TABLE BORDER="0" CELLSPACING="0">' + "".join(rows)
-                        + f"</TABLE>>{pen}")
+                attrs = dict(_style(node_state(hl, item.name), hl)[1])
+                attrs["label"] = '<<TABLE BORDER="0" CELLSPACING="0">' + "".join(rows) + "</TABLE>>"
+                return attrs
             if isinstance(item, Oval):
-                pen = f', color="{ph}", penwidth=3' if item.module == st.module else ""
-                return f"label={dot_string(item.label)}{pen}"
-            if (item.module, item.node) in st.travelled:
-                return f', color="{BWD}", penwidth=2'
-            return ""
-        src = self.layout.dot_source(body)
-        caption = self._caption_lines(k)
-        return src.replace("digraph backprop {", "digraph backprop {\n  labelloc=t; labeljust=l; "
-                           f"fontname=\"DejaVu Sans\"; fontsize=12; label={caption};", 1)
+                attrs = dict(_style("module", hl)[1]) if item.module == hl.module else {}
+                attrs["label"] = graphviz.escape(item.label)
+                return attrs
+            return dict(_style(edge_state(self.trace, hl, item.module, item.node), hl)[1])
+        # each caption line escaped on its own, then left-aligned (\l): no \l from a name
+        caption = "".join(graphviz.escape(line).replace('"', '\\"') + "\\l"
+                          for line in view.lines)
+        return self.layout.digraph(style, caption)
 
-    def _caption_lines(self, k: int) -> str:
-        """The caption as a DOT string, left-aligned lines (\\l) each escaped on its own."""
-        if k < 0:
-            lines = [f"before step 1/{len(self.trace)}", "next: " + self.trace.specs[0].formula()]
-        else:
-            sym, num, res = step_equation(self.trace, k)
-            lines = [step_header(self.trace, k), sym, num.strip(), res.strip()]
-        return '"' + "".join(dot_string(line)[1:-1] + "\\l" for line in lines) + '"'
+    def dot(self, k: int) -> str:
+        """DOT for step k with the same fixed node sizes (so Graphviz lays it out the same)."""
+        return self.digraph(k).source
 
     def png(self, k: int) -> bytes:
         return run_engine(self.dot(k), "png", self.layout.engine)
@@ -460,15 +458,16 @@ class Renderer:
         """One offline HTML file: every step's SVG, a slider, ◀ ▶ buttons and the equations."""
         n = len(self.trace)
         frames = "".join(
-            f'<div class="frame" data-step="{k}"{"" if k == -1 else " hidden"}>{self.svg(k)}'
-            f'<pre class="eq">{esc(self.text(k))}</pre></div>' for k in range(-1, n))
-        return _FLIPBOOK.format(title=esc(title), n=n, max=n - 1, frames=frames)
+            f'<div class="frame" data-step="{k}"{"" if k == 0 else " hidden"}>{self.svg(k)}'
+            f'<pre class="eq">{esc(self.text(k))}</pre></div>' for k in range(n + 1))
+        return _FLIPBOOK.format(title=esc(title), n=n, frames=frames)
 
     def gif(self, ms_per_step: int = 900) -> bytes:
         """An animated GIF of the whole pass, one frame per step (drawn by Graphviz)."""
         import io
         from PIL import Image
-        frames = [Image.open(io.BytesIO(self.png(k))).convert("RGB") for k in range(-1, len(self.trace))]
+        frames = [Image.open(io.BytesIO(self.png(k))).convert("RGB")
+                  for k in range(len(self.trace) + 1)]
         w = max(f.width for f in frames)
         h = max(f.height for f in frames)
         canvas = []
@@ -482,7 +481,7 @@ class Renderer:
         return out.getvalue()
 
     def text(self, k: int) -> str:
-        return step_text(self.trace, k)
+        return present(self.trace, k).text
 
 
 _FLIPBOOK = """<!DOCTYPE html>
@@ -497,7 +496,7 @@ pre.eq {{ background: #f6f6f6; padding: 8px; white-space: pre-wrap; }}
 <h1 style="font-size:18px">{title}</h1>
 <div class="controls">
 <button id="prev" aria-label="previous step">&#9664;</button>
-<input id="slider" type="range" min="-1" max="{max}" value="-1" aria-label="step">
+<input id="slider" type="range" min="0" max="{n}" value="0" aria-label="step">
 <button id="next" aria-label="next step">&#9654;</button>
 <span id="counter" aria-live="polite"></span>
 </div>
@@ -506,9 +505,9 @@ pre.eq {{ background: #f6f6f6; padding: 8px; white-space: pre-wrap; }}
 (function () {{
   var n = {n}, frames = document.querySelectorAll('.frame'), slider = document.getElementById('slider');
   function show(k) {{
-    k = Math.max(-1, Math.min(n - 1, k)); slider.value = k;
+    k = Math.max(0, Math.min(n, k)); slider.value = k;
     frames.forEach(function (f) {{ f.hidden = Number(f.dataset.step) !== k; }});
-    document.getElementById('counter').textContent = k < 0 ? 'before step 1/' + n : 'step ' + (k + 1) + '/' + n;
+    document.getElementById('counter').textContent = 'step ' + k + '/' + n;
   }}
   slider.addEventListener('input', function () {{ show(Number(slider.value)); }});
   document.getElementById('prev').onclick = function () {{ show(Number(slider.value) - 1); }};
@@ -517,7 +516,7 @@ pre.eq {{ background: #f6f6f6; padding: 8px; white-space: pre-wrap; }}
     if (e.key === 'ArrowRight') show(Number(slider.value) + 1);
     if (e.key === 'ArrowLeft') show(Number(slider.value) - 1);
   }});
-  show(-1);
+  show(0);
 }})();
 </script></body></html>
 """
@@ -545,6 +544,10 @@ class Picture:
     @property
     def text(self) -> str:
         return self.renderer.text(self.step)
+
+    def graphviz(self):
+        """This step as a ``graphviz.Digraph`` (render it, save it, change its attributes)."""
+        return self.renderer.digraph(self.step)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {"image/svg+xml": self.svg, "text/plain": self.text}
@@ -584,20 +587,20 @@ def renderer(trace: Trace, engine: str | None = None) -> Renderer:
     return Renderer(trace, layout)
 
 
-def render(trace: Trace, step: int = -1, engine: str | None = None) -> Picture:
-    """The graph as known after ``step`` (−1: before the first step; len(trace)−1: all done)."""
-    r = renderer(trace, engine)
-    state_at(trace, step)          # validates the step number
-    return Picture(r, step)
+def render(trace: Trace, step: int | None = None, engine: str | None = None) -> Picture:
+    """The graph as known after ``step`` (0: before the first step; default len(trace): all
+    done)."""
+    step = len(trace) if step is None else trace.check_step(step)
+    return Picture(renderer(trace, engine), step)
 
 
-def show(trace: Trace, step: int = -1):
+def show(trace: Trace, step: int | None = None):
     """render(), or the text rendering where no Graphviz engine is installed."""
     try:
         return render(trace, step)
     except EngineMissing as e:
         print(f"(drawing unavailable: {e})")
-        return TextPicture(trace, step)
+        return TextPicture(trace, len(trace) if step is None else trace.check_step(step))
 
 
 class TextPicture:
@@ -605,4 +608,4 @@ class TextPicture:
         self.trace, self.step = trace, step
 
     def __repr__(self):
-        return step_text(self.trace, self.step)
+        return present(self.trace, self.step).text

@@ -1,8 +1,17 @@
 """Modules M_i with hand-written forward and backward functions, in the notes' notation (7.4.3).
 
-Every module mirrors the notes: ``forward`` computes u = M(z); ``backward(z, v)`` is the backward
-function B[M, z](v) of (7.57), the gradient with respect to the input given v = ∂J/∂u; modules with
-parameters θ also give ``param_grads(z, v)``, the backward functions B[M, θ](v) of (B2).
+Each rule is written beside its code with ``@rule(kind, tag, expression)``: ``forward`` computes
+u = M(z) (F); ``backward(z, v)`` is the backward function B[M, z](v) of (7.57), the gradient with
+respect to the input given v = ∂J/∂u (B1); a module with parameters θ has one method per
+parameter, ``grad_W(z, v)`` = B[M, W](v) (B2). The expressions give the text, the TeX and the
+numeric check of each rule (see rules.py and expr.py).
+
+**Your own module** (the contract): subclass ``Module``; name the parameters in ``param_names``
+and keep them as attributes of those names (the engine reads them there, and gradcheck swaps
+them); write ``forward`` and ``backward``, and for each parameter p either a method ``grad_p``
+or one ``param_grads(z, v)`` returning a dict. Decorate them with ``@rule`` to give the tag and
+the expression that the graph, the text and the Stepper show; undecorated methods are shown as
+B[M, z](v). See the README for a worked example (an affine a ⊙ z + c).
 
 A single example is a vector z ∈ R^n. A batch of B examples is a matrix with one example per
 *column*, z ∈ R^{n×B}, so that MM is still Wz + b and (7.63)/(7.65) read the same; losses then
@@ -10,73 +19,140 @@ average over the batch, J = (1/B) Σ_j ℓ(t^(j), y^(j)).
 """
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 
+from . import expr as E
+from . import rules as R
 from .errors import BackpropError, shape_str
+from .expr import B, W, a, b, t, v, y, z
+from .rules import TAG_BACKWARD, TAG_CHAIN, Rule, rule
 
-# Tags of the notes' equations for each rule; the trace carries them.
-TAG_CHAIN = "(7.58)"
-
-
-def _frozen(a, dtype=float) -> np.ndarray:
-    """A read-only float copy: modules keep their parameters immutable so traces can share them."""
-    a = np.array(a, dtype=dtype)
-    a.flags.writeable = False
-    return a
+REGISTRY: dict[str, type] = {}      # class name → class, to read a trace file back
 
 
-def _stable_sigmoid(t):
-    """σ(t) = 1/(1+e^{-t}) without overflow for large |t|."""
-    return np.exp(-np.logaddexp(0.0, -t))
+def frozen(x, what: str = "parameter") -> np.ndarray:
+    """A read-only finite float copy: parameters are immutable so traces can share them."""
+    try:
+        arr = np.array(x, dtype=float)
+    except (TypeError, ValueError, OverflowError) as e:
+        raise BackpropError(f"{what} must be a numeric array ({e})") from None
+    if not np.isfinite(arr).all():
+        raise BackpropError(f"{what} contains NaN or inf: {arr.ravel()[~np.isfinite(arr.ravel())][:5]}")
+    arr.flags.writeable = False
+    return arr
 
 
-def _batch_size(t) -> int:
-    return t.shape[1] if t.ndim == 2 else 1
+def _stable_sigmoid(x):
+    """σ(x) = 1/(1+e^{-x}) without overflow for large |x|."""
+    return np.exp(-np.logaddexp(0.0, -x))
+
+
+def _batch_size(x) -> int:
+    return x.shape[1] if x.ndim == 2 else 1
 
 
 class Module:
-    """A module M with forward u = M(z) and backward function B[M, z](v) = ∂J/∂z (7.57).
+    """A module M: forward u = M(z), backward function B[M, z](v) = ∂J/∂z (7.57).
 
-    ``label`` is the notes' symbol drawn on the graph; ``tag_B1`` the equation of its backward rule.
+    ``label`` is the notes' symbol drawn on the graph; ``inputs`` the symbols of its inputs in the
+    rules (z; a, b for a binary op; t, y for a loss); ``rules`` its rule table (rules.py).
     """
 
     label = "M"
-    tag_B1 = TAG_CHAIN
-    formula_F = "M({z})"        # the forward rule; {z} is the input, {v} = ∂J/∂u
-    formula_B1 = "B[M, {z}]({v})"  # the backward rule (one per input for binary ops)
+    inputs: tuple[str, ...] = ("z",)
     param_names: tuple[str, ...] = ()
-    param_tags: tuple[str, ...] = ()
-    param_formulas: tuple[str, ...] = ()
-    arity = 1                   # number of differentiable inputs
     can_overflow = True         # False if finite inputs always give a finite output
+    batched = False             # True: a 2-d input is a batch, one example per column
+    rules: dict = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        cls.rules = R.collect(cls)
+        REGISTRY[cls.__name__] = cls
 
     def __init__(self, name: str | None = None):
+        if name is not None and not isinstance(name, str):
+            raise BackpropError(f"{type(self).__name__}: name must be a string; got {name!r}")
         self.name = name
+
+    @property
+    def arity(self) -> int:
+        """How many inputs J is differentiated through (a loss's label y is not)."""
+        return len(self.inputs)
+
+    @property
+    def consts(self) -> dict:
+        """Numbers the rules show besides inputs and parameters (Power's exponent p)."""
+        return {}
 
     @property
     def params(self) -> dict[str, np.ndarray]:
         """The parameters θ of this module, by local name (W, b)."""
         return {p: getattr(self, p) for p in self.param_names}
 
+    @classmethod
+    def rule(cls, kind: str, which=None) -> Rule:
+        """The rule table's entry, or a generic one for a module written without ``@rule``."""
+        r = cls.rules.get((kind, which))
+        if r is not None:
+            return r
+        if kind == "F":
+            return Rule("F", "(F)", None, None, (), "forward")
+        if kind == "B1":
+            return Rule("B1", TAG_BACKWARD, None, which, (), "backward")
+        if kind == "B2" and which in cls.param_names:
+            method = "grad_" + which if callable(getattr(cls, "grad_" + which, None)) else None
+            return Rule("B2", TAG_BACKWARD, None, which, (), method)
+        raise BackpropError(f"{cls.__name__} has no rule {kind} for {which!r}")
+
+    @classmethod
+    def label_for(cls, consts: dict) -> str:
+        """The symbol drawn for a module of this class with these constants."""
+        return cls.label
+
+    def function(self, kind: str, which=None):
+        """The method that computes a rule (for a parameter without ``grad_p``: param_grads)."""
+        r = self.rule(kind, which)
+        if r.method is not None:
+            return getattr(self, r.method)
+        return lambda *args: self.param_grads(*args)[which]
+
     def forward(self, z):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} has no forward function")
 
     def backward(self, z, v):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} has no backward function")
 
-    def param_grads(self, z, v) -> dict[str, np.ndarray]:
+    def param_grads(self, *args) -> dict[str, np.ndarray]:
         """B[M, θ](v) for each parameter θ of the module (B2); empty for a fixed operation."""
-        return {}
+        return {p: self.function("B2", p)(*args) for p in self.param_names}
+
+    def with_params(self, **params) -> "Module":
+        """A copy with some parameters replaced (gradcheck's perturbations use it)."""
+        new = copy.copy(self)
+        for p, val in params.items():
+            if p not in self.param_names:
+                raise BackpropError(f"{type(self).__name__} has no parameter {p!r}")
+            old = getattr(self, p)
+            val = frozen(val, f"{type(self).__name__}: {p}")
+            if val.shape != np.shape(old):
+                raise BackpropError(f"{type(self).__name__}: {p} is {shape_str(old)}; the new "
+                                    f"value is {shape_str(val)}")
+            setattr(new, p, val)
+        return new
 
     def check_input(self, z, where: str) -> None:
         """Raise BackpropError if z cannot be the input of this module."""
 
     def __call__(self, *args):
         # Applying a module to traced values records it; on arrays it is just the forward.
-        from .graph import Var, _apply
-        if any(isinstance(a, Var) for a in args):
-            return _apply(self, args)
-        return self.forward(*[np.asarray(a, dtype=float) for a in args])
+        for x in args:
+            apply = getattr(x, "_bpv_apply", None)
+            if apply is not None:
+                return apply(self, args)
+        return self.forward(*[np.asarray(x, dtype=float) for x in args])
 
     def __repr__(self):
         return f"{type(self).__name__}()"
@@ -88,28 +164,20 @@ class MM(Module):
     """MM[W, b](z) = Wz + b; B[MM, z](v) = Wᵀv (7.63), B[MM, W](v) = v zᵀ (7.65), B[MM, b](v) = v (7.66)."""
 
     label = "MM"
-    tag_B1 = "(7.63)"
-    formula_F = "{W} {z} + {b}"
-    formula_B1 = "{W}ᵀ {v}"
     param_names = ("W", "b")
-    param_tags = ("(7.65)", "(7.66)")
-    param_formulas = ("{v} {z}ᵀ", "{v}")
+    batched = True
 
     def __init__(self, W, b=None, name: str | None = None, param_names=("W", "b")):
         super().__init__(name)
-        try:
-            W = _frozen(W)
-            b = _frozen(np.zeros(W.shape[0]) if b is None else b)
-        except (TypeError, ValueError) as e:
-            raise BackpropError(f"MM: W and b must be numeric arrays ({e})") from None
-        if W.ndim != 2:
-            raise BackpropError(f"MM: W must be a matrix (m×n); got shape {shape_str(W)}")
+        W = frozen(W, "MM: W")
+        if W.ndim != 2 or 0 in W.shape:
+            raise BackpropError(f"MM: W must be a non-empty matrix (m×n); got shape {shape_str(W)}")
+        b = frozen(np.zeros(W.shape[0]) if b is None else b, "MM: b")
         if b.ndim != 1 or b.shape[0] != W.shape[0]:
             raise BackpropError(
                 f"MM: b must be a vector with one entry per row of W; W is {shape_str(W)} "
                 f"({W.shape[0]} rows) but b has shape {shape_str(b)}")
         self.W, self.b = W, b
-        self._b_col = b[:, None]        # b as a column, added to every example of a batch
         self.display_names = tuple(param_names)
 
     @property
@@ -126,26 +194,28 @@ class MM(Module):
                 f"{where}: W is {shape_str(self.W)} so its input must have {self.W.shape[1]} "
                 f"entries (or {self.W.shape[1]} rows for a batch), but it is {shape_str(z)}")
 
+    @rule("F", "(F)", W @ z + b)
     def forward(self, z):
         if z.ndim == 1:
             return self.W @ z + self.b
         if z.ndim != 2:     # matmul would broadcast a 3-d z silently
             raise ValueError(f"MM input must be a vector or a matrix; got shape {shape_str(z)}")
-        return self.W @ z + self._b_col
+        return self.W @ z + self.b[:, None]      # b added to every example (column)
 
+    @rule("B1", "(7.63)", W.T @ v, slips=(R.TRANSPOSE,))
     def backward(self, z, v):
         return self.W.T @ v
 
+    @rule("B2", "(7.65)", v @ z.T, param="W", slips=(R.OUTER_ORDER,))
     def grad_W(self, z, v):
         """B[MM, W](v) = v zᵀ (7.65), summed over the columns of a batch."""
         return np.outer(v, z) if z.ndim == 1 else v @ z.T
 
+    @rule("B2", "(7.66)", lambda c: E.batch_sum(v) if c.batch else v, param="b",
+          slips=(R.FORGOT_BATCH_SUM,))
     def grad_b(self, z, v):
         """B[MM, b](v) = v (7.66), summed over the columns of a batch."""
         return v if v.ndim == 1 else v.sum(axis=1)
-
-    def param_grads(self, z, v):
-        return {"W": self.grad_W(z, v), "b": self.grad_b(z, v)}
 
     def __repr__(self):
         return f"MM(W: {shape_str(self.W)}, b: {shape_str(self.b)})"
@@ -156,8 +226,7 @@ class MM(Module):
 class Activation(Module):
     """An elementwise σ; B[σ, z](v) = σ'(z) ⊙ v (7.69)."""
 
-    tag_B1 = "(7.69)"
-    formula_B1 = "σ'({z}) ⊙ {v}"
+    can_overflow = False
 
     def derivative(self, z):
         raise NotImplementedError
@@ -169,17 +238,16 @@ class Activation(Module):
 class ReLU(Activation):
     """ReLU(z) = max(0, z); σ'(z) = 1 where z > 0, else 0."""
 
-    can_overflow = False
     label = "ReLU"
-    formula_F = "max(0, {z})"
-    formula_B1 = "1[{z} > 0] ⊙ {v}"
 
+    @rule("F", "(F)", E.relu(z))
     def forward(self, z):
         return np.maximum(z, 0.0)
 
     def derivative(self, z):
         return (z > 0).astype(float)
 
+    @rule("B1", "(7.69)", E.positive(z) * v, slips=(R.FORGOT_SIGMA_PRIME,))
     def backward(self, z, v):
         return (z > 0) * v
 
@@ -187,11 +255,9 @@ class ReLU(Activation):
 class Sigmoid(Activation):
     """σ(z) = 1/(1 + e^{−z}); σ'(z) = σ(z)(1 − σ(z))."""
 
-    can_overflow = False
     label = "σ"
-    formula_F = "1/(1 + exp(−{z}))"
-    formula_B1 = "σ({z})(1 − σ({z})) ⊙ {v}"
 
+    @rule("F", "(F)", E.sigma(z))
     def forward(self, z):
         return _stable_sigmoid(z)
 
@@ -199,36 +265,41 @@ class Sigmoid(Activation):
         s = _stable_sigmoid(z)
         return s * (1.0 - s)
 
+    @rule("B1", "(7.69)", E.sigma(z) * (1 - E.sigma(z)) * v, slips=(R.FORGOT_SIGMA_PRIME,))
+    def backward(self, z, v):
+        return self.derivative(z) * v
+
 
 class Tanh(Activation):
     """tanh(z); σ'(z) = 1 − tanh²(z)."""
 
-    can_overflow = False
     label = "tanh"
-    formula_F = "tanh({z})"
-    formula_B1 = "(1 − tanh²({z})) ⊙ {v}"
 
+    @rule("F", "(F)", E.tanh(z))
     def forward(self, z):
         return np.tanh(z)
 
     def derivative(self, z):
         return 1.0 - np.tanh(z) ** 2
 
+    @rule("B1", "(7.69)", (1 - E.tanh(z) ** 2) * v, slips=(R.FORGOT_SIGMA_PRIME,))
+    def backward(self, z, v):
+        return self.derivative(z) * v
+
 
 class Identity(Activation):
     """id(z) = z; σ'(z) = 1."""
 
-    can_overflow = False
     label = "id"
-    formula_F = "{z}"
-    formula_B1 = "{v}"
 
+    @rule("F", "(F)", z)
     def forward(self, z):
         return z
 
     def derivative(self, z):
         return np.ones_like(z)
 
+    @rule("B1", "(7.69)", v)
     def backward(self, z, v):
         return v
 
@@ -238,52 +309,67 @@ ACTIVATIONS = {"relu": ReLU, "sigmoid": Sigmoid, "tanh": Tanh, "identity": Ident
 
 # --- losses: modules with a label y; J = u[k] -----------------------------------------------------
 
+def _mean(e):
+    """The loss and its gradient for a batch carry 1/B (J is the mean over the examples)."""
+    return lambda c: E.per_example(e) if c.batch else e
+
+
 class Loss(Module):
     """A loss ℓ(t, y) as the last module M_k; backward(t, y, v=1) = ∂J/∂t."""
 
-    arity = 1   # t is differentiable; the label y is not
+    inputs = ("t", "y")
+    batched = True
+
+    @property
+    def arity(self) -> int:
+        return 1        # t is differentiable; the label y is not
 
     def check_label(self, t, y, where) -> np.ndarray:
         return y
 
     def __call__(self, t, y=None):
-        from .graph import Var, _apply
-        if isinstance(t, Var):
-            return _apply(self, (t, y))
+        if getattr(t, "_bpv_apply", None) is not None:
+            return t._bpv_apply(self, (t, y))
         t = np.asarray(t, dtype=float)
         return self.forward(t, self.check_label(t, np.asarray(y, dtype=float), self.label))
+
+
+def _label_shape(t, y, where, what="output t"):
+    """One rule: y has the output's shape (one example per column); a single example's label
+    may be given flat (y = 1 for a one-entry t), and a batch with one output per example may
+    give one number per example."""
+    if y.shape == t.shape:
+        return y
+    if (t.ndim <= 1 and y.size == t.size) or (t.ndim == 2 and t.shape[0] == 1 and y.ndim <= 1
+                                               and y.size == t.shape[1]):
+        return y.reshape(t.shape)
+    hint = (f" (a batch has one example per column: y must be {shape_str(t)} too)"
+            if t.ndim == 2 else "")
+    raise BackpropError(f"{where}: the label y has shape {shape_str(y)} but the {what} has "
+                        f"shape {shape_str(t)}{hint}")
 
 
 class SquaredLoss(Loss):
     """ℓ_sq(t, y) = ½‖t − y‖²; B[ℓ_sq, t](v) = (t − y) v (§7.4.3)."""
 
     label = "ℓ_sq"
-    tag_B1 = "(§7.4.3)"
-    formula_F = "½‖{z} − {y}‖²"
-    formula_B1 = "({z} − {y}) {v}"
 
     def check_label(self, t, y, where):
-        try:
-            return np.broadcast_to(y, t.shape) if y.shape != t.shape else y
-        except ValueError:
-            raise BackpropError(f"{where}: the label y has shape {shape_str(y)} but the output t "
-                                f"has shape {shape_str(t)}") from None
+        return _label_shape(t, y, where)
 
+    @rule("F", "(F)", _mean(E.half_sq_norm(t - y)))
     def forward(self, t, y):
         d = t - y
         return np.asarray(0.5 * np.vdot(d, d) / _batch_size(t))
 
+    @rule("B1", "(§7.4.3)", _mean(E.juxt(t - y, v)), slips=(R.FORGOT_MEAN,))
     def backward(self, t, y, v=1.0):
-        scale = float(v) / _batch_size(t)
+        scale = float(np.asarray(v).ravel()[0]) / _batch_size(t)
         return t - y if scale == 1.0 else (t - y) * scale
 
 
 def _binary_labels(t, y, where):
-    if y.shape != t.shape:
-        if y.size != t.size:
-            raise BackpropError(f"{where}: the label y has shape {shape_str(y)} but the logit t "
-                                f"has shape {shape_str(t)}")
-        y = y.reshape(t.shape)
+    y = _label_shape(t, y, where, "logit t")
     # y(y − 1) is 0 exactly when y is 0 or 1 (NaN and inf give non-zero)
     ok = (float(y.flat[0]) in (0.0, 1.0)) if y.size == 1 else not np.count_nonzero(y * (y - 1.0))
     if not ok:
@@ -296,25 +382,25 @@ class LogisticLoss(Loss):
     """ℓ_logistic(t, y) = log(1 + e^t) − y t; B[ℓ_logistic, t](v) = (σ(t) − y) v (7.70)."""
 
     label = "ℓ_logistic"
-    tag_B1 = "(7.70)"
-    formula_F = "log(1 + exp({z})) − {y} {z}"
-    formula_B1 = "(σ({z}) − {y}) {v}"
 
     def check_label(self, t, y, where):
         return _binary_labels(t, y, where)
 
+    @rule("F", "(F)", _mean(E.total(E.log(1 + E.exp(t)) - y * t)))
     def forward(self, t, y):
         # log(1+e^t) = logaddexp(0, t): no overflow for large t, no log(0) for very negative t.
         return np.asarray((np.logaddexp(0.0, t) - y * t).sum() / _batch_size(t))
 
+    @rule("B1", "(7.70)", _mean(E.juxt(E.sigma(t) - y, v)),
+          slips=(R.FORGOT_SQUASH, R.FORGOT_MEAN))
     def backward(self, t, y, v=1.0):
         g = _stable_sigmoid(t) - y
-        scale = float(v) / _batch_size(t)
+        scale = float(np.asarray(v).ravel()[0]) / _batch_size(t)
         return g if scale == 1.0 else g * scale
 
 
-def _softmax(t):
-    e = np.exp(t - t.max(axis=0))
+def _softmax(x):
+    e = np.exp(x - x.max(axis=0))
     return e / e.sum(axis=0)
 
 
@@ -325,9 +411,6 @@ class CrossEntropyLoss(Loss):
     """
 
     label = "ℓ_ce"
-    tag_B1 = "(7.71)"
-    formula_F = "−log softmax({z})_{y}"
-    formula_B1 = "(softmax({z}) − {y}) {v}"
 
     def check_label(self, t, y, where):
         k = t.shape[0]
@@ -346,13 +429,16 @@ class CrossEntropyLoss(Loss):
             f"or class indices in 0..{k - 1} (one per example); got {idx[:5]} "
             f"(shape {shape_str(y)})")
 
+    @rule("F", "(F)", _mean(-E.total(y * E.log(E.softmax(t)))))
     def forward(self, t, y):
         m = t.max(axis=0)
         lse = m + np.log(np.exp(t - m).sum(axis=0))
         return np.asarray((lse - (y * t).sum(axis=0)).sum() / _batch_size(t))
 
+    @rule("B1", "(7.71)", _mean(E.juxt(E.softmax(t) - y, v)),
+          slips=(R.FORGOT_SQUASH, R.FORGOT_MEAN))
     def backward(self, t, y, v=1.0):
-        scale = float(v) / _batch_size(t)
+        scale = float(np.asarray(v).ravel()[0]) / _batch_size(t)
         return _softmax(t) - y if scale == 1.0 else (_softmax(t) - y) * scale
 
 
@@ -367,138 +453,151 @@ class Op(Module):
     symbol = "?"
 
 
-class Add(Op):
-    label, symbol, arity, formula_F, formula_B1 = "+", "+", 2, "{a} + {b}", ("{v}", "{v}")
+class BinaryOp(Op):
+    """An op of two inputs a, b; ``backward`` gives both (B1) contributions, one per input."""
 
-    def forward(self, a, b):
-        return a + b
-
-    def backward(self, a, b, v):
-        return v, v
-
-
-class Sub(Op):
-    label, symbol, arity, formula_F, formula_B1 = "−", "-", 2, "{a} − {b}", ("{v}", "−{v}")
-
-    def forward(self, a, b):
-        return a - b
+    inputs = ("a", "b")
 
     def backward(self, a, b, v):
-        return v, -v
+        return self.function("B1", 0)(a, b, v), self.function("B1", 1)(a, b, v)
 
 
-class Mul(Op):
-    label, symbol, arity, formula_F, formula_B1 = "×", "*", 2, "{a} ⊙ {b}", ("{b} ⊙ {v}", "{a} ⊙ {v}")
-
-    def forward(self, a, b):
-        return a * b
-
-    def backward(self, a, b, v):
-        return b * v, a * v
+def _named(name, fn):
+    fn.__name__ = name          # the rule table finds the method by this name
+    return fn
 
 
-class Div(Op):
-    label, symbol, arity, formula_F, formula_B1 = "÷", "/", 2, "{a} / {b}", ("{v} / {b}", "−{a} ⊙ {v} / {b}²")
-
-    def forward(self, a, b):
-        return a / b
-
-    def backward(self, a, b, v):
-        return v / b, -a * v / (b * b)
-
-
-class MatMul(Op):
-    """a @ b for matrices/vectors; backward v bᵀ and aᵀ v."""
-
-    label, symbol, arity, formula_F, formula_B1 = "@", "@", 2, "{a} {b}", ("{v} {b}ᵀ", "{a}ᵀ {v}")
-
-    def forward(self, a, b):
-        return a @ b
-
-    def backward(self, a, b, v):
-        if a.ndim == 1 and b.ndim == 1:          # a dot product: a scalar output
-            return v * b, v * a
-        if a.ndim == 1:                           # row vector times matrix
-            return b @ v, np.outer(a, v)
-        if b.ndim == 1:                           # matrix times vector, as in MM
-            return np.outer(v, b), a.T @ v
-        return v @ b.T, a.T @ v
+def binary(name, label, symbol, forward, F, grad_a, B1a, grad_b, B1b, doc):
+    """A binary op as one short entry: its forward and each input's rule, code beside math."""
+    body = {
+        "__doc__": doc, "label": label, "symbol": symbol,
+        "forward": rule("F", "(F)", F)(_named("forward", lambda self, a, b: forward(a, b))),
+        "grad_a": rule("B1", TAG_CHAIN, B1a, input=0)(
+            _named("grad_a", lambda self, a, b, v: grad_a(a, b, v))),
+        "grad_b": rule("B1", TAG_CHAIN, B1b, input=1)(
+            _named("grad_b", lambda self, a, b, v: grad_b(a, b, v))),
+    }
+    return type(name, (BinaryOp,), body)
 
 
-class Power(Op):
-    """z^p for a constant p; backward p z^{p−1} ⊙ v."""
-
-    symbol = "**"
-
-    def __init__(self, p, name=None):
-        super().__init__(name)
-        self.p = float(p)
-        p_txt = f"{self.p:g}"
-        self.label = "(·)²" if self.p == 2 else f"(·)^{p_txt}"
-        self.formula_F = f"{{z}}^{p_txt}"
-        self.formula_B1 = ("2 {z} ⊙ {v}" if self.p == 2 else
-                           f"{p_txt} {{z}}^{self.p - 1:g} ⊙ {{v}}")
-
-    def forward(self, z):
-        return z * z if self.p == 2 else z ** self.p
-
-    def backward(self, z, v):
-        return 2.0 * z * v if self.p == 2 else self.p * z ** (self.p - 1) * v
+def elementwise(name, label, symbol, forward, F, backward, B1, doc, can_overflow=True):
+    """A one-input elementwise op as one short entry."""
+    body = {
+        "__doc__": doc, "label": label, "symbol": symbol, "can_overflow": can_overflow,
+        "forward": rule("F", "(F)", F)(_named("forward", lambda self, z: forward(z))),
+        "backward": rule("B1", TAG_CHAIN, B1)(
+            _named("backward", lambda self, z, v: backward(z, v))),
+    }
+    return type(name, (Op,), body)
 
 
-class Exp(Op):
-    label, symbol, formula_F, formula_B1 = "exp", "exp", "exp({z})", "exp({z}) ⊙ {v}"
+Add = binary("Add", "+", "+", np.add, a + b,
+             lambda a, b, v: v, v, lambda a, b, v: v, v, "a + b; backward v and v.")
+Sub = binary("Sub", "−", "-", np.subtract, a - b,
+             lambda a, b, v: v, v, lambda a, b, v: -v, -v, "a − b; backward v and −v.")
+Mul = binary("Mul", "×", "*", np.multiply, a * b,
+             lambda a, b, v: b * v, b * v, lambda a, b, v: a * v, a * v,
+             "a ⊙ b; backward b ⊙ v and a ⊙ v.")
+Div = binary("Div", "÷", "/", np.divide, a / b,
+             lambda a, b, v: v / b, v / b, lambda a, b, v: -a * v / (b * b), -(a * v / b ** 2),
+             "a / b; backward v / b and −a ⊙ v / b².")
+Exp = elementwise("Exp", "exp", "exp", np.exp, E.exp(z), lambda z, v: np.exp(z) * v,
+                  E.exp(z) * v, "exp(z); backward exp(z) ⊙ v.")
+Sin = elementwise("Sin", "sin", "sin", np.sin, E.sin(z), lambda z, v: np.cos(z) * v,
+                  E.cos(z) * v, "sin(z); backward cos(z) ⊙ v.", can_overflow=False)
+Cos = elementwise("Cos", "cos", "cos", np.cos, E.cos(z), lambda z, v: -np.sin(z) * v,
+                  -E.sin(z) * v, "cos(z); backward −sin(z) ⊙ v.", can_overflow=False)
+_Log = elementwise("Log", "log", "log", np.log, E.log(z), lambda z, v: v / z, v / z,
+                   "log(z) for z > 0; backward v / z.")
 
-    def forward(self, z):
-        return np.exp(z)
 
-    def backward(self, z, v):
-        return np.exp(z) * v
-
-
-class Log(Op):
-    label, symbol, formula_F, formula_B1 = "log", "log", "log({z})", "{v} / {z}"
-
+class Log(_Log):
     def check_input(self, z, where):
         if np.any(z <= 0):
             raise BackpropError(f"{where}: log needs positive inputs; got {z.ravel()[:5]} "
                                 f"(shape {shape_str(z)})")
 
+
+class MatMul(BinaryOp):
+    """a @ b for matrices and vectors (vectors are columns: a·b of two vectors is aᵀb)."""
+
+    label, symbol = "@", "@"
+
+    @rule("F", "(F)", lambda c: a.T @ b if c.ndim("a") == 1 else a @ b)
+    def forward(self, a, b):
+        return a @ b
+
+    @rule("B1", TAG_CHAIN, lambda c: (E.juxt(v, b) if c.ndim("b") == 1 else b @ v)
+          if c.ndim("a") == 1 else v @ b.T, input=0)
+    def grad_a(self, a, b, v):
+        if a.ndim == 1:
+            return v * b if b.ndim == 1 else b @ v
+        return np.outer(v, b) if b.ndim == 1 else v @ b.T
+
+    @rule("B1", TAG_CHAIN, lambda c: (E.juxt(v, a) if c.ndim("b") == 1 else a @ v.T)
+          if c.ndim("a") == 1 else a.T @ v, input=1)
+    def grad_b(self, a, b, v):
+        if a.ndim == 1:
+            return v * a if b.ndim == 1 else np.outer(a, v)
+        return a.T @ v
+
+
+def _power_B1(c):
+    p = c.consts["p"]
+    if p == 0:
+        return E.Const(0.0) * v
+    return E.Const(p) * (z ** E.Const(p - 1)) * v
+
+
+class Power(Op):
+    """z^p for a constant p; backward p z^{p−1} ⊙ v (0 for p = 0, v for p = 1, also at z = 0)."""
+
+    symbol = "**"
+
+    def __init__(self, p, name=None):
+        super().__init__(name)
+        if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer,
+                                                                  np.floating)):
+            raise BackpropError(f"power: the exponent must be a constant number; got {p!r}")
+        self.p = float(p)
+        if not np.isfinite(self.p):
+            raise BackpropError(f"power: the exponent must be finite; got {p!r}")
+        self.label = self.label_for(self.consts)
+
+    @classmethod
+    def label_for(cls, consts):
+        p = consts.get("p", 2.0)
+        return "(·)²" if p == 2 else f"(·)^{p:g}"
+
+    @property
+    def consts(self):
+        return {"p": self.p}
+
+    @rule("F", "(F)", lambda c: z ** E.Const(c.consts["p"]))
     def forward(self, z):
-        return np.log(z)
+        return z * z if self.p == 2 else z ** self.p
 
+    @rule("B1", TAG_CHAIN, _power_B1)
     def backward(self, z, v):
-        return v / z
+        if self.p == 0:
+            return np.zeros(np.broadcast(z, v).shape)     # z⁰ = 1 everywhere: no slope, even at 0
+        if self.p == 1:
+            return v * np.ones_like(z)
+        return 2.0 * z * v if self.p == 2 else self.p * z ** (self.p - 1) * v
 
-
-class Sin(Op):
-    label, symbol, formula_F, formula_B1 = "sin", "sin", "sin({z})", "cos({z}) ⊙ {v}"
-
-    def forward(self, z):
-        return np.sin(z)
-
-    def backward(self, z, v):
-        return np.cos(z) * v
-
-
-class Cos(Op):
-    label, symbol, formula_F, formula_B1 = "cos", "cos", "cos({z})", "−sin({z}) ⊙ {v}"
-
-    def forward(self, z):
-        return np.cos(z)
-
-    def backward(self, z, v):
-        return -np.sin(z) * v
+    def __repr__(self):
+        return f"Power({self.p:g})"
 
 
 class Sum(Op):
     """Σ_j z_j; backward v·1 (every entry gets v), as in the chain-rule example (7.53)."""
 
-    label, symbol, formula_F, formula_B1 = "Σ", "sum", "Σ_j ({z})_j", "{v} · 1"
+    label, symbol, can_overflow = "Σ", "sum", True
 
+    @rule("F", "(F)", E.total(z))
     def forward(self, z):
         return np.asarray(z.sum())
 
+    @rule("B1", TAG_CHAIN, E.juxt(v, E.ones_like("z")))
     def backward(self, z, v):
-        return np.full(z.shape, float(v))
-
+        return np.full(z.shape, float(np.asarray(v).ravel()[0]))

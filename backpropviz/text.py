@@ -1,4 +1,5 @@
-"""Numbers and steps as plain text: what a screen reader, a CI log or a static viewer shows.
+"""Numbers as plain text, and steps as plain text (what a screen reader, a CI log or a static
+viewer shows).
 
 Floats are formatted explicitly (4 significant digits) so a lesson prints the same on every machine.
 """
@@ -8,7 +9,6 @@ import warnings
 
 import numpy as np
 
-from .trace import Trace, pretty
 
 SMALL_VECTOR = 6        # vectors up to this length are written out
 SMALL_MATRIX = (4, 4)   # matrices up to this size are written out, one row per line
@@ -70,53 +70,26 @@ def array_lines(a) -> list[str]:
         if len(rows) > 1 else ["[" + rows[0] + "]"]
 
 
-def inline(a) -> str:
-    """A value on one line (matrices as [[…], […]])."""
+def inline(a, as_: str | None = None) -> str:
+    """A value on one line (matrices as [[…], […]]); ``as_`` = "column" or "row" writes a
+    vector as an n×1 or 1×n matrix (as in an outer product v zᵀ)."""
     a = np.asarray(a, dtype=float)
+    if a.ndim == 1 and as_ in ("column", "row") and a.size <= SMALL_VECTOR:
+        rows = [[x] for x in a] if as_ == "column" else [a]
+        return "[" + ", ".join("[" + ", ".join(fnum(x) for x in r) + "]" for r in rows) + "]"
     if a.ndim == 2 and is_small(a):
         return "[" + ", ".join("[" + ", ".join(fnum(x) for x in r) + "]" for r in a) + "]"
     return " ".join(array_lines(a))
 
 
-def step_header(trace: Trace, k: int) -> str:
-    """'step 8/14 · backward 3/9 · (B2) (7.65) · M_3 = MM[W[2], b[2]]'."""
-    s = trace.specs[k]
-    nf = trace.n_forward
-    pos = f"forward {k + 1}/{nf}" if s.phase == "forward" else f"backward {k - nf + 1}/{len(trace) - nf}"
-    rule = {"F": "(F)", "B1": "(B1)", "B2": "(B2)", "seed": "start", "acc": "sum over users"}[s.rule]
-    tag = f" {s.tag}" if s.tag != rule else ""
-    mod = ""
-    if s.module is not None:
-        label = next(m.label for m in trace.modules if m.name == s.module)
-        mod = f" · {s.module} = {label}"
-    return f"step {k + 1}/{len(trace)} · {pos} · {rule}{tag}{mod}"
+def step_text(trace, k: int) -> str:
+    """Step k as plain text: header, the rule with symbols and with numbers, what is known."""
+    from .present import present
+    return present(trace, k).text
 
 
-def step_equation(trace: Trace, k: int) -> tuple[str, str, str]:
-    """The step's rule three ways: symbols, numbers substituted, and the result."""
-    s = trace.specs[k]
-    symbolic = s.formula()
-    pad = " " * len(s.lhs)
-    numbers = pad + " = " + s.fill(lambda key: inline(trace[key]))
-    result = pad + " = " + inline(trace[s.writes])
-    return symbolic, numbers, result
-
-
-def step_text(trace: Trace, k: int) -> str:
-    """A step as plain text: header, the equation with symbols and with numbers, what is known."""
-    if k < 0:
-        given = ", ".join(trace.given)
-        return (f"before step 1/{len(trace)}: given {given}\n"
-                f"next: {trace.specs[0].formula()}")
-    symbolic, numbers, result = step_equation(trace, k)
-    known = trace.known(k)
-    return "\n".join([step_header(trace, k), symbolic, numbers, result,
-                      "known: " + ", ".join(pretty(x) for x in known)])
-
-
-def trace_text(trace: Trace) -> str:
+def trace_text(trace) -> str:
     """Every step, one per line: the whole pass as a table of equations."""
-    out = []
-    for k, s in enumerate(trace.specs):
-        out.append(f"{k + 1:>3} {s.phase:<8} {s.tag:<9} {s.lhs} = {inline(trace[s.writes])}")
-    return "\n".join(out)
+    from .present import lhs_text
+    return "\n".join(f"{k:>3} {s.phase:<8} {s.tag:<9} {lhs_text(s)} = {inline(trace[s.writes])}"
+                     for k, s in enumerate(trace.specs, 1))

@@ -1,242 +1,172 @@
-"""The trace: an immutable, ordered record of one forward and one backward pass, as plain data.
+"""Tracing: ``bpv.trace(f, x)`` records any composition of modules and ops by running f on traced
+values, then runs (F), (B1), (B2) on the recorded program.
 
-Keys name what a step reads or writes: a value is its node's name (``u[2]``, ``W[1]``, ``y``); a
-gradient is ``dJ/d`` + the name (``dJ/du[2]``). When a value has several users, each user's (B1)
-writes a contribution ``dJ/du[1] via M_3`` and an accumulation step (7.53) sums them.
+This module is itself callable (``bpv.trace(f, x)``), so ``import backpropviz.trace as T`` gives
+the module (with ``T.trace``, ``T.Var`` and ``T.Trace``) and ``bpv.trace(...)`` still traces.
 """
 from __future__ import annotations
 
-import json
-from dataclasses import dataclass
+import re
+import sys
+import types
 
 import numpy as np
 
-from .errors import BackpropError
+from . import modules as M
+from .errors import BackpropError, shape_str
+from .program import Recorder, as_input
+from .record import Trace
+
+__all__ = ["trace", "Var", "Trace"]
+
+_ACTIVE: list[Recorder] = []
+_NUMBER = (int, float, np.integer, np.floating)
 
 
-def grad_key(name: str) -> str:
-    return "dJ/d" + name
+class Var:
+    """A value being traced: arithmetic on it records a module application."""
 
+    __slots__ = ("rec", "name", "value")
+    __array_priority__ = 1000   # so that ndarray ⊕ Var calls Var's reflected operator
 
-def pretty(key: str) -> str:
-    """'dJ/du[2]' → '∂J/∂u[2]'; a value key is shown as it is."""
-    if key.startswith("dJ/d"):
-        return "∂J/∂" + key[4:]
-    return key
-
-
-@dataclass(frozen=True)
-class NodeInfo:
-    """A node of the graph: a value u[i], a parameter θ, an input, a label y or a constant."""
-
-    name: str
-    kind: str                  # "input" | "param" | "label" | "const" | "value" | "loss"
-    module: str | None = None  # producer (for values) or owner (for parameters), e.g. "M_3"
-    display: str | None = None  # a user's name for a parameter, if given
-
-
-@dataclass(frozen=True)
-class ModuleInfo:
-    """M_i as plain data: what it reads and writes and the rules it applies."""
-
-    name: str                   # "M_3"
-    label: str                  # "MM[W[2], b[2]]", "σ", or the user's name
-    op: str                     # the class: "MM", "ReLU", "SquaredLoss", "Add", ...
-    inputs: tuple[str, ...]     # input nodes, in order (a loss: t then y)
-    params: tuple[str, ...]     # θ[i], e.g. ("W[2]", "b[2]")
-    output: str                 # "u[3]"
-
-
-@dataclass(frozen=True)
-class StepSpec:
-    """What a step does, without its numbers: the same for every pass through one graph."""
-
-    phase: str                  # "forward" | "backward"
-    rule: str                   # "F" | "seed" | "B1" | "B2" | "acc"
-    tag: str                    # "(F)", "(7.63)", "(7.65)", ... the equation in the notes
-    module: str | None          # "M_3"; None for the seed
-    reads: tuple[str, ...]      # keys read
-    writes: str                 # key written
-    node: str                   # the node whose value or gradient this is
-    template: str               # the right-hand side, placeholders like {z} stand for keys
-    subs: tuple[tuple[str, str], ...] = ()   # (placeholder, key) pairs for the template
+    def __init__(self, rec, name, value):
+        self.rec, self.name, self.value = rec, name, value
 
     @property
-    def lhs(self) -> str:
-        return pretty(self.writes)
+    def shape(self):
+        return self.value.shape
 
-    def formula(self, fmt=pretty) -> str:
-        """'∂J/∂u[1] = W[2]ᵀ ∂J/∂u[2]': the rule in the notes' notation, keys shown by fmt."""
-        return fmt(self.writes) + " = " + self.fill(fmt)
+    def _bpv_apply(self, mod, args):
+        return _apply(mod, args)
 
-    def fill(self, fmt=pretty) -> str:
-        """The template with each placeholder replaced by fmt(key)."""
-        return self.template.format(**{p: fmt(k) for p, k in self.subs})
+    def __add__(self, o): return _apply(M.Add(), (self, o))
+    def __radd__(self, o): return _apply(M.Add(), (o, self))
+    def __sub__(self, o): return _apply(M.Sub(), (self, o))
+    def __rsub__(self, o): return _apply(M.Sub(), (o, self))
+    def __mul__(self, o): return _apply(M.Mul(), (self, o))
+    def __rmul__(self, o): return _apply(M.Mul(), (o, self))
+    def __truediv__(self, o): return _apply(M.Div(), (self, o))
+    def __rtruediv__(self, o): return _apply(M.Div(), (o, self))
+    def __matmul__(self, o): return _apply(M.MatMul(), (self, o))
+    def __rmatmul__(self, o): return _apply(M.MatMul(), (o, self))
+    def __neg__(self): return _apply(M.Mul(), (self, -1.0))
 
+    def __pow__(self, p):
+        # numpy scalars (np.int64(2), np.float32(0.5)) are numbers too; a traced exponent is not
+        if isinstance(p, bool) or not isinstance(p, _NUMBER):
+            raise BackpropError(f"power: the exponent must be a constant number; got {p!r}")
+        return _apply(M.Power(p), (self,))
 
-@dataclass(frozen=True, eq=False)
-class Step:
-    """One step of a pass, with its numbers: u[i] = M_i(u[i−1]) (F), or one backward rule."""
-
-    index: int
-    spec: StepSpec
-    read_values: tuple[np.ndarray, ...]
-    value: np.ndarray
-    known: tuple[str, ...]      # every key known after this step
-
-    def __getattr__(self, name):
-        # phase, rule, tag, module, reads, writes, node, lhs, formula … come from the spec.
-        if name.startswith("__") or name == "spec":   # copy/pickle probe before spec is set
-            raise AttributeError(name)
-        return getattr(self.spec, name)
+    def exp(self): return _apply(M.Exp(), (self,))
+    def log(self): return _apply(M.Log(), (self,))
+    def sin(self): return _apply(M.Sin(), (self,))
+    def cos(self): return _apply(M.Cos(), (self,))
+    def sum(self): return _apply(M.Sum(), (self,))
+    def relu(self): return _apply(M.ReLU(), (self,))
+    def sigmoid(self): return _apply(M.Sigmoid(), (self,))
+    def tanh(self): return _apply(M.Tanh(), (self,))
 
     def __repr__(self):
-        return f"Step({self.index}: {self.spec.phase} {self.spec.tag} {self.spec.formula()})"
+        return f"Var({self.name}, shape {shape_str(self.value)})"
 
 
-def _readonly(a):
-    if isinstance(a, np.ndarray) and a.flags.writeable:
-        a.flags.writeable = False
-    return a
+def _apply(mod: M.Module, args) -> Var:
+    """Record u = mod(args) as the next equation M_i and compute its value."""
+    rec = next((x.rec for x in args if isinstance(x, Var)), None)
+    if rec is None or not _ACTIVE or rec is not _ACTIVE[-1]:
+        raise BackpropError(f"{mod.label}: traced values can only be used inside bpv.trace(f, …)")
+    is_loss = isinstance(mod, M.Loss)
+    i = len(rec.eqns) + 1
+    where = f"M_{i} = {mod.name or mod.label} (forward step {i}, (F))"
+    names, values = [], []
+    for j, x in enumerate(args):
+        if isinstance(x, Var):
+            names.append(x.name)
+            values.append(x.value)
+        else:
+            kind = "label" if is_loss and j == 1 else "const"
+            values.append(as_input(x, f"{where}: the {kind}"))
+            names.append(None)
+    if is_loss:
+        values[1] = mod.check_label(values[0], values[1], where)
+    try:
+        mod.check_input(values[0], where)
+        with np.errstate(all="ignore"):     # non-finite values are reported by the run below
+            out = np.asarray(mod.forward(*values), dtype=float)
+    except BackpropError:
+        raise
+    except (ValueError, TypeError) as err:
+        raise BackpropError(f"{where}: {err} (inputs: " + ", ".join(
+            f"{n or 'a constant'} is {shape_str(x)}" for n, x in zip(names, values)) + ")") from None
+    # only now, when the step is sure to be valid, is anything recorded
+    for j, x in enumerate(args):
+        if names[j] is None:
+            names[j] = rec.const(values[j], "label" if is_loss and j == 1 else "const")
+    eqn = rec.equation(mod, tuple(names))
+    rec.values[eqn.output] = out
+    return Var(rec, eqn.output, out)
 
 
-class Trace:
-    """An immutable record of one forward and one backward pass.
+_OURS = re.compile(r"(u|c|y|x)\[\d+\]$|y$")
 
-    ``steps`` are ordered: forward steps (F), then the seed ∂J/∂u[k] = 1, then the backward steps
-    (B1), (B2) and accumulations. ``value(name)`` and ``grad(name)`` look numbers up by node name.
+
+def _check_input_names(names: list, n: int) -> None:
+    """One unique name per input, none that the recorder gives to other nodes."""
+    if len(names) != n or not all(isinstance(x, str) and x.strip() for x in names):
+        raise BackpropError(f"trace: names must give one non-empty name per input ({n}); "
+                            f"got {names!r}")
+    for x in names:
+        if names.count(x) > 1 or (_OURS.match(x) and x not in _default_names(n)):
+            raise BackpropError(f"trace: the input name {x!r} is repeated or is one of the "
+                                f"names backprop gives to other nodes (u[i], c[i], y)")
+
+
+def _default_names(n: int) -> list[str]:
+    return ["u[0]"] if n == 1 else [f"x[{j}]" for j in range(1, n + 1)]
+
+
+def record(f, inputs, names=None) -> tuple[Recorder, Var]:
+    """Run f on traced values; the recorder holds its equations and their values."""
+    if not inputs:
+        raise BackpropError("trace: give f at least one input, e.g. trace(f, np.array([1.0, 2.0]))")
+    names = list(_default_names(len(inputs)) if names is None else names)
+    _check_input_names(names, len(inputs))
+    rec = Recorder()
+    xs = []
+    for j, (n, x) in enumerate(zip(names, inputs)):
+        value = as_input(x, f"{n} (input {j + 1} of f)")
+        xs.append(Var(rec, rec.add_node(n, "input", value), value))
+    _ACTIVE.append(rec)
+    try:
+        J = f(*xs)
+    finally:
+        _ACTIVE.pop()
+    if not isinstance(J, Var) or not rec.eqns or J.name != rec.eqns[-1].output:
+        raise BackpropError("trace: f must return the result of its last operation on its inputs "
+                            f"(a traced value); got {type(J).__name__}")
+    if J.value.size != 1:
+        raise BackpropError(f"trace: J = {J.name} must be a single number (backprop needs a "
+                            f"scalar J, §7.4.1); it has shape {shape_str(J.value)}. Add .sum()?")
+    return rec, J
+
+
+def trace(f, *inputs, names=None) -> Trace:
+    """Record J = f(x) for any composition of modules and ops, then run (F) and (B1), (B2).
+
+    f takes traced values (one per input) and returns a single number J; every op and module it
+    applies becomes a module M_i with output u[i]. One input is named u[0]; several are x[1], x[2]….
     """
+    rec, _ = record(f, inputs, names)
+    prog = rec.program()
+    return prog.run({n: rec.values[n] for n in prog.given_names})
 
-    __slots__ = ("nodes", "modules", "specs", "given", "_out", "_where", "_steps", "_nf")
 
-    def __init__(self, nodes, modules, specs, given, out, where=None):
-        self.nodes: tuple[NodeInfo, ...] = nodes
-        self.modules: tuple[ModuleInfo, ...] = modules
-        self.specs: tuple[StepSpec, ...] = specs
-        self.given: dict[str, np.ndarray] = given     # inputs, parameters, labels, constants
-        self._out = out                                # value written by each step, in order
-        self._where = where if where is not None else {s.writes: i for i, s in enumerate(specs)}
-        self._steps = None
-        self._nf = None
+class _CallableModule(types.ModuleType):
+    """``bpv.trace`` is this module; calling it traces (Python's documented way to customise a
+    module is to set its ``__class__``)."""
 
-    # --- look-ups -------------------------------------------------------------------------------
-    def __getitem__(self, key: str) -> np.ndarray:
-        """The array behind a key: a value ('u[2]') or a gradient ('dJ/du[2]')."""
-        i = self._where.get(key)
-        if i is not None:
-            return _readonly(self._out[i])
-        if key in self.given:
-            return _readonly(self.given[key])
-        raise KeyError(key)
+    def __call__(self, f, *inputs, names=None) -> Trace:
+        return trace(f, *inputs, names=names)
 
-    def value(self, name: str) -> np.ndarray:
-        """u[i] (u[0] is x), a parameter such as W[1], the label y."""
-        if name in self._where or name in self.given:
-            return self[name]
-        raise BackpropError(f"no node named {name!r}; nodes: {', '.join(self.node_names)}")
 
-    def grad(self, name: str) -> np.ndarray:
-        """∂J/∂(name), with the shape of the node itself (§7.4.1)."""
-        key = grad_key(name)
-        if key in self._where:
-            return self[key]
-        if name not in self._where and name not in self.given:
-            raise BackpropError(f"no node named {name!r}; nodes: {', '.join(self.node_names)}")
-        kind = self.node(name).kind
-        why = {"label": "it is a label, not a variable J depends on through the network",
-               "const": "it is a constant",
-               "input": "the notes' backward pass stops at u[1] (pass input_grad=True to get it)"}
-        raise BackpropError(f"∂J/∂{name} is not computed: {why.get(kind, 'J does not depend on it')}")
-
-    def node(self, name: str) -> NodeInfo:
-        for n in self.nodes:
-            if n.name == name:
-                return n
-        raise BackpropError(f"no node named {name!r}; nodes: {', '.join(self.node_names)}")
-
-    @property
-    def node_names(self) -> list[str]:
-        return [n.name for n in self.nodes]
-
-    @property
-    def loss(self) -> float:
-        """J = u[k], a float."""
-        return float(np.asarray(self._out[self.n_forward - 1]).item())   # J may have shape (1,)
-
-    @property
-    def n_forward(self) -> int:
-        if self._nf is None:
-            self._nf = sum(1 for s in self.specs if s.phase == "forward")
-        return self._nf
-
-    def __len__(self):
-        return len(self.specs)
-
-    @property
-    def steps(self) -> tuple[Step, ...]:
-        """The ordered steps, each with the values it read, the value it wrote, and what is known."""
-        if self._steps is None:
-            known = list(self.given)
-            steps = []
-            for i, spec in enumerate(self.specs):
-                known.append(spec.writes)
-                steps.append(Step(i, spec, tuple(self[k] for k in spec.reads), self[spec.writes],
-                                  tuple(known)))
-            self._steps = tuple(steps)
-        return self._steps
-
-    def known(self, k: int) -> tuple[str, ...]:
-        """The keys known after step k (k = −1: before the first step, only what was given)."""
-        return tuple(self.given) + tuple(s.writes for s in self.specs[:k + 1])
-
-    def param_grads(self) -> dict[str, np.ndarray]:
-        """∂J/∂θ for every parameter, by name (W[1], b[1], …)."""
-        return {n.name: self.grad(n.name) for n in self.nodes if n.kind == "param"}
-
-    def __repr__(self):
-        return (f"<Trace: {len(self.modules)} modules, {len(self.specs)} steps "
-                f"({self.n_forward} forward), J = {self.loss:.6g}>")
-
-    # --- JSON -------------------------------------------------------------------------------------
-    def to_dict(self) -> dict:
-        arr = lambda a: {"shape": list(np.shape(a)), "data": np.asarray(a, float).ravel().tolist()}
-        return {
-            "format": "backpropviz.trace/1",
-            "nodes": [vars(n) for n in self.nodes],
-            "modules": [vars(m) for m in self.modules],
-            "specs": [{**vars(s), "subs": [list(p) for p in s.subs]} for s in self.specs],
-            "given": {k: arr(v) for k, v in self.given.items()},
-            "out": [arr(v) for v in self._out],
-        }
-
-    def to_json(self) -> str:
-        # Python writes floats with repr, which reads back exactly: the round trip is lossless.
-        return json.dumps(self.to_dict(), ensure_ascii=False)
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Trace":
-        if d.get("format") != "backpropviz.trace/1":
-            raise BackpropError(f"not a backpropviz trace (format {d.get('format')!r})")
-        arr = lambda a: np.array(a["data"], dtype=float).reshape(a["shape"])
-        return cls(
-            nodes=tuple(NodeInfo(**n) for n in d["nodes"]),
-            modules=tuple(ModuleInfo(**{**m, "inputs": tuple(m["inputs"]),
-                                        "params": tuple(m["params"])}) for m in d["modules"]),
-            specs=tuple(StepSpec(**{**s, "reads": tuple(s["reads"]),
-                                    "subs": tuple(tuple(p) for p in s["subs"])})
-                        for s in d["specs"]),
-            given={k: arr(v) for k, v in d["given"].items()},
-            out=[arr(v) for v in d["out"]])
-
-    @classmethod
-    def from_json(cls, text: str) -> "Trace":
-        return cls.from_dict(json.loads(text))
-
-    def same_as(self, other: "Trace") -> bool:
-        """Same graph, same steps, same numbers (exactly)."""
-        return (self.nodes == other.nodes and self.modules == other.modules
-                and self.specs == other.specs and self.given.keys() == other.given.keys()
-                and all(np.array_equal(self.given[k], other.given[k], equal_nan=True)
-                        for k in self.given)
-                and len(self._out) == len(other._out)
-                and all(np.array_equal(a, b, equal_nan=True) for a, b in zip(self._out, other._out)))
+sys.modules[__name__].__class__ = _CallableModule

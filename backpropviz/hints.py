@@ -1,0 +1,70 @@
+"""Hints for a learner's prediction of a step, fed by the rule table's slips.
+
+The order: the shape first (every gradient has the shape of what it differentiates, §7.4.1), then
+the slips the rule's entry lists (missing transpose, forgot σ′, forgot to sum over users, …),
+then the entry where the answer is furthest off.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import keys as K
+from .errors import shape_str
+from . import expr as E
+from .present import _context, expression, formula
+from .record import StepSpec, Trace
+from .rules import TRANSPOSE
+from .text import fnum
+
+RTOL, ATOL = 1e-2, 1e-3      # how close a prediction must be (said to the learner)
+
+
+def tolerance_text() -> str:
+    return f"an answer counts as right within {RTOL:.0%} or {ATOL:g} of each entry"
+
+
+def close(got, want) -> bool:
+    return got.shape == want.shape and bool(np.allclose(got, want, rtol=RTOL, atol=ATOL))
+
+
+def symbol_values(trace: Trace, spec: StepSpec) -> dict:
+    """The numbers the rule reads, by its symbols (z, v, W, …; c0, c1, … for a sum)."""
+    return {sym: np.asarray(trace[key], dtype=float) for sym, key in spec.subs}
+
+
+def rule_in_symbols(trace: Trace, spec: StepSpec) -> str:
+    """The rule as the notes write it, with its own letters: '(softmax(t) − y) v'."""
+    ctx = _context(trace, spec)
+    fmt = E.Format(False, False, lambda name, as_=None: name, ctx.ndim)
+    return expression(trace, spec).render(fmt) + " " + spec.tag
+
+
+def _say(slip, trace, spec) -> str:
+    return slip.hint.replace("{rule}", rule_in_symbols(trace, spec))
+
+
+def hint(trace: Trace, spec: StepSpec, got: np.ndarray) -> str:
+    want = np.asarray(trace[spec.writes], dtype=float)
+    vals = symbol_values(trace, spec)
+    lhs = K.text(spec.writes)
+    if got.shape != want.shape:
+        for slip in spec.rule.slips:
+            if slip is TRANSPOSE and slip.matches(got, vals, want):
+                return f"Wrong shape: you gave {shape_str(got)}. {_say(slip, trace, spec)}"
+        flipped = got.shape[::-1] == want.shape and got.ndim == 2
+        return (f"Wrong shape: you gave {shape_str(got)}, but {lhs} has the shape of "
+                f"{spec.node} itself: {shape_str(want)} (§7.4.1)"
+                + (". A missing or extra transpose?" if flipped else ""))
+    for slip in spec.rule.slips:
+        try:
+            if slip.matches(got, vals, want):
+                return _say(slip, trace, spec)
+        except (KeyError, ValueError):          # the slip needs a symbol this step lacks
+            continue
+    err = np.abs(got - want)
+    idx = np.unravel_index(int(np.argmax(err)), want.shape) if want.ndim else ()
+    sign = bool(np.allclose(got, -want, rtol=RTOL, atol=ATOL))
+    where = f"entry {list(map(int, idx))}" if idx else "your number"
+    return ("Not quite: " + ("every sign is flipped; " if sign else "")
+            + f"the rule is {formula(trace, spec)} {spec.tag}. Check {where}: you have "
+            + f"{fnum(got[idx])}.")

@@ -1,0 +1,170 @@
+"""Networks: the chain J = M_k(M_{k−1}(⋯M_1(x))) of (7.60), and the MLP of (7.72).
+
+A ``Sequential`` records its chain once with the same ``Recorder`` that ``bpv.trace`` uses,
+without numbers, and runs the compiled program for every (x, y).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from . import modules as M
+from .errors import BackpropError, shape_str
+from .program import Program, Recorder, as_input
+from .record import Trace
+
+
+class Sequential:
+    """The chain J = M_k(⋯M_1(x)) of (7.60); u[0] = x, u[i] = M_i(u[i−1]) (F).
+
+    ``loss`` (a Loss) becomes the last module M_k with the label y; without one, the last module's
+    output must be a single number. Parameters are named by parametric module from 1: W[1], b[1],
+    W[2], …
+    """
+
+    def __init__(self, modules, loss: M.Loss | str | None = None):
+        modules = list(modules)
+        if not modules:
+            raise BackpropError("Sequential: a network needs at least one module; got an empty list")
+        if isinstance(loss, str):
+            loss = loss_named(loss)
+        for i, m in enumerate(modules, 1):
+            if not isinstance(m, M.Module) or isinstance(m, M.Loss) or m.arity != 1:
+                raise BackpropError(f"Sequential: M_{i} must be a one-input module such as MM or "
+                                    f"ReLU (a loss goes in loss=); got {m!r}")
+            if m.param_names and any(m is prev for prev in modules[:i - 1]):
+                j = next(n for n, prev in enumerate(modules, 1) if prev is m)
+                raise BackpropError(f"Sequential: M_{i} is the same {type(m).__name__} object as "
+                                    f"M_{j}; a chain gives each module its own parameters. To "
+                                    f"share parameters, apply the module twice inside bpv.trace(f, x)")
+        if loss is not None and not isinstance(loss, M.Loss):
+            raise BackpropError(f"Sequential: loss must be a Loss such as SquaredLoss(); got {loss!r}")
+        self.layers, self.loss = modules, loss
+        self._check_sizes()
+        self._programs: dict[bool, Program] = {}
+
+    def _check_sizes(self):
+        prev = None           # (description, its output size)
+        n_theta = 0
+        for i, m in enumerate(self.layers, 1):
+            n_theta += bool(m.param_names)
+            if isinstance(m, M.MM):
+                here = f"M_{i} = MM[W[{n_theta}], b[{n_theta}]]"
+                if prev is not None and prev[1] != m.n_in:
+                    raise BackpropError(
+                        f"Sequential: {here} has W of shape {shape_str(m.W)}, so it takes "
+                        f"{m.n_in} inputs, but {prev[0]} gives {prev[1]} outputs")
+                prev = (here, m.n_out)
+
+    @property
+    def modules(self) -> list[M.Module]:
+        return self.layers + ([self.loss] if self.loss is not None else [])
+
+    def program(self, input_grad: bool = False) -> Program:
+        """The compiled graph, built once per network (the numbers change, the plan does not)."""
+        if input_grad not in self._programs:
+            rec = Recorder()
+            u = rec.add_node("u[0]", "input")
+            label = rec.add_node("y", "label") if self.loss is not None else None
+            for m in self.modules:
+                u = rec.equation(m, (u, label) if isinstance(m, M.Loss) else (u,)).output
+            self._programs[input_grad] = rec.program(input_grad)
+        return self._programs[input_grad]
+
+    @property
+    def params(self) -> dict[str, np.ndarray]:
+        """Every parameter by name: W[1], b[1], W[2], …"""
+        return {p: getattr(m, local) for p, (m, local) in self.program().param_src.items()}
+
+    def backprop(self, x, y=None, input_grad: bool = False) -> Trace:
+        """One forward and one backward pass, every step recorded (F), (B1), (B2)."""
+        prog = self.program(input_grad)
+        x = as_input(x, "u[0] (the input x)")
+        given = {"u[0]": x}
+        given.update((p, getattr(m, local)) for p, (m, local) in prog.param_src.items())
+        if self.loss is not None:
+            k = len(self.modules)
+            where = f"M_{k} = {self.loss.label} (forward step {k})"
+            if y is None:
+                raise BackpropError(f"{where}: the loss needs a label y: call backprop(x, y)")
+            t = np.empty(self._output_shape(x))
+            given["y"] = self.loss.check_label(t, as_input(y, f"{where}: the label y"), where)
+        elif math.prod(self._output_shape(x)) != 1:
+            raise BackpropError(
+                f"M_{len(self.modules)}: without a loss the last module's output is J and must "
+                f"be a single number, but for an input of shape {shape_str(x)} it has shape "
+                f"{shape_str(np.empty(self._output_shape(x)))}; pass loss=")
+        return prog.run(given)
+
+    def _output_shape(self, x) -> tuple:
+        n = x.shape[1:] if x.ndim == 2 else ()
+        for m in reversed(self.layers):
+            if isinstance(m, M.MM):
+                return (m.n_out,) + n
+        return x.shape
+
+    def forward(self, x) -> np.ndarray:
+        """The network's output u[k−1] (before the loss), for prediction."""
+        u = as_input(x, "u[0] (the input x)")
+        for m in self.layers:
+            u = m.forward(u)
+        return u
+
+    def with_params(self, params: dict) -> "Sequential":
+        """A copy with some parameters replaced (by name: W[1], b[2], …), any module type."""
+        src = self.program().param_src
+        unknown = set(params) - set(src)
+        if unknown:
+            raise BackpropError(f"no parameter named {sorted(unknown)}; parameters: "
+                                f"{', '.join(src)}")
+        change: dict[int, dict] = {}
+        for p, (m, local) in src.items():
+            if p in params:
+                change.setdefault(id(m), {})[local] = params[p]   # id: only within this call
+        layers = [m.with_params(**change[id(m)]) if id(m) in change else m for m in self.layers]
+        return Sequential(layers, self.loss)
+
+    def __repr__(self):
+        body = ", ".join(repr(m) for m in self.layers)
+        return f"Sequential([{body}], loss={self.loss!r})"
+
+
+def loss_named(name: str) -> M.Loss:
+    if name not in M.LOSSES:
+        raise BackpropError(f"unknown loss {name!r}; choose one of: {', '.join(M.LOSSES)}")
+    return M.LOSSES[name]()
+
+
+def mlp(sizes, activation: str = "relu", loss: str | None = "logistic", seed: int = 0,
+        output_activation: str | None = None) -> Sequential:
+    """An MLP (7.72): MM[W[1], b[1]], σ, MM[W[2], b[2]], σ, …, MM[W[r], b[r]], then the loss.
+
+    Weights are drawn N(0, 2/(n_in + n_out)) from ``numpy.random.default_rng(seed)``; biases are
+    0.01, so a unit whose inputs are all 0 does not sit exactly on ReLU's kink (where backprop's
+    σ'(0) = 0 and finite differences disagree). ``net.seed`` remembers the seed.
+    """
+    sizes = list(sizes)
+    if len(sizes) < 2 or any(isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer))
+                             or n < 1 for n in sizes):
+        raise BackpropError(f"mlp: sizes must be at least two positive integers "
+                            f"(input, …, output); got {sizes}")
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise BackpropError(f"mlp: the seed must be a whole number ≥ 0; got {seed!r}")
+    for what, name in (("activation", activation), ("output activation", output_activation)):
+        if name is not None and name not in M.ACTIVATIONS:
+            raise BackpropError(f"mlp: unknown {what} {name!r}; choose one of: "
+                                f"{', '.join(M.ACTIVATIONS)}")
+    loss_module = loss_named(loss) if loss is not None else None
+    rng = np.random.default_rng(seed)
+    layers: list[M.Module] = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        W = rng.normal(0.0, math.sqrt(2.0 / (n_in + n_out)), size=(n_out, n_in))
+        layers.append(M.MM(W, np.full(n_out, 0.01)))
+        if i < len(sizes) - 2:
+            layers.append(M.ACTIVATIONS[activation]())
+    if output_activation is not None:
+        layers.append(M.ACTIVATIONS[output_activation]())
+    net = Sequential(layers, loss_module)
+    net.seed = int(seed)
+    return net

@@ -1,0 +1,184 @@
+"""Rebuilding a trace from settings a learner edits: x, y, layer sizes, activation, seed, loss,
+weights. A bad setting is reported and the last good network and trace are kept.
+"""
+from __future__ import annotations
+
+import ast
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from . import modules as M
+from .errors import BackpropError, shape_str
+from .networks import Sequential, mlp
+from .record import Trace
+from .text import exact, fnum, inline
+
+MAX_EDITABLE_PARAMS = 60
+MAX_SIZE = 64
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a rebuild reads: the input, the label and the network (sizes, activation, loss, seed)."""
+
+    x: tuple
+    y: tuple
+    sizes: tuple
+    activation: str = "relu"
+    loss: str = "logistic"
+    seed: int = 0
+    output_activation: str | None = None    # e.g. the notes' example ends MM, σ before the loss
+
+
+def same_network(a: Settings, b: Settings) -> bool:
+    """Settings that describe the same weights (only x, y or the loss differ)."""
+    return (a.sizes, a.activation, a.output_activation, a.seed) == \
+        (b.sizes, b.activation, b.output_activation, b.seed)
+
+
+def parse_array(text: str, what: str) -> np.ndarray:
+    """'1, 2' or '[1, 2]' or '[[1, 2], [3, 4]]' → an array; a clear error otherwise."""
+    s = str(text).strip()
+    if not s:
+        raise BackpropError(f"{what}: empty; type numbers such as 1.0, -2")
+    if not s.startswith("["):
+        s = "[" + s + "]"
+    try:
+        value = ast.literal_eval(s)
+        if any(isinstance(v, (str, bytes, complex)) for v in np.ravel(np.array(value, object))):
+            raise ValueError
+        arr = np.array(value, dtype=float)
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        raise BackpropError(f"{what}: could not read {text!r} as numbers; write e.g. "
+                            f"1.0, -2 or [[1, 2], [3, 4]]") from None
+    if not np.isfinite(arr).all():
+        raise BackpropError(f"{what}: NaN or inf in {text!r}")
+    return arr
+
+
+def parse_sizes(text: str) -> tuple:
+    try:
+        sizes = tuple(int(s) for s in str(text).replace("-", ",").split(",") if s.strip())
+    except ValueError:
+        raise BackpropError(f"layer sizes: could not read {text!r}; write e.g. 2, 3, 1") from None
+    if len(sizes) < 2 or min(sizes) < 1 or max(sizes) > MAX_SIZE:
+        raise BackpropError(f"layer sizes: need at least two sizes between 1 and {MAX_SIZE} "
+                            f"(input, …, output); got {text!r}")
+    return sizes
+
+
+def _arch(net: Sequential):
+    """(sizes, hidden activation, output activation) of an MLP-shaped network, else None.
+
+    MLP-shaped means what ``mlp`` builds: MM, σ, MM, σ, …, MM, optionally one more σ.
+    """
+    layers, name = net.layers, lambda m: type(m).__name__.lower()
+    out_act = name(layers[-1]) if isinstance(layers[-1], M.Activation) else None
+    body = layers[:-1] if out_act else layers
+    mms, acts = body[0::2], body[1::2]
+    if not mms or not all(type(m) is M.MM for m in mms) or len(acts) != len(mms) - 1 or \
+            not all(isinstance(a, M.Activation) and name(a) == name(acts[0]) for a in acts):
+        return None
+    if out_act not in (None, *M.ACTIVATIONS) or any(name(a) not in M.ACTIVATIONS for a in acts):
+        return None
+    sizes = (mms[0].n_in,) + tuple(m.n_out for m in mms)
+    return sizes, name(acts[0]) if acts else "relu", out_act
+
+
+def fixed_reason(net: Sequential, x) -> str:
+    """Why the controls cannot describe this network or example ('' if they can)."""
+    loss = next((k for k, c in M.LOSSES.items() if type(net.loss) is c), None)
+    return ("the controls describe one example, not a batch" if np.ndim(x) != 1
+            else "the network has no standard loss" if loss is None
+            else "the network is not an MLP built from MM and one activation"
+            if _arch(net) is None else "")
+
+
+class Rebuilder:
+    """The network and settings behind a trace; ``rebuild`` makes a new trace or says why not."""
+
+    def __init__(self, net: Sequential, trace: Trace):
+        self.net = net
+        x = trace.value("u[0]")
+        self.settings: Settings | None = None
+        self.reason = fixed_reason(net, x)
+        if not self.reason:
+            sizes, act, out_act = _arch(net)
+            loss = next(k for k, c in M.LOSSES.items() if type(net.loss) is c)
+            self.settings = Settings(tuple(x), tuple(np.ravel(trace.value("y"))), sizes, act,
+                                     loss, getattr(net, "seed", 0), out_act)
+
+    def rebuild(self, weights: dict | None = None, keep_net: bool = False, fresh: bool = False,
+                **changes) -> Trace:
+        """A new trace from changed settings (BackpropError if they are bad; nothing changes).
+
+        The network is kept when its sizes, activation and seed are unchanged (``keep_net``: even
+        if they changed); ``fresh`` draws new weights from the seed; ``weights`` replaces some.
+        """
+        if self.settings is None:
+            raise BackpropError(f"this stepper shows a fixed trace: {self.reason}")
+        unknown = set(changes) - set(Settings.__dataclass_fields__)
+        if unknown:
+            raise BackpropError(f"no setting named {sorted(unknown)}")
+        st = replace(self.settings, **changes)
+        net = self._network(st, weights, keep_net, fresh)
+        x = np.array(st.x, dtype=float)
+        y = np.array(st.y, dtype=float)
+        trace = net.backprop(x, y.reshape(()) if y.size == 1 else y)
+        self.net, self.settings = net, st
+        return trace
+
+    def _network(self, st: Settings, weights, keep_net, fresh) -> Sequential:
+        if st.loss not in M.LOSSES:
+            raise BackpropError(f"loss: choose one of {', '.join(M.LOSSES)}; got {st.loss!r}")
+        if (keep_net or same_network(st, self.settings)) and not fresh:   # perhaps another loss
+            net = Sequential(self.net.layers, M.LOSSES[st.loss]())
+            net.seed = getattr(self.net, "seed", 0)
+        else:
+            net = mlp(st.sizes, activation=st.activation, loss=st.loss, seed=st.seed,
+                      output_activation=st.output_activation)
+        return net.with_params(weights) if weights else net
+
+    def weights_text(self) -> str:
+        # every digit: rebuilding from this text must not round the weights
+        return "\n".join(f"{k} = {exact(v)}" for k, v in self.net.params.items())
+
+    def parse_weights(self, text: str) -> dict:
+        out = {}
+        for line in str(text).splitlines():
+            if not line.strip():
+                continue
+            if "=" not in line:
+                raise BackpropError(f"weights: each line is 'name = numbers'; got {line!r}")
+            name, val = (s.strip() for s in line.split("=", 1))
+            old = self.net.params.get(name)
+            if old is None:
+                raise BackpropError(f"weights: no parameter {name!r}; parameters: "
+                                    f"{', '.join(self.net.params)}")
+            arr = parse_array(val, name)
+            if arr.shape != old.shape:
+                raise BackpropError(f"weights: {name} is {shape_str(old)} but the new value is "
+                                    f"{shape_str(arr)}")
+            out[name] = arr
+        return out
+
+    @property
+    def n_params(self) -> int:
+        return sum(a.size for a in self.net.params.values())
+
+    def loss_comparison(self, upto: int | None = None) -> list[tuple[str, str]]:
+        """∂J/∂u[k−1] under each loss on the same network, input and label (or why not)."""
+        st = self.settings
+        x, y = np.array(st.x, dtype=float), np.array(st.y, dtype=float)
+        k = len(self.net.layers)
+        rows = []
+        for name, cls in M.LOSSES.items():
+            try:
+                tr = Sequential(self.net.layers, cls()).backprop(x, y.reshape(()) if y.size == 1
+                                                                 else y)
+                rows.append((name, f"∂J/∂u[{k}] = {inline(tr.grad(f'u[{k}]'))}  "
+                                   f"(J = {fnum(tr.loss)})"))
+            except BackpropError as e:
+                rows.append((name, f"not defined for this label: {str(e).split(': ')[-1]}"))
+        return rows
