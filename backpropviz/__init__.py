@@ -18,14 +18,14 @@ from .record import ModuleInfo, NodeInfo, Step, StepSpec, Trace
 from . import trace          # a callable module: bpv.trace(f, x) traces f
 from .trace import Var
 from .check import GradcheckReport, gradcheck, numerical_grad
-from .present import present
+from .presentation import present
 
 __version__ = "0.2.0"
 
 # Heavy parts load on first use: importing backpropviz must stay cheap.
 _LAZY = {"render": ".draw", "show": ".draw", "Renderer": ".draw", "Layout": ".draw",
          "EngineMissing": ".draw", "Stepper": ".widgets", "StepperModel": ".stepper",
-         "step_text": ".text", "trace_text": ".text"}
+         "step_text": ".presentation", "trace_text": ".presentation"}
 
 
 def __getattr__(name):

@@ -305,9 +305,10 @@ class Template(Expr):
         return tuple(Sym(n) for n in self.names)
 
     def _render(self, fmt):
-        # one pass: a substituted name that contains "{v}" is not substituted again
-        return re.sub(r"\{(\w+)\}", lambda m: Sym(m[1]).render(fmt, 0),
-                      self.tex if fmt.tex else self.text)
+        # one pass over ⟨symbol⟩ marks (braces belong to TeX), so a substituted name that
+        # contains a mark is not substituted again
+        return re.sub(r"⟨(\w+)⟩", lambda m: Sym(m[1]).render(fmt, 0) if m[1] in self.names
+                      else m[0], self.tex if fmt.tex else self.text)
 
     def eval(self, env):
         raise TypeError("a rule without an expression cannot be evaluated")

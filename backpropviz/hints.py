@@ -11,7 +11,7 @@ import numpy as np
 from . import keys as K
 from .errors import shape_str
 from . import expr as E
-from .present import _context, expression, formula
+from .presentation import context, expression, formula
 from .record import StepSpec, Trace
 from .rules import TRANSPOSE
 from .text import fnum
@@ -34,7 +34,7 @@ def symbol_values(trace: Trace, spec: StepSpec) -> dict:
 
 def rule_in_symbols(trace: Trace, spec: StepSpec) -> str:
     """The rule as the notes write it, with its own letters: '(softmax(t) − y) v'."""
-    ctx = _context(trace, spec)
+    ctx = context(trace, spec)
     fmt = E.Format(False, False, lambda name, as_=None: name, ctx.ndim)
     return expression(trace, spec).render(fmt) + " " + spec.tag
 

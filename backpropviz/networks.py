@@ -81,6 +81,9 @@ class Sequential:
         """One forward and one backward pass, every step recorded (F), (B1), (B2)."""
         prog = self.program(input_grad)
         x = as_input(x, "u[0] (the input x)")
+        first = prog.modules[0]
+        self.layers[0].check_input(x, f"M_1 = {first.label} (forward step 1 of "
+                                      f"{len(prog.modules)}, (F))")    # before the label's check
         given = {"u[0]": x}
         given.update((p, getattr(m, local)) for p, (m, local) in prog.param_src.items())
         if self.loss is not None:

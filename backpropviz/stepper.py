@@ -13,7 +13,7 @@ from . import keys as K
 from .errors import BackpropError, shape_str
 from .hints import close, hint
 from .networks import Sequential
-from .present import StepView, present
+from .presentation import StepView, present
 from .rebuild import Rebuilder, parse_array
 from .record import Trace
 from .text import inline

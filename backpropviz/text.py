@@ -81,15 +81,3 @@ def inline(a, as_: str | None = None) -> str:
         return "[" + ", ".join("[" + ", ".join(fnum(x) for x in r) + "]" for r in a) + "]"
     return " ".join(array_lines(a))
 
-
-def step_text(trace, k: int) -> str:
-    """Step k as plain text: header, the rule with symbols and with numbers, what is known."""
-    from .present import present
-    return present(trace, k).text
-
-
-def trace_text(trace) -> str:
-    """Every step, one per line: the whole pass as a table of equations."""
-    from .present import lhs_text
-    return "\n".join(f"{k:>3} {s.phase:<8} {s.tag:<9} {lhs_text(s)} = {inline(trace[s.writes])}"
-                     for k, s in enumerate(trace.specs, 1))

@@ -285,10 +285,23 @@ def test_given_arrays_are_read_only():
         assert not a.flags.writeable, name
 
 
-@pytest.mark.parametrize("names", [["a", "a"], ["u[1]", "b"], ["a"], ["dJ/da", "b"], ["a via M_1", "b"]])
+@pytest.mark.parametrize("names", [["a", "a"], ["u[1]", "b"], ["a"], ["c[1]", "b"], ["", "b"]])
 def test_bad_input_names_are_refused(names):
     with pytest.raises(bpv.BackpropError, match="trace: .*name"):
         bpv.trace(lambda a, b: (a * b).sum(), np.array([1.0]), np.array([2.0]), names=names)
+
+
+@pytest.mark.parametrize("name", ["dJ/da", "a via M_1", "∂J/∂u[0]", "{v}", "x (2)"])
+def test_names_that_look_like_keys_are_just_names(name):
+    """Keys are data, not strings: a name may look like a gradient key and nothing breaks."""
+    tr = bpv.trace(lambda a, b: (a * b + a).sum(), np.array([1.0]), np.array([2.0]),
+                   names=[name, "b"])
+    assert tr.grad(name).tolist() == [3.0] and tr.grad(name, via="M_1").tolist() == [2.0]
+    assert tr.grad("b").tolist() == [1.0]
+    acc = tr.specs[-1]
+    assert acc.kind == "acc" and acc.writes == bpv.Key.gradient(name)
+    assert str(acc.writes) == "∂J/∂" + name
+    assert [str(k) for k in acc.reads] == [f"∂J/∂{name} via M_1", f"∂J/∂{name} via M_2"]
 
 
 def test_good_input_names_are_used():

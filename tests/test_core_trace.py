@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 import backpropviz as bpv
+from backpropviz.presentation import formula
 
 LOSS_TAG = {"squared": "(§7.4.3)", "logistic": "(7.70)", "cross_entropy": "(7.71)"}
 LOSS_OPS = {"SquaredLoss", "LogisticLoss", "CrossEntropyLoss"}
@@ -32,13 +33,13 @@ def expected_backward(net, input_grad=False):
     seed, then for M_k, …, M_1: (B2) W, (B2) b for an MM, then (B1) for its input."""
     mods = net.modules
     k = len(mods)
-    out = [("seed", "(§7.4.2)", None, f"dJ/du[{k}]")]
+    out = [("seed", "(§7.4.2)", None, f"∂J/∂u[{k}]")]
     n_mm = sum(isinstance(m, bpv.MM) for m in mods)
     for i in range(k, 0, -1):
         m = mods[i - 1]
         if isinstance(m, bpv.MM):
-            out += [("B2", "(7.65)", f"M_{i}", f"dJ/dW[{n_mm}]"),
-                    ("B2", "(7.66)", f"M_{i}", f"dJ/db[{n_mm}]")]
+            out += [("B2", "(7.65)", f"M_{i}", f"∂J/∂W[{n_mm}]"),
+                    ("B2", "(7.66)", f"M_{i}", f"∂J/∂b[{n_mm}]")]
             n_mm -= 1
             tag = "(7.63)"
         elif isinstance(m, bpv.Loss):
@@ -47,7 +48,7 @@ def expected_backward(net, input_grad=False):
         else:
             tag = "(7.69)"
         if i > 1 or input_grad:
-            out.append(("B1", tag, f"M_{i}", f"dJ/du[{i - 1}]"))
+            out.append(("B1", tag, f"M_{i}", f"∂J/∂u[{i - 1}]"))
     return out
 
 
@@ -66,17 +67,18 @@ def test_sequential_step_structure(loss, batch, input_grad):
     assert len(steps) == len(tr)
     fwd = steps[:k]
     for i, s in enumerate(fwd, 1):
-        assert (s.phase, s.rule, s.tag, s.module, s.writes, s.node) == (
-            "forward", "F", "(F)", f"M_{i}", f"u[{i}]", f"u[{i}]")
-        assert s.reads[0] == f"u[{i - 1}]"
+        assert (s.phase, s.kind, s.tag, s.module, s.writes, s.node) == (
+            "forward", "F", "(F)", f"M_{i}", bpv.Key(f"u[{i}]"), f"u[{i}]")
+        assert s.number == i and bpv.Key(f"u[{i - 1}]") in s.reads
     assert tr.n_forward == k
     bwd = steps[k:]
     assert all(s.phase == "backward" for s in bwd)
-    assert [(s.rule, s.tag, s.module, s.writes) for s in bwd] == expected_backward(net, input_grad)
+    assert [(s.kind, s.tag, s.module, str(s.writes)) for s in bwd] == \
+        expected_backward(net, input_grad)
     seed = bwd[0]
     np.testing.assert_array_equal(seed.value, 1.0)
     assert seed.node == f"u[{k}]"
-    assert not any(s.rule == "acc" for s in steps)       # nothing is reused in a chain
+    assert not any(s.kind == "acc" for s in steps)       # nothing is reused in a chain
     # module numbers never increase along the backward pass
     nums = [int(s.module[2:]) for s in bwd if s.module]
     assert nums == sorted(nums, reverse=True)
@@ -90,19 +92,21 @@ def test_step_values_follow_the_rules():
     mods = dict(zip((f"M_{i}" for i in range(1, 10)), net.modules))
     for s in tr.steps:
         mod = mods.get(s.module)
-        if s.rule == "F" and isinstance(mod, bpv.Loss):
-            np.testing.assert_allclose(s.value, mod.forward(*s.read_values[:2]))
-        elif s.rule == "F":
-            np.testing.assert_allclose(s.value, mod.forward(s.read_values[0]))
-        elif s.rule == "B2":
-            z, v = s.read_values
-            expected = v @ z.T if s.writes.startswith("dJ/dW") else v.sum(axis=1)  # (7.65), (7.66)
-            np.testing.assert_allclose(s.value, expected)
-        elif s.rule == "B1" and isinstance(mod, bpv.MM):
-            np.testing.assert_allclose(s.value, mod.W.T @ s.read_values[-1])        # (7.63)
-        elif s.rule == "B1" and isinstance(mod, bpv.Activation):
-            z, v = s.read_values
-            np.testing.assert_allclose(s.value, mod.derivative(z) * v)              # (7.69)
+        r = {sym: tr[key] for sym, key in s.subs}          # the rule's symbols: z, v, W, …
+        if s.kind == "F" and isinstance(mod, bpv.Loss):
+            np.testing.assert_allclose(s.value, mod.forward(r["t"], r["y"]))
+        elif s.kind == "F":
+            np.testing.assert_allclose(s.value, mod.forward(r["z"]))
+        elif s.kind == "B2" and s.which == "W":
+            np.testing.assert_allclose(s.value, r["v"] @ r["z"].T)                   # (7.65)
+        elif s.kind == "B2":
+            np.testing.assert_allclose(s.value, r["v"].sum(axis=1))                  # (7.66)
+        elif s.kind == "B1" and isinstance(mod, bpv.MM):
+            np.testing.assert_allclose(s.value, mod.W.T @ r["v"])                    # (7.63)
+        elif s.kind == "B1" and isinstance(mod, bpv.Activation):
+            np.testing.assert_allclose(s.value, mod.derivative(r["z"]) * r["v"])     # (7.69)
+        # what a step reads is exactly what its rule shows (highlighted on the graph)
+        assert set(s.reads) <= set(dict(s.subs).values())
     # the gradient of the input against finite differences of J
     num = bpv.numerical_grad(lambda xx: net.backprop(xx, y).loss, x)
     np.testing.assert_allclose(tr.grad("u[0]"), num, rtol=1e-5, atol=1e-8)
@@ -113,14 +117,14 @@ def test_formulas_in_the_notes_notation():
     net = bpv.Sequential([bpv.MM(W1), bpv.ReLU(), bpv.MM(np.array([[0.5, -0.5]])),
                           bpv.Sigmoid()], loss=bpv.SquaredLoss())
     tr = net.backprop([1.0, 2.0], [1.0])
-    formulas = {s.writes: s.formula() for s in tr.steps}
+    formulas = {str(s.writes): formula(tr, s.spec) for s in tr.steps}
     assert formulas["u[1]"] == "u[1] = W[1] u[0] + b[1]"
-    assert formulas["dJ/du[5]"] == "∂J/∂u[5] = 1"
+    assert formulas["∂J/∂u[5]"] == "∂J/∂u[5] = 1"
     # (7.77) as corrected by the errata: ∂J/∂W[k+1] = ∂J/∂z[k+1] a[k]ᵀ, i.e. v zᵀ
-    assert formulas["dJ/dW[2]"] == "∂J/∂W[2] = ∂J/∂u[3] u[2]ᵀ"
-    assert formulas["dJ/du[2]"] == "∂J/∂u[2] = W[2]ᵀ ∂J/∂u[3]"          # (7.63)
-    assert formulas["dJ/db[1]"] == "∂J/∂b[1] = ∂J/∂u[1]"                # (7.66)
-    assert tr.steps[0].lhs == "u[1]" and tr.steps[-1].lhs == "∂J/∂b[1]"
+    assert formulas["∂J/∂W[2]"] == "∂J/∂W[2] = ∂J/∂u[3] u[2]ᵀ"
+    assert formulas["∂J/∂u[2]"] == "∂J/∂u[2] = W[2]ᵀ ∂J/∂u[3]"          # (7.63)
+    assert formulas["∂J/∂b[1]"] == "∂J/∂b[1] = ∂J/∂u[1]"                # (7.66)
+    assert str(tr.steps[0].writes) == "u[1]" and str(tr.steps[-1].writes) == "∂J/∂b[1]"
 
 
 # --- accumulation (7.53) -------------------------------------------------------------------------
@@ -158,17 +162,18 @@ def test_accumulation_exactly_where_a_value_is_reused(case):
     x = np.array([0.3, -1.2, 0.8])
     tr = bpv.trace(f, x)
     assert {z: c for z, c in _uses(tr).items() if c > 1} == reused
-    acc = [s for s in tr.steps if s.rule == "acc"]
+    acc = [s for s in tr.steps if s.kind == "acc"]
     assert sorted(s.node for s in acc) == sorted(reused)
     for s in acc:
         assert (s.phase, s.tag, s.module, s.writes) == ("backward", "(7.53)", None,
-                                                         "dJ/d" + s.node)
+                                                         bpv.Key.gradient(s.node))
         assert len(s.reads) == reused[s.node]
         # its contributions are written by (B1)/(B2) steps before it, one per use
         writers = {t.writes: t for t in tr.steps[:s.index]}
         for key in s.reads:
-            assert key.startswith(f"dJ/d{s.node} via M_")
-            assert writers[key].rule in ("B1", "B2") and writers[key].node == s.node
+            assert key.node == s.node and key.grad and key.user.startswith("M_")
+            assert str(key).startswith(f"∂J/∂{s.node} via M_")
+            assert writers[key].kind in ("B1", "B2") and writers[key].node == s.node
         np.testing.assert_allclose(s.value, np.sum(s.read_values, axis=0), rtol=1e-14)
         np.testing.assert_array_equal(tr.grad(s.node), s.value)
         # nothing reads the gradient before it is complete
@@ -176,7 +181,7 @@ def test_accumulation_exactly_where_a_value_is_reused(case):
     # every value that is used once has its gradient written directly, with no "via"
     for z, c in _uses(tr).items():
         if c == 1:
-            assert "dJ/d" + z in {s.writes for s in tr.steps if s.rule in ("B1", "B2")}
+            assert bpv.Key.gradient(z) in {s.writes for s in tr.steps if s.kind in ("B1", "B2")}
     num = bpv.numerical_grad(lambda xx: bpv.trace(f, xx).loss, x)
     np.testing.assert_allclose(tr.grad("u[0]"), num, rtol=1e-5, atol=1e-8)
 
@@ -184,11 +189,12 @@ def test_accumulation_exactly_where_a_value_is_reused(case):
 def test_accumulation_of_x_times_x_plus_sin():
     x = np.array([0.3, -1.2, 0.8])
     tr = bpv.trace(lambda x: ((x * x) + x.sin()).sum(), x)
-    [acc] = [s for s in tr.steps if s.rule == "acc"]
-    assert acc.reads == ("dJ/du[0] via M_1 (1)", "dJ/du[0] via M_1 (2)", "dJ/du[0] via M_2")
-    np.testing.assert_allclose(tr["dJ/du[0] via M_2"], np.cos(x))
-    np.testing.assert_allclose(tr["dJ/du[0] via M_1 (1)"], x)
-    np.testing.assert_allclose(tr["dJ/du[0] via M_1 (2)"], x)
+    [acc] = [s for s in tr.steps if s.kind == "acc"]
+    assert [str(k) for k in acc.reads] == ["∂J/∂u[0] via M_1 (1)", "∂J/∂u[0] via M_1 (2)",
+                                           "∂J/∂u[0] via M_2"]
+    np.testing.assert_allclose(tr.grad("u[0]", via="M_2"), np.cos(x))
+    np.testing.assert_allclose(tr.grad("u[0]", via="M_1", n=1), x)
+    np.testing.assert_allclose(tr.grad("u[0]", via="M_1", n=2), x)
     np.testing.assert_allclose(acc.value, 2 * x + np.cos(x), rtol=1e-14)
     assert acc is tr.steps[-1]
 
@@ -197,7 +203,7 @@ def test_dead_branch_gets_no_backward_steps():
     tr = bpv.trace(lambda x: (x.sin(), x.cos().sum())[1], np.array([0.5, 1.0]))
     assert [s.module for s in tr.steps if s.phase == "forward"] == ["M_1", "M_2", "M_3"]
     assert not any(s.module == "M_1" for s in tr.steps if s.phase == "backward")
-    assert not any(s.rule == "acc" for s in tr.steps)
+    assert not any(s.kind == "acc" for s in tr.steps)
     np.testing.assert_allclose(tr.grad("u[0]"), -np.sin([0.5, 1.0]))
 
 
@@ -210,15 +216,17 @@ def test_known_grows_by_one_key_per_step(which):
         tr = make_net().backprop(x, y)
     else:
         tr = bpv.trace(REUSE_CASES["x*x + sin x"][0], np.array([0.3, -1.2, 0.8]))
-    before = tr.known(-1)
-    assert before == tuple(tr.given)
+    before = tr.known(0)
+    assert before == tuple(bpv.Key(n) for n in tr.given)
     for s in tr.steps:
-        now = tr.known(s.index)
+        now = tr.known(s.number)
         assert now == before + (s.writes,)
         assert s.known == now
         assert set(s.reads) <= set(before), (s, set(s.reads) - set(before))
         for key in now:
             tr[key]       # every known key can be looked up
+            assert tr.is_known(key, s.number) and tr.known_at(key) <= s.number
+        assert not tr.is_known(s.writes, s.number - 1)
         before = now
     assert len(before) == len(tr.given) + len(tr)
 
@@ -291,7 +299,9 @@ def get_trace(name):
 def test_json_round_trip(name):
     tr = get_trace(name)
     text = tr.to_json()
-    assert json.loads(text)["format"] == "backpropviz.trace/1"
+    assert json.loads(text)["format"] == "backpropviz.trace/2"
+    assert "NaN" not in text.replace('"NaN"', "") and "Infinity" not in text.replace(
+        '"Infinity"', "").replace('"-Infinity"', "")            # standard JSON
     back = bpv.Trace.from_json(text)
     assert back.same_as(tr) and tr.same_as(back)
     assert back.to_json() == text
@@ -305,7 +315,7 @@ def test_json_round_trip(name):
             np.testing.assert_array_equal(a, b)
     for n in tr.node_names:
         np.testing.assert_array_equal(back.value(n), tr.value(n))
-        if "dJ/d" + n in tr.known(len(tr) - 1):
+        if bpv.Key.gradient(n) in tr.known(len(tr)):
             np.testing.assert_array_equal(back.grad(n), tr.grad(n))
     assert back.loss == tr.loss
     assert repr(back) == repr(tr)
@@ -387,8 +397,8 @@ def test_input_grad(batch):
     np.testing.assert_allclose(tr.grad("u[0]"),
                                bpv.numerical_grad(lambda xx: net.backprop(xx, y).loss, x),
                                rtol=1e-5, atol=1e-8)
-    [s] = [s for s in tr.steps if s.writes == "dJ/du[0]"]
-    assert (s.rule, s.tag, s.module) == ("B1", "(7.63)", "M_1")
+    [s] = [s for s in tr.steps if s.writes == bpv.Key.gradient("u[0]")]
+    assert (s.kind, s.tag, s.module) == ("B1", "(7.63)", "M_1")
     plain = net.backprop(x, y)
     with pytest.raises(bpv.BackpropError, match="input_grad"):
         plain.grad("u[0]")

@@ -35,7 +35,7 @@ class Highlight:
 
 # --- a rule's expression, bound to a step ------------------------------------------------------
 
-def _context(trace: Trace, spec: StepSpec) -> Context:
+def context(trace: Trace, spec: StepSpec) -> Context:
     keys = dict(spec.subs)
     ndims = {s: np.ndim(trace[k]) for s, k in keys.items()}
     if spec.module is None:
@@ -50,20 +50,20 @@ def _context(trace: Trace, spec: StepSpec) -> Context:
 
 def expression(trace: Trace, spec: StepSpec) -> E.Expr:
     """The rule's expression for this step (a module without one: B[M, z](v) by name)."""
-    ctx = _context(trace, spec)
+    ctx = context(trace, spec)
     e = spec.rule.expression(ctx)
     if e is not None:
         return e
     m = trace.module(spec.module)
     base = m.cls.label_for(dict(m.consts)) if m.cls else m.op
-    name, tname = base.replace("{", "(").replace("}", ")"), K.tex_name(base)
+    tname = K.tex_name(base)
     ins = [s for s, _ in spec.subs if s != "v"][:max(1, len(m.inputs))]
+    marks = ", ".join(f"⟨{s}⟩" for s in ins)
     if spec.kind == "F":
-        return E.Template(f"{name}(" + ", ".join("{%s}" % s for s in ins) + ")",
-                          tname + "(" + ", ".join("{%s}" % s for s in ins) + ")", tuple(ins))
+        return E.Template(f"{base}({marks})", f"{tname}({marks})", tuple(ins))
     wrt = spec.which if spec.kind == "B2" else ins[spec.which]
-    return E.Template(f"B[{name}, {{{wrt}}}]({{v}})",
-                      rf"\mathcal{{B}}[{tname}, {{{wrt}}}]({{v}})", (wrt, "v"))
+    return E.Template(f"B[{base}, ⟨{wrt}⟩](⟨v⟩)", rf"\mathcal{{B}}[{tname}, ⟨{wrt}⟩](⟨v⟩)",
+                      (wrt, "v"))
 
 
 def _format(trace: Trace, spec: StepSpec, mode: str, batch: int | None) -> E.Format:
@@ -84,7 +84,7 @@ def _format(trace: Trace, spec: StepSpec, mode: str, batch: int | None) -> E.For
 
 def rhs(trace: Trace, spec: StepSpec, mode: str = "text") -> str:
     """The rule's right-hand side: mode "text" (keys), "tex", or "numbers" (values)."""
-    ctx = _context(trace, spec)
+    ctx = context(trace, spec)
     return expression(trace, spec).render(_format(trace, spec, mode, ctx.batch))
 
 
@@ -215,3 +215,14 @@ def edge_state(trace: Trace, hl: Highlight, module: str, node: str) -> str | Non
         return "now"
     return "travelled" if trace.travelled_at(module, node) <= hl.k else None
 
+
+
+def step_text(trace: Trace, k: int) -> str:
+    """Step k as plain text: header, the rule with symbols and with numbers, what is known."""
+    return present(trace, k).text
+
+
+def trace_text(trace: Trace) -> str:
+    """Every step, one per line: the whole pass as a table of equations."""
+    return "\n".join(f"{k:>3} {s.phase:<8} {s.tag:<9} {lhs_text(s)} = {inline(trace[s.writes])}"
+                     for k, s in enumerate(trace.specs, 1))
