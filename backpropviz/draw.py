@@ -19,6 +19,7 @@ Every format (SVG, DOT/PNG/GIF, flipbook) takes its highlights from ``present.no
 """
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import os
@@ -33,14 +34,15 @@ import numpy as np
 from . import keys as K
 from .errors import BackpropError
 from .keys import Key
-from .present import Highlight, edge_state, node_state, present
+from .presentation import Highlight, edge_state, node_state, present
 from .record import Trace
 from .text import array_lines, shape_text
 
 MAX_NODES = 3000
 FWD, BWD, INK, GREY, BAD = "#0072B2", "#D55E00", "#222222", "#BBBBBB", "#CC0000"
 CHAR_W, LINE_H, PAD = 7.3, 16.0, 8.0     # monospace 12px: width of a character, height of a line
-CAPTION_H, LEGEND_H = 70.0, 26.0
+CAPTION_H, LEGEND_H = 70.0, 26.0       # LEGEND_H: one row of the legend
+LEGEND_CHAR_W = 8.0                     # a character of the legend's 13px sans-serif text
 
 
 class EngineMissing(BackpropError):
@@ -242,7 +244,42 @@ class Layout:
             if "lp" in d:
                 lx, ly = map(float, d["lp"].split(","))
                 e.lx, e.ly = lx - x0, fy(ly)
-        self.total_h = CAPTION_H + self.height + LEGEND_H + 10
+        self.legend = legend_places(self.width)
+        self.legend_rows = 1 + max(row for _, row in self.legend)
+        self.total_h = CAPTION_H + self.height + self.legend_rows * LEGEND_H + 10
+
+
+# the legend's entries: a swatch (drawn at x, y; its width) and the words
+LEGEND = (
+    (lambda x, y: f'<line x1="{x}" y1="{y + 6}" x2="{x + 26}" y2="{y + 6}" stroke="{FWD}" '
+                  f'stroke-width="3"/>', 26, "forward (F)"),
+    (lambda x, y: f'<line x1="{x}" y1="{y + 6}" x2="{x + 26}" y2="{y + 6}" stroke="{BWD}" '
+                  f'stroke-width="3" stroke-dasharray="7 3"/>', 26, "backward (B1)/(B2)"),
+    (lambda x, y: f'<rect x="{x}" y="{y}" width="22" height="12" fill="none" stroke="{INK}" '
+                  f'stroke-width="3"/>', 22, "written"),
+    (lambda x, y: f'<rect x="{x}" y="{y}" width="22" height="12" fill="none" stroke="{INK}" '
+                  f'stroke-width="2" stroke-dasharray="3 2"/>', 22, "read"),
+    (lambda x, y: f'<line x1="{x}" y1="{y + 6}" x2="{x + 26}" y2="{y + 6}" stroke="#888888" '
+                  f'stroke-width="1.2" stroke-dasharray="4 3"/>', 26, "parameter θ"),
+    (lambda x, y: f'<rect x="{x}" y="{y}" width="22" height="12" fill="#FFF8E7" '
+                  f'stroke="#777777"/>', 22, "loss J"),
+    (lambda x, y: f'<rect class="blank" x="{x}" y="{y}" width="22" height="12"/>', 22,
+     "not yet computed"),
+    (None, 0, "⚠ NaN/inf"),
+)
+
+
+def legend_places(width: float) -> list[tuple[float, int]]:
+    """Where each legend entry starts (x, row): left to right, wrapping at the drawing's width,
+    so no entry is cut off by a narrow drawing."""
+    out, x, row = [], 8.0, 0
+    for _, sw, label in LEGEND:
+        w = sw + (6 if sw else 0) + len(label) * LEGEND_CHAR_W
+        if x > 8 and x + w > width - 8:
+            x, row = 8.0, row + 1
+        out.append((x, row))
+        x += w + 22
+    return out
 
 
 def graph_signature(trace: Trace) -> tuple:
@@ -337,11 +374,15 @@ class Renderer:
         h = L.total_h - top
         title = view.header
         desc = "\n".join(view.lines[1:]) or view.header
+        # a notebook page holds many drawings: ids named after what they say, so that two
+        # drawings share an id only where they say the same (aria-labelledby takes the first)
+        tag = hashlib.blake2s(f"{title}\n{desc}".encode("utf-8"), digest_size=5).hexdigest()
+        tid, did = f"bpv-t{k}-{tag}", f"bpv-d{k}-{tag}"
         parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="bpv" width="{L.width:.0f}" '
                  f'height="{h:.0f}" viewBox="0 {top:.0f} {L.width:.0f} {h:.0f}" role="img" '
-                 f'aria-labelledby="bpv-t{k} bpv-d{k}" '
+                 f'aria-labelledby="{tid} {did}" '
                  f'style="max-width:100%;max-height:82vh;width:auto;height:auto" data-step="{k}">',
-                 f'<title id="bpv-t{k}">{esc(title)}</title><desc id="bpv-d{k}">{esc(desc)}</desc>',
+                 f'<title id="{tid}">{esc(title)}</title><desc id="{did}">{esc(desc)}</desc>',
                  _STYLE, self._caption(view) if caption else ""]
         for e, (path, head, lab) in zip(L.edges, self._edge_svg):
             cls = " ".join(c for c in ("edge", "param" if e.param else "",
@@ -398,25 +439,15 @@ class Renderer:
                        f'{esc(s)}</text>' for i, s in enumerate(lines) if s)
 
     def _legend(self) -> str:
-        y = self.layout.total_h - LEGEND_H + 4
-        items = [(f'<line x1="8" y1="{y + 6}" x2="34" y2="{y + 6}" stroke="{FWD}" '
-                  f'stroke-width="3"/>', "forward (F)", 40),
-                 (f'<line x1="130" y1="{y + 6}" x2="156" y2="{y + 6}" stroke="{BWD}" '
-                  f'stroke-width="3" stroke-dasharray="7 3"/>', "backward (B1)/(B2)", 162),
-                 (f'<rect x="300" y="{y}" width="22" height="12" fill="none" stroke="{INK}" '
-                  f'stroke-width="3"/>', "written", 328),
-                 (f'<rect x="388" y="{y}" width="22" height="12" fill="none" stroke="{INK}" '
-                  f'stroke-width="2" stroke-dasharray="3 2"/>', "read", 416),
-                 (f'<line x1="460" y1="{y + 6}" x2="486" y2="{y + 6}" stroke="#888888" '
-                  f'stroke-width="1.2" stroke-dasharray="4 3"/>', "parameter θ", 492),
-                 (f'<rect x="590" y="{y}" width="22" height="12" fill="#FFF8E7" '
-                  f'stroke="#777777"/>', "loss J", 618),
-                 (f'<rect class="blank" x="672" y="{y}" width="22" height="12"/>',
-                  "not yet computed", 700),
-                 ("", "⚠ NaN/inf", 830)]
-        return '<g class="legend">' + "".join(
-            f'{shape}<text class="cap" x="{tx}" y="{y + 11}">{esc(label)}</text>'
-            for shape, label, tx in items) + "</g>"
+        L = self.layout
+        top = L.total_h - L.legend_rows * LEGEND_H
+        parts = []
+        for (swatch, sw, label), (x, row) in zip(LEGEND, L.legend):
+            y = top + row * LEGEND_H + 4
+            tx = x + sw + 6 if sw else x
+            parts.append((swatch(round(x, 1), y) if swatch else "")
+                         + f'<text class="cap" x="{tx:.1f}" y="{y + 11}">{esc(label)}</text>')
+        return '<g class="legend">' + "".join(parts) + "</g>"
 
     # --- DOT and raster output: the same picture, drawn by Graphviz itself ---------------------
     def digraph(self, k: int):

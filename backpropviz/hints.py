@@ -50,9 +50,9 @@ def hint(trace: Trace, spec: StepSpec, got: np.ndarray) -> str:
     if got.shape != want.shape:
         for slip in spec.rule.slips:
             if slip is TRANSPOSE and slip.matches(got, vals, want):
-                return f"Wrong shape: you gave {shape_str(got)}. {_say(slip, trace, spec)}"
+                return f"Wrong shape: you gave shape {shape_str(got)}. {_say(slip, trace, spec)}"
         flipped = got.shape[::-1] == want.shape and got.ndim == 2
-        return (f"Wrong shape: you gave {shape_str(got)}, but {lhs} has the shape of "
+        return (f"Wrong shape: you gave shape {shape_str(got)}, but {lhs} has the shape of "
                 f"{spec.node} itself: {shape_str(want)} (§7.4.1)"
                 + (". A missing or extra transpose?" if flipped else ""))
     for slip in spec.rule.slips:

@@ -364,7 +364,7 @@ class SquaredLoss(Loss):
 
     @rule("B1", "(§7.4.3)", _mean(E.juxt(t - y, v)), slips=(R.FORGOT_MEAN,))
     def backward(self, t, y, v=1.0):
-        scale = float(np.asarray(v).ravel()[0]) / _batch_size(t)
+        scale = float(v) / _batch_size(t)   # v = ∂J/∂J, one number
         return t - y if scale == 1.0 else (t - y) * scale
 
 
@@ -395,7 +395,7 @@ class LogisticLoss(Loss):
           slips=(R.FORGOT_SQUASH, R.FORGOT_MEAN))
     def backward(self, t, y, v=1.0):
         g = _stable_sigmoid(t) - y
-        scale = float(np.asarray(v).ravel()[0]) / _batch_size(t)
+        scale = float(v) / _batch_size(t)   # v = ∂J/∂J, one number
         return g if scale == 1.0 else g * scale
 
 
@@ -438,7 +438,7 @@ class CrossEntropyLoss(Loss):
     @rule("B1", "(7.71)", _mean(E.juxt(E.softmax(t) - y, v)),
           slips=(R.FORGOT_SQUASH, R.FORGOT_MEAN))
     def backward(self, t, y, v=1.0):
-        scale = float(np.asarray(v).ravel()[0]) / _batch_size(t)
+        scale = float(v) / _batch_size(t)   # v = ∂J/∂J, one number
         return _softmax(t) - y if scale == 1.0 else (_softmax(t) - y) * scale
 
 
@@ -600,4 +600,4 @@ class Sum(Op):
 
     @rule("B1", TAG_CHAIN, E.juxt(v, E.ones_like("z")))
     def backward(self, z, v):
-        return np.full(z.shape, float(np.asarray(v).ravel()[0]))
+        return np.full(z.shape, float(v))

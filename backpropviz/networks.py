@@ -81,11 +81,12 @@ class Sequential:
         """One forward and one backward pass, every step recorded (F), (B1), (B2)."""
         prog = self.program(input_grad)
         x = as_input(x, "u[0] (the input x)")
-        first = prog.modules[0]
-        self.layers[0].check_input(x, f"M_1 = {first.label} (forward step 1 of "
-                                      f"{len(prog.modules)}, (F))")    # before the label's check
+        if x.ndim > 2:      # say so before the label's check would complain about shapes
+            self.layers[0].check_input(x, f"M_1 = {prog.modules[0].label} (forward step 1 of "
+                                          f"{len(prog.modules)}, (F))")
         given = {"u[0]": x}
-        given.update((p, getattr(m, local)) for p, (m, local) in prog.param_src.items())
+        for p, (m, local) in prog.param_src.items():
+            given[p] = getattr(m, local)
         if self.loss is not None:
             k = len(self.modules)
             where = f"M_{k} = {self.loss.label} (forward step {k})"

@@ -96,13 +96,10 @@ class Program:
         self.input_grad = input_grad
         self.eqns = tuple(eqns)
         self.modules = tuple(e.info() for e in eqns)
+        # parameter node → (module, local name)
+        self.param_src = {p: (e.module, local) for e in self.eqns
+                          for p, local in zip(e.params, e.module.param_names)}
         self._compile()
-
-    @property
-    def param_src(self) -> dict[str, tuple]:
-        """Parameter node → (module, local name)."""
-        return {p: (e.module, local) for e in self.eqns
-                for p, local in zip(e.params, e.module.param_names)}
 
     # --- static structure -------------------------------------------------------------------
     def _needs_grad(self) -> set[str]:

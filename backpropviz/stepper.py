@@ -136,7 +136,8 @@ class StepperModel:
         """(right, message) for a prediction of step k (default: the next step)."""
         k = self.step + 1 if k is None else k
         if not 1 <= k <= self.n:
-            return False, f"There is no step {k} to predict: all {self.n} steps are done."
+            return False, (f"There is no step {k} to predict: all {self.n} steps are done."
+                           if k > self.n else f"There is no step {k}: steps are 1 to {self.n}.")
         spec = self.trace.specs[k - 1]
         want = np.asarray(self.trace[spec.writes], dtype=float)
         try:

@@ -19,7 +19,7 @@ from . import keys as K
 from . import modules as M
 from .errors import BackpropError, shape_str
 from .hints import tolerance_text
-from .present import rhs
+from .presentation import rhs
 from .rebuild import MAX_EDITABLE_PARAMS, Settings, parse_array, parse_sizes, same_network
 from .stepper import StepperModel
 from .text import array_lines, exact
@@ -192,8 +192,12 @@ class Inspector(W.VBox, _Part):
 
     @shown_in_widget
     def _on_pick(self, change):
-        if not self._busy:               # the learner chose a node: stop following the step
-            self.follow.value = False
+        # a pick made by refresh itself (following the step, new options after a rebuild) is
+        # drawn by that refresh; refreshing here too would end its _busy early, and its last
+        # pick would then count as the learner's and switch following off
+        if self._busy:
+            return
+        self.follow.value = False        # the learner chose a node: stop following the step
         self.refresh("pick")
 
     def refresh(self, what):
@@ -387,7 +391,7 @@ class RebuildControls(W.VBox, _Part):
             self.refresh("trace")        # the controls go back to the last good settings
             self.say(m.error, error=True)
             return
-        self.say("rebuilt: " + html.escape(repr(m.trace)[1:-1]))
+        self.say("rebuilt: " + repr(m.trace)[1:-1])          # say() escapes
 
     def refresh(self, what):
         if what != "trace":
@@ -446,6 +450,7 @@ class Stepper(W.VBox):
     def predicting(self) -> bool:
         return self.predict_box.predict_toggle.value
 
+    @shown_in_widget          # the buttons call it directly: their errors go in the widget too
     def move(self, k: int, from_slider: bool = False, keep_feedback: bool = False):
         """Go to step k, but not past a prediction still to be made in predict mode."""
         m = self.model

@@ -42,7 +42,7 @@ def measure(name, trace, engine, dot_steps):
     r = draw.Renderer(trace, engine=engine)
     first = (time.perf_counter() - t0) * 1e3
     r.svg(0)
-    steps = list(range(-1, len(trace)))
+    steps = list(range(0, len(trace) + 1))
     per_step = [ms(lambda k=k: r.svg(k), repeat=3) for k in steps]
     # the way it is done without a kept layout: Graphviz runs again for every step
     sample = steps[:: max(1, len(steps) // dot_steps)][:dot_steps]

@@ -25,7 +25,8 @@ import time
 import numpy as np
 import pytest
 
-from backpropviz.text import step_header
+from backpropviz.keys import text as key_text
+from backpropviz.presentation import present
 from browser_util import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, TIMEOUT_MS, LabServer,
                           NotebookServer,
                           Learner, VoilaServer, chromium_missing, copy_notebooks, latency_summary)
@@ -201,17 +202,17 @@ def app(request, browser, tmp_path_factory, lesson):
     else:
         open_voila(learner, server, timings)
     # the lesson's next cell steps the widget from code, then resets it: wait for that to settle
-    learner.wait_for("stepper at the start (step −1, counter 0/5 0/9)",
-                     "(s, c) => s.step === '-1' && s.counter === c", counter_at(lesson, -1))
+    learner.wait_for("stepper at the start (step 0, counter 0/14)",
+                     "(s, c) => s.step === '0' && s.counter === c", counter_at(lesson, 0))
     scroll_stepper_to_top(learner)
     learner.shot("start" if name == "voila" else "after-run-all")
     return learner
 
 
 def scroll_stepper_to_top(L: Learner):
+    # scrollIntoView without smooth scrolling is done when it returns: nothing to wait for
     L.page.evaluate("(root) => document.querySelector(root).scrollIntoView({block: 'start'})",
                     L.root)
-    L.page.wait_for_timeout(150)
 
 
 def scroll_graph_to_current(L: Learner):
@@ -222,8 +223,7 @@ def scroll_graph_to_current(L: Learner):
         if (!cur) return;
         const gr = g.getBoundingClientRect(), cr = cur.getBoundingClientRect();
         g.scrollTop += (cr.top + cr.height / 2) - (gr.top + gr.height / 2);
-    }""", L.root)
-    L.page.wait_for_timeout(100)
+    }""", L.root)          # a scrollTop assignment is synchronous: nothing to wait for
 
 
 CUR_IN_VIEW_JS = """(root) => {
@@ -237,15 +237,15 @@ CUR_IN_VIEW_JS = """(root) => {
 
 
 def go_to_start(L: Learner, lesson):
-    """Untick predict-then-reveal if ticked, and reset to step −1."""
+    """Untick predict-then-reveal if ticked, and reset to step 0."""
     box = L.page.locator(L.sel(".bpv-predict-toggle input[type=checkbox]"))
     if L.do("read the predict checkbox", lambda: box.is_checked()):
         L.do("untick predict, then reveal", lambda: box.uncheck())
         L.wait_for("prediction box hidden", "(s) => !s.asking")
-    if L.read()["step"] != "-1":
+    if L.read()["step"] != "0":
         L.click("click ⏮ reset", ".bpv-reset")
-    L.wait_for("back at step −1", "(s, c) => s.step === '-1' && s.counter === c",
-               counter_at(lesson, -1))
+    L.wait_for("back at step 0", "(s, c) => s.step === '0' && s.counter === c",
+               counter_at(lesson, 0))
     scroll_graph_to_top(L)
 
 
@@ -259,6 +259,13 @@ def expect(L: Learner, step: str, ok: bool, what: str):
         L.fail(step, what)
 
 
+def wait_shown(L: Learner, step: str, **want):
+    """Wait until every named part of the page shows what it should (the graph, the counter and
+    the equation arrive in separate messages: never read one and assume the others)."""
+    L.wait_for(step, "(s, w) => Object.keys(w).every((k) => s[k] === w[k])", want)
+    return L.read()
+
+
 # --- the tests ------------------------------------------------------------------------------------------
 def test_walk_forward_and_backward(app, lesson):
     """▶ fourteen times: every click shows the next rule on the graph, counter and equation."""
@@ -266,18 +273,18 @@ def test_walk_forward_and_backward(app, lesson):
     go_to_start(L, lesson)
     s = L.read()
     expect(L, "initial state", s["n_cur"] == 0 and s["prev_disabled"] and not s["next_disabled"]
-           and s["equation"].startswith(f"before step 1/{len(tr)}"),
-           f"at step −1 nothing is highlighted, ◀ is disabled, the equation says 'before step "
-           f"1/{len(tr)}'; shown: {s}")
+           and s["equation"].startswith(f"step 0/{len(tr)}"),
+           f"at step 0 nothing is highlighted, ◀ is disabled, the equation says 'step "
+           f"0/{len(tr)}'; shown: {s}")
     out_of_view = []
-    for k in range(len(tr)):
-        name = f"▶ to step {k + 1}/{len(tr)}"
+    for k in range(1, len(tr) + 1):
+        name = f"▶ to step {k}/{len(tr)}"
         before = s
-        s = L.click_until_step_changes(name, ".bpv-next")
-        spec = tr.specs[k]
+        L.click_until_step_changes(name, ".bpv-next")
+        spec = tr.specs[k - 1]
         ph = "F" if spec.phase == "forward" else "B"
-        expect(L, name + ": graph step", s["step"] == str(k),
-               f"data-step should be {k} (one more than {before['step']}), is {s['step']}")
+        s = wait_shown(L, name + ": graph, highlight and counter", step=str(k), node=spec.node,
+                       node_phase=ph, counter=counter_at(lesson, k))
         expect(L, name + ": highlight moved",
                (s["module"], s["node"], s["node_phase"]) !=
                (before["module"], before["node"], before["node_phase"]),
@@ -292,19 +299,17 @@ def test_walk_forward_and_backward(app, lesson):
                f"(cur-{s['module_phase']})")
         expect(L, name + ": one node and at most one module highlighted", s["n_cur"] in (1, 2),
                f"{s['n_cur']} elements carry cur-F/cur-B")
-        expect(L, name + ": counter", s["counter"] == counter_at(lesson, k),
-               f"counter should read {counter_at(lesson, k)!r}, reads {s['counter']!r}")
-        header = step_header(tr, k)
-        expect(L, name + ": equation", s["equation"].startswith(header) and spec.tag in s["equation"],
-               f"the equation should start with {header!r} and name {spec.tag}; "
-               f"shows {s['equation'][:160]!r}")
+        header = present(tr, k).header
+        L.wait_for(name + f": the equation starts with {header!r} and names {spec.tag}",
+                   "(s, w) => s.equation.startsWith(w[0]) && s.equation.includes(w[1])",
+                   [header, spec.tag])
         L.wait_for(name + ": equation typeset by MathJax",
                    "(s) => s.equation_tex >= 1 && !s.equation_raw_dollars")
         if not L.page.evaluate(CUR_IN_VIEW_JS, L.root):    # graph box not scrolled by anyone
-            out_of_view.append(k + 1)
-        if k == 2:
+            out_of_view.append(k)
+        if k == 3:
             L.shot("mid-forward")
-        if k == 8:                          # ∂J/∂W[2] = v zᵀ, the lesson's drawn step
+        if k == 9:                          # ∂J/∂W[2] = v zᵀ, the lesson's drawn step
             L.shot("mid-backward-as-shown")
             scroll_graph_to_current(L)
             L.shot("mid-backward")
@@ -324,22 +329,18 @@ def test_reset_backward_jump_and_prev(app, lesson):
     go_to_start(L, lesson)
     for _ in range(3):
         L.click_until_step_changes("▶ (before reset)", ".bpv-next")
-    s = L.click_until_step_changes("click ⏮ reset", ".bpv-reset")
-    expect(L, "⏮ reset", s["step"] == "-1" and s["n_cur"] == 0
-           and s["counter"] == counter_at(lesson, -1),
-           f"reset should show step −1, nothing highlighted, {counter_at(lesson, -1)!r}; shown {s}")
-    s = L.click_until_step_changes("click ⏭ backward pass", ".bpv-to-backward")
+    L.click_until_step_changes("click ⏮ reset", ".bpv-reset")
+    s = wait_shown(L, "⏮ reset: step 0", step="0", counter=counter_at(lesson, 0))
+    expect(L, "⏮ reset", s["n_cur"] == 0, f"reset should highlight nothing; shown {s}")
+    L.click_until_step_changes("click ⏭ backward pass", ".bpv-to-backward")
     nf = tr.n_forward
-    expect(L, "⏭ backward pass", s["step"] == str(nf) and s["node"] == tr.specs[nf].node
-           and s["node_phase"] == "B" and s["counter"] == counter_at(lesson, nf),
-           f"⏭ should show step {nf} (∂J/∂u[{nf}] = 1) with {tr.specs[nf].node} in cur-B and "
-           f"{counter_at(lesson, nf)!r}; shown {s}")
+    wait_shown(L, f"⏭ backward pass: step {nf + 1}, ∂J/∂u[{nf}] = 1", step=str(nf + 1),
+               node=tr.specs[nf].node, node_phase="B", counter=counter_at(lesson, nf + 1))
     scroll_graph_to_current(L)
     L.shot("jump-to-backward")
-    s = L.click_until_step_changes("click ◀ (back into the forward pass)", ".bpv-prev")
-    expect(L, "◀", s["step"] == str(nf - 1) and s["node_phase"] == "F"
-           and s["counter"] == counter_at(lesson, nf - 1),
-           f"◀ should show step {nf - 1} in cur-F; shown {s}")
+    L.click_until_step_changes("click ◀ (back into the forward pass)", ".bpv-prev")
+    wait_shown(L, f"◀: step {nf} in the forward pass", step=str(nf), node_phase="F",
+               counter=counter_at(lesson, nf))
     go_to_start(L, lesson)
 
 
@@ -349,12 +350,13 @@ def test_predict_then_reveal(app, lesson):
     go_to_start(L, lesson)
     box = L.page.locator(L.sel(".bpv-predict-toggle input[type=checkbox]"))
     L.do("tick 'predict, then reveal'", lambda: box.check())
-    k = next(j for j in range(len(tr)) if lesson.needs_prediction(j))    # first such step
-    spec = tr.specs[k]
-    for j in range(k):
-        s = L.click_until_step_changes(f"predict mode: ▶ to step {j + 1}", ".bpv-next")
-    L.wait_for(f"asked to predict {spec.lhs}", "(s, want) => s.asking && s.prompt.includes(want)",
-               spec.lhs)
+    k = next(j for j in range(1, len(tr) + 1) if lesson.needs_prediction(j))   # first such step
+    spec = tr.specs[k - 1]
+    lhs = key_text(spec.writes)
+    for j in range(1, k):
+        s = L.click_until_step_changes(f"predict mode: ▶ to step {j}", ".bpv-next")
+    L.wait_for(f"asked to predict {lhs}", "(s, want) => s.asking && s.prompt.includes(want)",
+               lhs)
     s = L.read()
     expect(L, "prediction prompt", s["step"] == str(k - 1),
            f"the prompt for step {k} should come at step {k - 1}; shown {s}")
@@ -381,16 +383,12 @@ def test_predict_then_reveal(app, lesson):
     L.click("check the right answer", ".bpv-check")
     L.wait_for("✔ feedback and the step shown",
                "(s, k) => s.feedback.includes('✔') && s.step === k", str(k))
-    s = L.read()
-    expect(L, "right answer: graph and counter", s["node"] == spec.node and s["node_phase"] == "B"
-           and s["counter"] == counter_at(lesson, k),
-           f"after ✔ the graph should show {spec.node} in cur-B and {counter_at(lesson, k)!r}; "
-           f"shown {s}")
-    expect(L, "next prediction asked", s["asking"] == lesson.needs_prediction(k + 1),
-           "after ✔ the next backward step should ask for a prediction again")
+    s = wait_shown(L, "right answer: graph, counter and the next question",
+                   node=spec.node, node_phase="B", counter=counter_at(lesson, k),
+                   asking=lesson.needs_prediction(k + 1))
     scroll_graph_to_current(L)
     L.shot("prediction-right")
-    print(f"\n[{L.app}] predicted {spec.lhs}: wrong {wrong} → {hint!r}; right {right} → "
+    print(f"\n[{L.app}] predicted {lhs}: wrong {wrong} → {hint!r}; right {right} → "
           f"{s['feedback']!r}")
     go_to_start(L, lesson)
 
@@ -400,8 +398,8 @@ def test_click_to_graph_latency(app, lesson, record_property):
     L, tr = app, lesson.trace
     go_to_start(L, lesson)
     L.latencies.clear()
-    for k in range(len(tr)):
-        L.click_until_step_changes(f"latency: ▶ to step {k + 1}", ".bpv-next")
+    for k in range(1, len(tr) + 1):
+        L.click_until_step_changes(f"latency: ▶ to step {k}", ".bpv-next")
     L.click_until_step_changes("latency: ◀", ".bpv-prev")
     summary = latency_summary(L.latencies)
     wall = latency_summary(L.wall)

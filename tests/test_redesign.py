@@ -226,3 +226,20 @@ def test_what_is_known_is_looked_up_not_rescanned():
     for s in tr.specs:
         assert tr.is_known(s.writes, k) == (s.writes in known)
     assert tr.travelled_at("M_1", "u[0]") <= len(tr)
+
+
+def test_the_readme_example_of_an_own_module_runs():
+    """The README's affine module goes through backprop, render, gradcheck and the Stepper."""
+    import pathlib
+    import re
+    readme = (pathlib.Path(__file__).parents[1] / "README.md").read_text()
+    [block] = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if "class Affine" in b]
+    rng = np.random.default_rng(5)
+    ns = {"np": np, "bpv": bpv, "W": rng.normal(size=(2, 2)), "b": rng.normal(size=2),
+          "x": np.array([0.3, -0.7]), "y": np.array([0.2, 0.1])}
+    exec(compile(block, "README.md", "exec"), ns)
+    tr = ns["trace"]
+    k = next(s.number for s in tr.steps if str(s.writes) == "∂J/∂a[2]")
+    assert bpv.present(tr, k).symbolic == "∂J/∂a[2] = u[1] ⊙ ∂J/∂u[2]"
+    assert bpv.gradcheck(ns["net"], ns["x"], ns["y"]).ok
+    assert "affine[a[2], c[2]]" in bpv.render(tr, 10).svg

@@ -42,7 +42,7 @@ def fresh_layouts():
 def test_dot_source_has_every_node_module_and_edge():
     tr = notes_trace()
     r = draw.Renderer(tr, layout=draw.Layout(tr, place=False))
-    src = r.dot(8)
+    src = r.dot(9)
     for n in tr.nodes:
         assert f"{n.name}  " in src            # every value node, by name, in a label
     for m in tr.modules:
@@ -54,11 +54,12 @@ def test_dot_source_has_every_node_module_and_edge():
 def test_dot_source_marks_unknown_gradients_blank_and_known_ones_with_numbers():
     tr = notes_trace()
     r = draw.Renderer(tr, layout=draw.Layout(tr, place=False))
-    before = r.dot(tr.n_forward - 1)      # forward done, no gradient yet
-    after = r.dot(len(tr) - 1)
+    before = r.dot(tr.n_forward)          # forward done, no gradient yet
+    after = r.dot(len(tr))
     assert "∂J/∂W[2]: ······" in before
     assert "∂J/∂W[2]: [[-0.07021, -0.1545]]" in after
-    assert "(7.65)" in r.dot(8)            # the caption carries the tag
+    assert "∂J/∂W[2]: ······" in r.dot(8) and "∂J/∂W[2]: [[-0.07021" in r.dot(9)
+    assert "(7.65)" in r.dot(9)            # the caption carries the tag
 
 
 def test_node_sizes_depend_on_shapes_not_numbers():
@@ -85,7 +86,7 @@ def rect_geometry(svg: str):
 def test_stepping_restyles_without_moving_anything(engine):
     tr = notes_trace()
     r = draw.Renderer(tr, engine=engine)
-    frames = [r.svg(k) for k in range(-1, len(tr))]
+    frames = [r.svg(k) for k in range(len(tr) + 1)]      # frames[k] is step k
     geo = [re.findall(r'<g id="(v\d+)" class="node" data-node="[^"]*"><rect class="[^"]*" '
                       r'x="([\d.]+)" y="([\d.]+)"', f) for f in frames]
     assert all(g == geo[0] for g in geo) and len(geo[0]) == len(tr.nodes)
@@ -95,8 +96,9 @@ def test_stepping_restyles_without_moving_anything(engine):
     assert blanks[tr.n_forward] > 0
     assert blanks[-1] == 0
     assert all(a >= b for a, b in zip(blanks, blanks[1:]))
-    for f in frames:
-        svg_tree(f)                                     # well-formed XML
+    for k, f in enumerate(frames):
+        root = svg_tree(f)                              # well-formed XML
+        assert root.get("data-step") == str(k)
 
 
 @pytest.mark.engine
@@ -104,31 +106,161 @@ def test_stepping_restyles_without_moving_anything(engine):
 def test_current_step_highlights_module_and_nodes(engine):
     tr = notes_trace()
     r = draw.Renderer(tr, engine=engine)
-    k = 8                                               # (B2) (7.65): ∂J/∂W[2] = ∂J/∂u[3] u[2]ᵀ
-    assert tr.specs[k].tag == "(7.65)"
+    k = 9                                               # (B2) (7.65): ∂J/∂W[2] = ∂J/∂u[3] u[2]ᵀ
+    assert tr.specs[k - 1].tag == "(7.65)" and tr.steps[k - 1].number == k
     svg = r.svg(k)
     assert re.search(r'data-module="M_3"><ellipse class="oval cur-B"', svg)
     assert re.search(r'data-node="W\[2\]"><rect class="box param cur-B"', svg)
     assert re.search(r'data-node="u\[2\]"><rect class="box value read read-B"', svg)
+    assert re.search(r'data-node="u\[3\]"><rect class="box value read read-B"', svg)
+    assert not re.search(r'data-node="W\[2\]"><rect class="[^"]*read', svg)
     assert "∂J/∂W[2] = ∂J/∂u[3] u[2]ᵀ" in svg
+    assert "[[-0.1404]] [[0.5, 1.1]]" in svg              # the column v, then the row zᵀ
     assert "[[-0.07021, -0.1545]]" in svg
-    fwd = r.svg(0)
+    fwd = r.svg(1)
     assert re.search(r'data-module="M_1"><ellipse class="oval cur-F"', fwd)
     assert "cur-B\"" not in fwd and "class=\"edge back" not in fwd
-    # the backward pass has travelled M_4, M_5 edges by step 8 but not M_1's
+    # the backward pass has travelled M_4, M_5 edges by step 9 but not M_1's
     assert svg.count("class=\"edge back") >= 2
+
+
+def skip_trace():
+    """A skip connection: u[0] feeds M_1 and the sum M_3, so its gradient is summed (7.53)."""
+    mm = bpv.MM(np.array([[0.5, -0.3], [0.2, 0.8]]), np.array([0.1, -0.1]))
+    return bpv.trace(lambda z: ((mm(z).tanh() + z) ** 2).sum(), np.array([1.0, 2.0]))
+
+
+def expected_reads(tr, k):
+    """The nodes step k's rule reads (from its expression), other than the node it writes."""
+    spec = tr.specs[k - 1]
+    return {key.node for key in spec.reads} - {spec.node}
+
+
+def svg_marked(svg, word):
+    """Nodes whose box in the SVG has a class containing ``word``."""
+    out = set()
+    for g in ET.fromstring(svg).iter(SVG_NS + "g"):
+        if g.get("class") == "node":
+            rect = g.find(SVG_NS + "rect")
+            if word in rect.get("class", "").split():
+                out.add(g.get("data-node"))
+    return out
+
+
+def dot_node_attrs(src, layout):
+    """A node's DOT attributes (its HTML label left out), by node name."""
+    names = {b.id: b.name for b in layout.boxes.values()}
+    out = {}
+    for line in src.splitlines():
+        m = re.match(r"\t(v\d+) \[(.*)\]$", line)
+        if m and m[1] in names:
+            out[names[m[1]]] = re.sub(r"label=<<TABLE.*</TABLE>>", "", m[2])
+    assert set(out) == set(names.values())
+    return out
+
+
+def graphviz_dotted(svg, layout):
+    """Nodes Graphviz itself drew with a dotted outline (style=dotted is dasharray 1,5)."""
+    names = {b.id: b.name for b in layout.boxes.values()}
+    out = set()
+    for g in ET.fromstring(svg).iter(SVG_NS + "g"):
+        title = g.find(SVG_NS + "title")
+        if g.get("class") == "node" and title is not None and title.text in names:
+            if any(el.get("stroke-dasharray") == "1,5" for el in g.iter()):
+                out.add(names[title.text])
+    return out
+
+
+def test_read_highlights_are_exactly_what_the_rule_reads():
+    tr = notes_trace()
+    reads = {k: expected_reads(tr, k) for k in range(1, len(tr) + 1)}
+    assert reads[9] == {"u[3]", "u[2]"}            # (7.65) ∂J/∂W = v zᵀ: v and z
+    assert reads[10] == {"u[3]"}                   # (7.66) ∂J/∂b = v: only ∂J/∂u[3]
+    assert reads[11] == {"W[2]", "u[3]"}           # (7.63) Wᵀv: W and v, not b
+    assert reads[6] == set()                       # the seed reads nothing
+    sk = skip_trace()
+    assert sk.specs[-1].kind == "acc" and expected_reads(sk, len(sk)) == set()
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("engine", ENGINES)
+@pytest.mark.parametrize("which", ["notes", "skip"])
+def test_svg_dot_and_png_highlight_the_same_read_nodes(engine, which, monkeypatch):
+    tr = notes_trace() if which == "notes" else skip_trace()
+    r = draw.Renderer(tr, engine=engine)
+    sent = []
+    real = draw.run_engine
+    monkeypatch.setattr(draw, "run_engine", lambda src, fmt="json", engine=None:
+                        sent.append((src, fmt)) or real(src, fmt, engine))
+    assert not svg_marked(r.svg(0), "read") and "dotted" not in r.dot(0)
+    for k in range(1, len(tr) + 1):
+        want = expected_reads(tr, k)
+        spec = tr.specs[k - 1]
+        svg = r.svg(k)
+        assert svg_marked(svg, "read") == want, (k, spec)
+        assert svg_marked(svg, "cur-F") | svg_marked(svg, "cur-B") == {spec.node}, (k, spec)
+        src = r.dot(k)
+        attrs = dot_node_attrs(src, r.layout)
+        assert {n for n, a in attrs.items() if "style=dotted" in a} == want, (k, spec)
+        assert {n for n, a in attrs.items() if "penwidth=3" in a} == {spec.node}, (k, spec)
+        # the PNG is Graphviz's drawing of that same DOT: Graphviz draws those nodes dotted
+        sent.clear()
+        assert r.png(k)[:8] == b"\x89PNG\r\n\x1a\n"
+        assert sent == [(src, "png")]
+        assert graphviz_dotted(real(src, "svg", engine).decode("utf-8"), r.layout) == want, k
+
+
+@pytest.mark.engine
+@pytest.mark.parametrize("which", ["notes", "small"])
+def test_legend_names_every_mark_and_fits_the_drawing(which):
+    tr = notes_trace() if which == "notes" else bpv.trace(lambda z: (z ** 2).sum(),
+                                                            np.array([1.0]))
+    svg = bpv.render(tr, 3).svg
+    root = ET.fromstring(svg)
+    legend = next(g for g in root.iter(SVG_NS + "g") if g.get("class") == "legend")
+    words = [t.text for t in legend.iter(SVG_NS + "text")]
+    for word in ("read", "written", "loss J", "parameter θ", "forward (F)", "not yet computed"):
+        assert word in words
+    width = float(root.get("width"))
+    _, top, _, height = map(float, root.get("viewBox").split())
+    for t in legend.iter(SVG_NS + "text"):     # no entry is cut off by a narrow drawing
+        x, y = float(t.get("x")), float(t.get("y"))
+        assert 0 <= x and x + len(t.text) * draw.LEGEND_CHAR_W <= width, t.text
+        assert top < y <= top + height, t.text
+
+
+@pytest.mark.engine
+def test_svg_is_labelled_for_screen_readers():
+    tr = notes_trace()
+    root = ET.fromstring(bpv.render(tr, 9).svg)
+    assert root.get("role") == "img"
+    title, desc = root.find(SVG_NS + "title"), root.find(SVG_NS + "desc")
+    assert title.text == "step 9/14 · backward 4/9 · (B2) (7.65) · M_3 = MM[W[2], b[2]]"
+    assert "∂J/∂W[2] = ∂J/∂u[3] u[2]ᵀ" in desc.text and "[[-0.07021, -0.1545]]" in desc.text
+    assert root.get("aria-labelledby").split() == [title.get("id"), desc.get("id")]
+    # a page shows many drawings: another trace at the same step labels itself, not this one
+    other = bpv.mlp([2, 3, 1], seed=0).backprop([0.1, 0.2], 1)
+    root2 = ET.fromstring(bpv.render(other, 9).svg)
+    ids = [root2.find(SVG_NS + "title").get("id"), root2.find(SVG_NS + "desc").get("id")]
+    assert root2.get("aria-labelledby").split() == ids
+    assert not set(ids) & {title.get("id"), desc.get("id")}
+    assert bpv.render(tr, 9).svg == bpv.render(tr, 9).svg      # the same step: the same SVG
 
 
 @pytest.mark.engine
 def test_picture_shows_itself_as_svg_and_text():
     tr = notes_trace()
-    pic = bpv.render(tr, 3)
+    pic = bpv.render(tr, 4)
     bundle = pic._repr_mimebundle_()
     assert bundle["image/svg+xml"].startswith("<svg")
     assert "step 4/14 · forward 4/5 · (F)" in bundle["text/plain"]
     assert pic.source.startswith("digraph")
-    with pytest.raises(bpv.BackpropError, match="out of range"):
-        bpv.render(tr, 99)
+    assert pic.graphviz().source == pic.source
+    assert "step 0/14 · before the first step" in bpv.render(tr, 0).text
+    assert "step 14/14" in bpv.render(tr).text               # default: all done
+    for bad in (99, -1, len(tr) + 1):
+        with pytest.raises(bpv.BackpropError, match="out of range"):
+            bpv.render(tr, bad)
 
 
 @pytest.mark.engine
@@ -138,7 +270,7 @@ def test_layout_is_reused_for_a_new_trace_of_the_same_graph(monkeypatch):
     calls = []
     real = draw.run_engine
     monkeypatch.setattr(draw, "run_engine", lambda *a, **k: calls.append(a) or real(*a, **k))
-    pic = bpv.render(net.backprop([0.7, -0.3], 0), 5)
+    pic = bpv.render(net.backprop([0.7, -0.3], 0), 6)
     assert pic.svg and calls == []
 
 
@@ -148,7 +280,7 @@ def test_layout_is_reused_for_a_new_trace_of_the_same_graph(monkeypatch):
 def test_inf_gradient_is_drawn_and_flagged():
     tr = bpv.trace(lambda z: (z ** 0.5).sum(), np.array([0.0, 4.0]))
     assert np.isinf(tr.grad("u[0]")[0])
-    svg = bpv.render(tr, len(tr) - 1).svg
+    svg = bpv.render(tr, len(tr)).svg
     assert 'class="bad"' in svg and "inf" in svg and "⚠" in svg
 
 
@@ -167,7 +299,7 @@ def test_missing_engine_names_three_ways_and_show_falls_back_to_text(monkeypatch
     tr = notes_trace()
     with pytest.raises(draw.EngineMissing, match=r"apt-get install graphviz.*conda.*pip install"):
         bpv.render(tr, 0)
-    shown = bpv.show(tr, 8)
+    shown = bpv.show(tr, 9)
     assert "drawing unavailable" in capsys.readouterr().out
     assert "∂J/∂W[2] = ∂J/∂u[3] u[2]ᵀ" in repr(shown)
 
@@ -185,11 +317,12 @@ def test_engine_warnings_never_reach_output(engine, capfd):
 # --- escaping ------------------------------------------------------------------------------------
 
 NASTY = ['a"b', "{x}", "<script>alert(1)</script>", "R&D", "]", "two\nlines", "σ→ü 名"]
-OUR_TAGS = {"svg", "style", "text", "g", "rect", "ellipse", "path", "polygon", "line"}
+OUR_TAGS = {"svg", "title", "desc", "style", "text", "g", "rect", "ellipse", "path", "polygon",
+            "line"}
 OUR_ATTRS = {"xmlns", "class", "width", "height", "viewBox", "data-step", "x", "y", "rx", "ry",
              "cx", "cy", "d", "points", "text-anchor", "id", "data-module", "data-node",
              "data-key", "data-blank", "x1", "y1", "x2", "y2", "stroke", "stroke-width",
-             "stroke-dasharray", "style"}
+             "stroke-dasharray", "style", "role", "aria-labelledby", "fill"}
 
 
 def nasty_trace(name):
@@ -205,7 +338,7 @@ def nasty_trace(name):
 def test_user_names_are_escaped_everywhere(engine, name):
     tr = nasty_trace(name)
     r = draw.Renderer(tr, engine=engine)
-    for k in (-1, 2, len(tr) - 1):
+    for k in (0, 3, len(tr)):
         svg = r.svg(k)
         root = ET.fromstring(svg)
         for el in root.iter():
@@ -215,7 +348,7 @@ def test_user_names_are_escaped_everywhere(engine, name):
         texts = "".join(root.itertext())
         assert name.replace("\n", " ") in texts.replace("\n", " ")
         assert "<script" not in svg
-    png = r.png(len(tr) - 1)                # dot accepts the escaped DOT
+    png = r.png(len(tr))                    # dot accepts the escaped DOT
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
     html = r.flipbook(title=name)
     assert "<script>alert" not in html
@@ -227,7 +360,7 @@ def test_user_names_are_escaped_everywhere(engine, name):
 def test_export_svg_png_flipbook_gif(tmp_path):
     from PIL import Image
     tr = notes_trace()
-    pic = bpv.render(tr, 8)
+    pic = bpv.render(tr, 9)
     svg = pic.save_svg(tmp_path / "s.svg").read_text(encoding="utf-8")
     assert ET.fromstring(svg).tag == SVG_NS + "svg"
     png = Image.open(pic.save_png(tmp_path / "s.png"))
@@ -245,6 +378,6 @@ def test_export_svg_png_flipbook_gif(tmp_path):
 def test_backslash_l_in_a_name_is_text_not_a_dot_line_break():
     mm = bpv.MM(np.eye(2), np.zeros(2), name=r"\lambda-layer")
     tr = bpv.trace(lambda z: (mm(z) ** 2).sum(), np.array([1.0, 2.0]))
-    src = draw.Renderer(tr, layout=draw.Layout(tr, place=False)).dot(0)
+    src = draw.Renderer(tr, layout=draw.Layout(tr, place=False)).dot(1)
     caption = next(line for line in src.splitlines() if "labelloc" in line)
     assert r"M_1 = \\lambda-layer\l" in caption

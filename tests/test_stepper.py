@@ -1,4 +1,5 @@
 """The Stepper, driven on the kernel side through its buttons, slider and controls."""
+import html
 import random
 import re
 
@@ -6,6 +7,8 @@ import numpy as np
 import pytest
 
 import backpropviz as bpv
+from backpropviz.keys import tex_name
+from backpropviz.presentation import rhs as rule_rhs
 from backpropviz.stepper import StepperModel, parse_array
 
 
@@ -25,86 +28,106 @@ def stepper():
 
 
 def in_step(s):
-    """Graph, counter and equation all describe the model's current step."""
+    """Graph, counter and equation all describe the model's current step (0 … n)."""
     m = s.model
     k = m.step
-    assert s.slider.value == k
+    assert 0 <= k <= m.n
+    assert s.slider.value == k and s.slider.min == 0 and s.slider.max == m.n
     assert f'data-step="{k}"' in s.graph.value
-    assert s.counter.value == f"<b>{m.counter()}</b>"
-    if k >= 0:
-        spec = m.trace.specs[k]
-        assert spec.tag in s.equation.value
+    assert s.counter.value == f"<b>{html.escape(m.counter())}</b>"
+    view = m.view()
+    assert view.k == k
+    assert html.escape(view.header) in s.equation.value
+    assert view.header.startswith(f"step {k}/{m.n} · ")
+    if k >= 1:
+        spec = m.trace.specs[k - 1]
+        assert html.escape(spec.tag) in s.equation.value
         if spec.module is not None:                   # the module applied is highlighted
             assert f'data-module="{spec.module}"><ellipse class="oval cur-' in s.graph.value
-        header = bpv.text.step_header(m.trace, k)
-        assert header.split(" · ")[0] in s.equation.value
     else:
-        assert "before step 1" in s.equation.value
-    f = min(k + 1, m.n_forward)
-    assert m.counter().startswith(f"forward {f}/{m.n_forward}")
+        assert "before the first step" in s.equation.value
+        assert not re.search(r'class="[^"]*\b(cur|read|now)-[FB]', s.graph.value)   # no highlight
+    nf = m.n_forward
+    assert m.counter() == (f"step {k}/{m.n} · forward {min(k, nf)}/{nf} · "
+                           f"backward {max(0, k - nf)}/{m.n - nf}")
 
 
 def test_buttons_walk_forward_then_backward(stepper):
     s = stepper
     in_step(s)
     seen = []
+    assert s.step == 0 and s.prev_btn.disabled
     for _ in range(s.model.n):
         s.click("next")
         in_step(s)
-        seen.append(s.model.trace.specs[s.step].phase)
+        seen.append(s.model.trace.steps[s.step - 1].phase)
+        assert s.model.trace.steps[s.step - 1].number == s.step
     assert seen == ["forward"] * 5 + ["backward"] * 9
-    assert s.model.counter() == "forward 5/5 · backward 9/9"
+    assert s.step == s.model.n == 14
+    assert s.model.counter() == "step 14/14 · forward 5/5 · backward 9/9"
     assert s.next_btn.disabled
     s.click("next")                                   # past the end: stays
+    assert s.step == s.model.n
+    s.click("prev")
     assert s.step == s.model.n - 1
     s.click("reset")
-    assert s.step == -1 and s.prev_btn.disabled
+    assert s.step == 0 and s.prev_btn.disabled
+    s.click("prev")                                   # before the first step: stays
+    assert s.step == 0
     s.click("backward")
-    assert s.model.trace.specs[s.step].rule == "seed"
-    assert s.model.counter() == "forward 5/5 · backward 1/9"
+    assert s.model.trace.specs[s.step - 1].kind == "seed" and s.step == 6
+    assert s.model.counter() == "step 6/14 · forward 5/5 · backward 1/9"
     in_step(s)
 
 
 def test_equation_panel_substitutes_numbers(stepper):
     s = stepper
-    s.model.go(7)          # (B2) (7.65) ∂J/∂W[2]
-    s.slider.value = 8
+    s.model.go(8)          # the model moves: the widget follows
+    in_step(s)
+    s.slider.value = 9     # (B2) (7.65) ∂J/∂W[2]
     in_step(s)
     eq = s.equation.value
+    assert "step 9/14 · backward 4/9 · (B2) (7.65) · M_3 = MM[W[2], b[2]]" in eq
     assert r"\frac{\partial J}{\partial W^{[2]}}" in eq and "(7.65)" in eq
-    assert "[-0.1404] [0.5, 1.1]ᵀ" in eq and "[[-0.07021, -0.1545]]" in eq
+    assert "[[-0.1404]] [[0.5, 1.1]]" in eq and "[[-0.07021, -0.1545]]" in eq
 
 
 def test_slider_moves_are_observed(stepper):
     s = stepper
-    s.slider.value = 10
-    assert s.step == 10
+    s.slider.value = 11
+    assert s.step == 11
     in_step(s)
-    s.play.value = 3            # jslinked in the browser; on the kernel the slider drives
-    s.slider.value = 3
+    s.play.value = 4            # jslinked in the browser; on the kernel the slider drives
+    s.slider.value = 4
+    in_step(s)
+    s.slider.value = 0
+    assert s.step == 0
     in_step(s)
 
 
 def test_inspector_shows_value_then_gradient(stepper):
     s = stepper
     s.node_pick.value = "W[2]"
-    s.slider.value = 0
+    s.slider.value = 1
     assert "not yet computed" in s.node_info.value and "[[0.5, -0.5]]" in s.node_info.value
     assert s.heatmap.layout.display == "block" and s.heatmap.value[:4] == b"\x89PNG"
-    s.slider.value = 8
+    s.slider.value = 8                                 # one step before ∂J/∂W[2] is written
+    assert "not yet computed" in s.node_info.value
+    s.slider.value = 9
     assert "[[-0.07021, -0.1545]]" in s.node_info.value
+    assert "not yet computed" not in s.node_info.value
     s.node_pick.value = "u[1]"
     assert s.heatmap.layout.display == "none"
 
 
 def test_bad_rebuild_shows_message_and_keeps_last_good_trace(stepper):
     s = stepper
-    s.slider.value = 6
+    s.slider.value = 7
     good = s.model.trace
     s.x_in.value = "1, 2, 3"                         # W[1] is 2×2
     s.click("rebuild")
     assert "bpv-error" in s.message.value and "2×2" in s.message.value
-    assert s.model.trace is good and s.step == 6
+    assert s.model.trace is good and s.step == 7
     assert s.x_in.value == "1, 2"                    # controls back to the last good input
     in_step(s)
     s.y_in.value = "banana"
@@ -113,7 +136,7 @@ def test_bad_rebuild_shows_message_and_keeps_last_good_trace(stepper):
     s.x_in.value = "0.5, -1"
     s.click("rebuild")
     assert "bpv-error" not in s.message.value and s.model.trace is not good
-    assert s.step == 6                                # the position is kept
+    assert s.step == 7                                # the position is kept
     in_step(s)
 
 
@@ -125,11 +148,11 @@ def test_weights_edit_and_architecture_change(stepper):
     assert s.model.trace.modules[3].op == "Sigmoid"   # the network itself is kept
     s.sizes_in.value = "2, 4, 3, 1"
     s.act_in.value = "tanh"
-    s.slider.value = 20 if s.model.n > 20 else s.model.n - 1
+    s.slider.value = s.model.n                        # all done, then a longer trace
     s.click("rebuild")
     assert [m.op for m in s.model.trace.modules] == ["MM", "Tanh", "MM", "Tanh", "MM",
                                                     "Sigmoid", "SquaredLoss"]  # σ output kept
-    assert s.slider.max == s.model.n - 1
+    assert s.slider.max == s.model.n and s.step == 14
     in_step(s)
     s.weights_in.value = "W[1] = [[1, 2]]"            # wrong shape
     s.click("rebuild")
@@ -158,12 +181,14 @@ def test_predict_then_reveal(stepper):
     s.predict_toggle.value = True
     assert s.slider.disabled and s.play.disabled
     for _ in range(6):                                # forward steps and the seed need no guess
+        assert s.ask.layout.display == "none"
         s.click("next")
+    assert s.step == 6
     k = s.step + 1
     assert s.model.needs_prediction(k) and s.ask.layout.display == "flex"
     s.click("next")                                   # blocked until a prediction
-    assert s.step == k - 1
-    want = s.model.trace[s.model.trace.specs[k].writes]
+    assert s.step == k - 1 and "prediction first" in s.message.value
+    want = s.model.trace[s.model.trace.specs[k - 1].writes]
     s.answer.value = "[1, 2, 3]"
     s.click("check")
     assert "Wrong shape" in s.feedback.value and s.step == k - 1
@@ -181,8 +206,9 @@ def test_predict_then_reveal(stepper):
 def test_prediction_hints_name_the_slip(case):
     if case == "sum":
         m = StepperModel(bpv.trace(lambda z: (z * z + z.sin()).sum(), np.array([1.0, 2.0])))
-        k = next(i for i, s in enumerate(m.trace.specs) if s.rule == "acc")
-        part = m.trace[m.trace.specs[k].reads[0]]
+        k = next(i for i, s in enumerate(m.trace.specs, 1) if s.kind == "acc")
+        part = m.trace[m.trace.specs[k - 1].reads[0]]
+        assert m.trace.specs[k - 1].reads[0].is_contribution
         ok, hint = m.check_prediction(str(part.tolist()), k)
         assert not ok and "sum the contributions" in hint
         return
@@ -192,18 +218,18 @@ def test_prediction_hints_name_the_slip(case):
     m = StepperModel(net, np.array([1.0, -2.0]), np.array([0.5, 0.5]))
     specs = m.trace.specs
     if case == "relu-forgot-sigma":
-        k = next(i for i, s in enumerate(specs) if s.rule == "B1" and s.module == "M_2")
-        v = m.trace[specs[k].reads[-1]]
+        k = next(i for i, s in enumerate(specs, 1) if s.kind == "B1" and s.module == "M_2")
+        v = m.trace[specs[k - 1].key_of("v")]
         ok, hint = m.check_prediction(str(v.tolist()), k)
         assert not ok and "σ'(z)" in hint
     elif case == "mm-transpose":
-        k = next(i for i, s in enumerate(specs) if s.rule == "B1" and s.module == "M_3")
-        W, v = m.trace["W[2]"], m.trace[specs[k].reads[-1]]
+        k = next(i for i, s in enumerate(specs, 1) if s.kind == "B1" and s.module == "M_3")
+        W, v = m.trace.value("W[2]"), m.trace[specs[k - 1].key_of("v")]
         ok, hint = m.check_prediction(str((W @ v).tolist()), k)
         assert not ok and "transpose" in hint
     else:
-        k = next(i for i, s in enumerate(specs) if s.tag == "(7.65)" and s.module == "M_3")
-        z, v = m.trace["u[2]"], m.trace["dJ/du[3]"]
+        k = next(i for i, s in enumerate(specs, 1) if s.tag == "(7.65)" and s.module == "M_3")
+        z, v = m.trace.value("u[2]"), m.trace.grad("u[3]")
         ok, hint = m.check_prediction(str(np.outer(z, v).tolist()), k)
         assert not ok and "v zᵀ" in hint
 
@@ -222,14 +248,21 @@ def test_static_viewer_sees_svg_and_text(stepper):
     bundle = stepper._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
     assert bundle["text/html"].startswith("<svg") and "<pre>" in bundle["text/html"]
-    assert bundle["text/plain"].startswith("before step 1/14")
+    assert bundle["text/plain"].startswith("step 0/14 · before the first step")
+    stepper.slider.value = 9
+    bundle = stepper._repr_mimebundle_()
+    assert 'data-step="9"' in bundle["text/html"]
+    assert bundle["text/plain"].startswith("step 9/14 · backward 4/9 · (B2) (7.65)")
 
 
 def test_errors_in_callbacks_show_in_the_widget_not_as_tracebacks(stepper, monkeypatch):
     s = stepper
     monkeypatch.setattr(s.model, "go", lambda k: 1 / 0)
     s.click("next")
-    assert "ZeroDivisionError" in s.message.value
+    assert "ZeroDivisionError" in s.message.value and "bpv-error" in s.message.value
+    monkeypatch.undo()
+    s.click("next")                                   # the next good action clears it
+    assert s.message.value == "" and s.step == 1
 
 
 def test_parse_array_errors_are_clear():
@@ -255,7 +288,7 @@ def test_thousand_random_actions_never_desynchronise():
                 s.answer.value = rng.choice(["[0.1]", "1, 2", "x", ""])
             s.click(a)
         elif a == "slider" and not s.slider.disabled:
-            s.slider.value = rng.randint(-1, s.slider.max)
+            s.slider.value = rng.randint(0, s.slider.max)
         elif a == "rebuild-good":
             s.x_in.value = f"{rng.uniform(-2, 2):.3f}, {rng.uniform(-2, 2):.3f}"
             s.sizes_in.value = rng.choice(["2, 3, 1", "2, 2, 1", "2, 4, 4, 1"])
@@ -309,8 +342,8 @@ def test_play_is_stopped_and_slider_put_back_at_an_unrevealed_prediction(stepper
     s.play.playing = True
     assert not s.play.playing                          # predict mode stops a running Play
     s.play.playing = True
-    s.slider.value = 9                                 # as the running Play would
-    assert s.step == 5 and s.slider.value == 5 and not s.play.playing
+    s.slider.value = 10                                # as the running Play would
+    assert s.step == 6 and s.slider.value == 6 and not s.play.playing   # 7 needs a prediction
     in_step(s)
 
 
@@ -318,7 +351,7 @@ def test_heatmap_leaves_the_matplotlib_backend_alone(stepper):
     import matplotlib
     matplotlib.use("svg")
     stepper.node_pick.value = "W[1]"
-    stepper.slider.value = 13
+    stepper.slider.value = 14
     assert stepper.heatmap.value[:4] == b"\x89PNG"
     assert matplotlib.get_backend() == "svg"
 
@@ -326,12 +359,12 @@ def test_heatmap_leaves_the_matplotlib_backend_alone(stepper):
 def test_user_names_are_kept_out_of_mathjax():
     mm = bpv.MM(np.eye(2), np.zeros(2), name="cost $x^2$ & {layer}")
     s = bpv.Stepper(bpv.trace(lambda z: (mm(z) ** 2).sum(), np.array([1.0, 2.0])))
-    for k in range(len(s.model.trace)):
+    for k in range(len(s.model.trace) + 1):
         s.slider.value = k
         eq = s.equation.value
         math = "".join(re.findall(r"\$\$(.*?)\$\$", eq))
         assert "cost" not in math                      # the name is only in ignored text
-        assert eq.count("$$") == 2
+        assert eq.count("$$") == (2 if k else 0)       # step 0 shows no rule applied yet
         name_at = eq.find("cost")
         if name_at >= 0:
             assert 'class="tex2jax_ignore mathjax_ignore"' in eq[:name_at]
@@ -341,6 +374,115 @@ def test_cross_entropy_hint_names_softmax():
     net = bpv.Sequential([bpv.MM(np.array([[1.0, 0.5], [-0.5, 2.0]]), np.zeros(2))],
                          loss=bpv.CrossEntropyLoss())
     m = StepperModel(net, np.array([0.3, -0.2]), np.array([0.0, 1.0]))
-    k = next(i for i, sp in enumerate(m.trace.specs) if sp.rule == "B1" and sp.tag == "(7.71)")
-    ok, hint = m.check_prediction(str(m.trace["u[1]"].tolist()), k)
-    assert not ok and "softmax(t) − y (7.71)" in hint
+    k = next(i for i, sp in enumerate(m.trace.specs, 1) if sp.kind == "B1" and sp.tag == "(7.71)")
+    ok, hint = m.check_prediction(str(m.trace.value("u[1]").tolist()), k)
+    assert not ok and "squashes t first" in hint and "(softmax(t) − y) v (7.71)" in hint
+    ok, hint = m.check_prediction(str((m.trace.value("u[1]") - [0.0, 1.0]).tolist()), k)
+    assert not ok and "(softmax(t) − y) v (7.71)" in hint     # t − y: forgot the squashing too
+
+
+# --- the Stepper as a part of a layout, predictions at the edges, hints, the panel's TeX ---------
+
+def test_stepper_nests_in_an_hbox():
+    import ipywidgets as W
+    s = bpv.Stepper(notes_net(), X, Y)
+    assert isinstance(s, W.VBox)
+    box = W.HBox([s])
+    assert box.children == (s,)
+    assert "application/vnd.jupyter.widget-view+json" in box._repr_mimebundle_()
+    s.click("next")                                   # still works inside the layout
+    assert s.step == 1
+    in_step(s)
+
+
+def test_check_prediction_after_the_last_step_says_so():
+    m = StepperModel(notes_net(), X, Y)
+    n = m.n
+    ok, msg = m.check_prediction("0.5", n + 1)
+    assert not ok and f"no step {n + 1}" in msg and f"all {n} steps are done" in msg
+    m.go(n)
+    ok, msg = m.check_prediction("0.5")               # the default: the next step, n + 1
+    assert not ok and f"no step {n + 1}" in msg
+    assert m.revealed == set() and m.step == n
+    s = bpv.Stepper(notes_net(), X, Y)                # the widget shows it, no traceback
+    s.slider.value = n
+    s.answer.value = "0.5"
+    s.click("check")
+    assert "✘" in s.feedback.value and f"no step {n + 1}" in s.feedback.value
+    assert "bpv-error" not in s.message.value and s.step == n
+
+
+@pytest.mark.parametrize("sizes", [(2, 3, 1), (2, 3, 2)])
+def test_transpose_hint_fires_for_a_non_square_w(sizes):
+    m = StepperModel(bpv.mlp(list(sizes), seed=0, loss="squared"), np.array([0.5, -1.0]),
+                     np.zeros(sizes[-1]))
+    k, spec = next((k, sp) for k, sp in enumerate(m.trace.specs, 1)
+                   if sp.kind == "B1" and sp.tag == "(7.63)")
+    W, v = m.trace[spec.key_of("W")], m.trace[spec.key_of("v")]
+    want = m.trace[spec.writes]
+    assert W.shape == (sizes[-1], 3) and W.shape[0] != W.shape[1]
+    assert v.shape == (sizes[-1],) and want.shape == (3,)
+    for answer in (v, 2 * v + 1):                     # any answer with v's shape, not z's
+        ok, hint = m.check_prediction(str(answer.tolist()), k)
+        assert not ok and "Wrong shape" in hint and "transpose" in hint, hint
+        assert "Wᵀ v (7.63)" in hint
+    ok, hint = m.check_prediction(str(want.tolist()), k)
+    assert ok
+
+
+def test_prompt_hides_the_rule_until_the_first_wrong_try(stepper):
+    s = stepper
+    s.predict_toggle.value = True
+    for _ in range(6):
+        s.click("next")
+    k = s.step + 1
+    spec = s.model.trace.specs[k - 1]
+    rule = html.escape(rule_rhs(s.model.trace, spec))      # (u[4] − y) ∂J/∂u[5]
+    assert s.ask.layout.display == "flex"
+    prompt = s.prompt.value
+    assert html.escape(str(spec.writes)) in prompt and "(B1)" in prompt and "shape 1" in prompt
+    assert rule not in prompt and spec.tag not in prompt
+    s.answer.value = "[5]"
+    s.click("check")
+    assert "✘" in s.feedback.value and s.step == k - 1
+    assert f"= {rule} {html.escape(spec.tag)}" in s.prompt.value
+    s.answer.value = str(s.model.trace[spec.writes].tolist())
+    s.click("check")
+    assert s.step == k
+    nxt = s.model.trace.specs[k]                      # a new step: hidden again
+    assert html.escape(str(nxt.writes)) in s.prompt.value
+    assert html.escape(rule_rhs(s.model.trace, nxt)) not in s.prompt.value
+
+
+def test_sum_over_users_shows_every_contribution_in_tex():
+    tr = bpv.trace(lambda z: (z.exp() * z.exp()).sum(), np.array([1.0, 2.0]))
+    spec = tr.specs[-1]
+    assert spec.kind == "acc" and len(spec.reads) == 2
+    s = bpv.Stepper(tr)
+    s.slider.value = len(tr)
+    in_step(s)
+    eq = s.equation.value
+    (math,) = re.findall(r"\$\$(.*?)\$\$", eq)
+    lhs, rhs = math.split(" = ", 1)
+    assert lhs.strip() == r"\frac{\partial J}{\partial u^{[0]}}"     # the total, no "via"
+    assert rhs.count(r"\text{via }") == len(spec.reads) == 2
+    for key in spec.reads:
+        assert key.is_contribution and key.total == spec.writes
+        assert r"\text{via }" + tex_name(key.user) in rhs
+    total = tr.grad("u[0]")
+    assert np.allclose(total, 2 * np.exp(2 * np.array([1.0, 2.0])))
+    assert np.allclose(sum(tr[key] for key in spec.reads), total)
+
+
+def test_inspector_keeps_following_the_step_after_a_rebuild(stepper):
+    s = stepper
+    s.slider.value = 9
+    assert s.follow.value and s.node_pick.value == "W[2]"
+    s.sizes_in.value = "2, 4, 3, 1"                   # new nodes: the dropdown's options change
+    s.click("rebuild")
+    assert s.follow.value                             # not switched off by the rebuild itself
+    assert s.node_pick.value == s.model.trace.specs[s.step - 1].node
+    s.node_pick.value = "u[0]"                         # the learner's own pick does switch it off
+    assert not s.follow.value
+    s.click("next")
+    assert s.node_pick.value == "u[0]"

@@ -92,16 +92,17 @@ The tag is the equation in the notes.
     md("""
 ## One step, drawn
 
-`bpv.show(trace, step=k)` draws the graph as known after step *k*. In code steps count from 0,
-on screen from 1, so `step=8` is the one the caption calls "step 9/14". Blue: the forward pass;
+`bpv.show(trace, step=k)` draws the graph as known after step *k*: the number you type is the one
+the caption, the Stepper's counter and its slider show ("step 9/14"), and step 0 is the state
+before the first step, when only $x$, $\\theta$ and $y$ are known. Blue: the forward pass;
 vermillion, dashed: the backward pass; grey bars: not computed yet. This step is (B2) with (7.65): $\\partial J/\\partial W^{[2]} = v\\, z^\\top$ with $v = \\partial J/\\partial u^{[3]}$ and $z = u^{[2]}$.
 """),
     code("""
 # NBVAL_IGNORE_OUTPUT
-bpv.show(trace, step=8)
+bpv.show(trace, step=9)
 """),
     md("The same step as text (what a screen reader or a log shows):"),
-    code("print(bpv.step_text(trace, 8))"),
+    code("print(bpv.step_text(trace, 9))"),
     md("""
 ## Your turn: step through it
 
@@ -125,8 +126,10 @@ model = bpv.StepperModel(net, x, y_true)
 for _ in range(9):
     model.next()
 print(model.counter())
-print(model.equation()["symbolic"])
-print(model.equation()["result"])
+view = model.view()
+print(view.symbolic)
+print("=", view.numbers)
+print("=", view.result)
 """),
     md("""
 ## Is backprop right? Its numerical twin
@@ -195,8 +198,8 @@ bpv.Stepper(skip)
 """),
     code("""
 for step in skip.steps:
-    if step.rule == "acc":
-        print(step.formula())
+    if step.kind == "acc":
+        print(bpv.present(skip, step.number).symbolic)
 print("dJ/dx =", bpv.text.inline(skip.grad("u[0]")))
 """),
 ]
