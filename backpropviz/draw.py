@@ -353,6 +353,7 @@ class Renderer:
         self._rows = {k: array_lines(trace[k]) for b in layout.boxes.values() for k in b.keys}
         self._bad = {k for k in self._rows if not np.isfinite(np.asarray(trace[k], float)).all()}
         self._edge_svg = self._static_edges()
+        self._boxes = {b.id: self._box_parts(b) for b in layout.boxes.values()}
 
     def _static_edges(self) -> list[tuple]:
         out = []
@@ -402,34 +403,39 @@ class Renderer:
         parts.append("</svg>")
         return "".join(parts)
 
-    def _box(self, b: Box, hl: Highlight) -> str:
+    def _box_parts(self, b: Box) -> tuple:
+        """A box's SVG apart from its outline's class: its title, and each row both known and
+        blank (escaped once per trace; a step only chooses)."""
         x, y = b.x - b.width / 2, b.y - b.height / 2
-        cls = f"box {b.kind} " + _style(node_state(hl, b.name), hl)[0]
-        out = [f'<g id="{b.id}" class="node" data-node="{esc(b.name)}">'
-               f'<rect class="{cls.strip()}" x="{x:.1f}" y="{y:.1f}" width="{b.width:.1f}" '
-               f'height="{b.height:.1f}" rx="3"/>'
-               f'<text class="ttl" x="{x + PAD:.1f}" y="{y + PAD + 11:.1f}">{esc(b.title)}</text>']
-        line = 1
+        head = (f'<g id="{b.id}" class="node" data-node="{esc(b.name)}">', 
+                f'" x="{x:.1f}" y="{y:.1f}" width="{b.width:.1f}" height="{b.height:.1f}" rx="3"/>'
+                f'<text class="ttl" x="{x + PAD:.1f}" y="{y + PAD + 11:.1f}">{esc(b.title)}</text>')
+        rows, line = [], 1
         for key in b.keys:
             label = K.label(key)
-            rows = self._rows[key]
+            lines = self._rows[key]
             ty = y + PAD + 11 + line * LINE_H
             lab_w = (len(label) + 2) * CHAR_W
-            out.append(f'<text class="lab" x="{x + PAD:.1f}" y="{ty:.1f}">{esc(label)}</text>')
-            if self.trace.is_known(key, hl.k):
-                tcls = ' class="bad"' if key in self._bad else ""
-                for j, r in enumerate(rows):
-                    out.append(f'<text{tcls} x="{x + PAD + lab_w:.1f}" y="{ty + j * LINE_H:.1f}" '
-                               f'data-key="{esc(K.text(key))}">{esc(r)}'
-                               f'{" ⚠" if tcls and j == 0 else ""}</text>')
-            else:
-                w = b.width - 2 * PAD - lab_w
-                out.append(f'<rect class="blank" x="{x + PAD + lab_w:.1f}" y="{ty - 11:.1f}" '
-                           f'width="{w:.1f}" height="{len(rows) * LINE_H - 3:.1f}" '
-                           f'data-blank="{esc(K.text(key))}"/>')
-            line += len(rows)
-        out.append("</g>")
-        return "".join(out)
+            lab = f'<text class="lab" x="{x + PAD:.1f}" y="{ty:.1f}">{esc(label)}</text>'
+            tcls = ' class="bad"' if key in self._bad else ""
+            known = "".join(f'<text{tcls} x="{x + PAD + lab_w:.1f}" y="{ty + j * LINE_H:.1f}" '
+                            f'data-key="{esc(K.text(key))}">{esc(r)}'
+                            f'{" ⚠" if tcls and j == 0 else ""}</text>'
+                            for j, r in enumerate(lines))
+            blank = (f'<rect class="blank" x="{x + PAD + lab_w:.1f}" y="{ty - 11:.1f}" '
+                     f'width="{b.width - 2 * PAD - lab_w:.1f}" height="{len(lines) * LINE_H - 3:.1f}" '
+                     f'data-blank="{esc(K.text(key))}"/>')
+            rows.append((key, lab + known, lab + blank))
+            line += len(lines)
+        return head, rows
+
+    def _box(self, b: Box, hl: Highlight) -> str:
+        head, rows = self._boxes[b.id]
+        cls = f"box {b.kind} " + _style(node_state(hl, b.name), hl)[0]
+        known = self.trace.is_known
+        return (head[0] + f'<rect class="{cls.strip()}' + head[1]
+                + "".join(shown if known(key, hl.k) else blank for key, shown, blank in rows)
+                + "</g>")
 
     def _caption(self, view) -> str:
         lines = view.lines

@@ -209,7 +209,7 @@ class MM(Module):
     @rule("B2", "(7.65)", v @ z.T, param="W", slips=(R.OUTER_ORDER,))
     def grad_W(self, z, v):
         """B[MM, W](v) = v zᵀ (7.65), summed over the columns of a batch."""
-        return np.outer(v, z) if z.ndim == 1 else v @ z.T
+        return v[:, None] * z if z.ndim == 1 else v @ z.T     # the outer product v zᵀ
 
     @rule("B2", "(7.66)", lambda c: E.batch_sum(v) if c.batch else v, param="b",
           slips=(R.FORGOT_BATCH_SUM,))

@@ -49,7 +49,12 @@ def is_small(a) -> bool:
 def summary(a) -> str:
     """A large array in one line: its shape, min, max and norm."""
     a = np.asarray(a, dtype=float)
-    flag = " ⚠ NaN/inf" if not np.isfinite(a).all() else ""
+    if np.isfinite(a).all():        # the usual case, without the NaN-aware (slow) functions
+        low, high = a.min(), a.max()
+        with np.errstate(over="ignore"):
+            norm = np.sqrt(np.vdot(a, a))
+        return f"{shape_text(a)}: min {fnum(low)}, max {fnum(high)}, ‖·‖ {fnum(norm)}"
+    flag = " ⚠ NaN/inf"
     with np.errstate(all="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)       # all-NaN min/max, norm overflow
         low, high, norm = np.nanmin(a), np.nanmax(a), np.linalg.norm(np.nan_to_num(a))
