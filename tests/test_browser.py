@@ -259,10 +259,10 @@ def expect(L: Learner, step: str, ok: bool, what: str):
         L.fail(step, what)
 
 
-def wait_shown(L: Learner, step: str, **want):
+def wait_shown(L: Learner, what: str, **want):
     """Wait until every named part of the page shows what it should (the graph, the counter and
     the equation arrive in separate messages: never read one and assume the others)."""
-    L.wait_for(step, "(s, w) => Object.keys(w).every((k) => s[k] === w[k])", want)
+    L.wait_for(what, "(s, w) => Object.keys(w).every((k) => s[k] === w[k])", want)
     return L.read()
 
 
