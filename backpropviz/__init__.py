@@ -25,7 +25,7 @@ __version__ = "0.2.0"
 # Heavy parts load on first use: importing backpropviz must stay cheap.
 _LAZY = {"render": ".draw", "show": ".draw", "Renderer": ".draw", "Layout": ".draw",
          "EngineMissing": ".draw", "Stepper": ".widgets", "StepperModel": ".stepper",
-         "step_text": ".presentation", "trace_text": ".presentation"}
+         "step_text": ".presentation", "trace_text": ".presentation", "Question": ".quiz"}
 
 
 def __getattr__(name):

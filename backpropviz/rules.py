@@ -140,7 +140,7 @@ SUM_USERS = Slip("sum over users", "That is one user's contribution. The value i
 
 # --- rules that belong to no module ------------------------------------------------------------
 
-SEED = Rule("seed", "(§7.4.2)", E.Const(1.0))
+SEED = Rule("seed", "(7.73)", E.Const(1.0))   # the 1 in B[ℓ, a[r]](1) of (7.73), (7.76)
 
 
 def _acc_expr(ctx: Context):

@@ -33,7 +33,7 @@ def expected_backward(net, input_grad=False):
     seed, then for M_k, …, M_1: (B2) W, (B2) b for an MM, then (B1) for its input."""
     mods = net.modules
     k = len(mods)
-    out = [("seed", "(§7.4.2)", None, f"∂J/∂u[{k}]")]
+    out = [("seed", "(7.73)", None, f"∂J/∂u[{k}]")]
     n_mm = sum(isinstance(m, bpv.MM) for m in mods)
     for i in range(k, 0, -1):
         m = mods[i - 1]

@@ -1,0 +1,82 @@
+"""Exit questions a lesson asks and the tool checks: a number, an array, or one of some choices.
+
+    q = bpv.Question("What is ∂J/∂b[2]?", answer=trace.grad("b[2]"))
+    q                      # in Jupyter: a box to type into and a check button
+    q.check("[-0.1404]")   # (True, "Right: …"); the same check from code (tests, nbval)
+"""
+from __future__ import annotations
+
+import html
+
+import numpy as np
+
+from .errors import BackpropError, shape_str
+from .hints import RTOL, ATOL, close, tolerance_text
+from .rebuild import parse_array
+from .text import inline
+
+
+class Question:
+    """A question with a right answer: numbers (any shape) or one of ``choices``."""
+
+    def __init__(self, prompt: str, answer, choices: list[str] | None = None, why: str = ""):
+        self.prompt, self.why = prompt, why
+        self.choices = list(choices) if choices is not None else None
+        if self.choices is not None:
+            if answer not in self.choices:
+                raise BackpropError(f"Question: the answer {answer!r} is not one of the choices")
+            self.answer = answer
+        else:
+            self.answer = np.asarray(answer, dtype=float)
+
+    def check(self, text) -> tuple[bool, str]:
+        """(right, message) for an answer typed as text."""
+        if self.choices is not None:
+            got = str(text).strip().lower()
+            match = [c for c in self.choices if c.lower() == got or c.lower().startswith(got + " ")]
+            if not got or not match:
+                return False, "Choose one of: " + "; ".join(self.choices)
+            ok = match[0] == self.answer
+            return ok, ("Right. " if ok else "Not this one. ") + (self.why if ok else "")
+        try:
+            got = parse_array(text, "your answer")
+        except BackpropError as e:
+            return False, str(e)
+        want = self.answer
+        if got.size == want.size and got.ndim <= 1 and want.ndim <= 1:
+            got = got.reshape(want.shape)
+        if got.shape != want.shape:
+            return False, (f"Wrong shape: you gave shape {shape_str(got)}; the answer has shape "
+                           f"{shape_str(want)}.")
+        if close(got, want):
+            return True, f"Right: {inline(want)}. {self.why}".strip()
+        return False, f"Not quite ({tolerance_text()}). Look again at the step that computes it."
+
+    def __repr__(self):
+        return self.prompt + (" (" + " / ".join(self.choices) + ")" if self.choices else "")
+
+    def widget(self):
+        import ipywidgets as W
+        prompt = W.HTML(f"<b>{html.escape(self.prompt)}</b>")
+        box = W.Text(placeholder=" / ".join(self.choices) if self.choices else "your answer",
+                     description="answer", layout=W.Layout(width="360px"))
+        button = W.Button(description="check", tooltip="check your answer")
+        feedback = W.HTML()
+        feedback.add_class("bpv-feedback")
+
+        def on_check(_):
+            ok, msg = self.check(box.value)
+            feedback.value = (f'<span role="status" style="color:{"#1a7f37" if ok else "#b3261e"}">'
+                              f"{'✔' if ok else '✘'} {html.escape(msg)}</span>")
+        button.on_click(on_check)
+        box.on_submit(on_check)
+        return W.VBox([prompt, W.HBox([box, button]), feedback]).add_class("bpv-question")
+
+    def _repr_mimebundle_(self, **kwargs):
+        data = self.widget()._repr_mimebundle_(**kwargs)
+        data = dict(data[0] if isinstance(data, tuple) else data)
+        data["text/plain"] = repr(self)
+        return data
+
+
+__all__ = ["Question", "RTOL", "ATOL"]
