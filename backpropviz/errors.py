@@ -9,3 +9,13 @@ def shape_str(a) -> str:
     """'3×2' for a matrix, '3' for a vector, 'scalar' for a single number."""
     shape = getattr(a, "shape", ())
     return "×".join(str(n) for n in shape) if shape else "scalar"
+
+
+def shape_words(a) -> str:
+    """A shape as a learner says it: 'a single number', 'a vector of 2 entries', 'a 2×3 matrix'."""
+    shape = getattr(a, "shape", ())
+    if not shape:
+        return "a single number"
+    if len(shape) == 1:
+        return f"a vector of {shape[0]} entr{'y' if shape[0] == 1 else 'ies'}"
+    return f"a {shape_str(a)} matrix" if len(shape) == 2 else f"an array of shape {shape_str(a)}"

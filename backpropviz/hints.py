@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import keys as K
-from .errors import shape_str
+from .errors import shape_words
 from . import expr as E
 from .presentation import context, expression, formula
 from .record import StepSpec, Trace
@@ -50,10 +50,10 @@ def hint(trace: Trace, spec: StepSpec, got: np.ndarray) -> str:
     if got.shape != want.shape:
         for slip in spec.rule.slips:
             if slip is TRANSPOSE and slip.matches(got, vals, want):
-                return f"Wrong shape: you gave shape {shape_str(got)}. {_say(slip, trace, spec)}"
+                return f"Wrong shape: you gave {shape_words(got)}. {_say(slip, trace, spec)}"
         flipped = got.shape[::-1] == want.shape and got.ndim == 2
-        return (f"Wrong shape: you gave shape {shape_str(got)}, but {lhs} has the shape of "
-                f"{spec.node} itself: {shape_str(want)} (§7.4.1)"
+        return (f"Wrong shape: you gave {shape_words(got)}, but {lhs} has the shape of "
+                f"{spec.node} itself: {shape_words(want)} (§7.4.1)"
                 + (". A missing or extra transpose?" if flipped else ""))
     for slip in spec.rule.slips:
         try:

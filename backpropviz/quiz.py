@@ -10,7 +10,7 @@ import html
 
 import numpy as np
 
-from .errors import BackpropError, shape_str
+from .errors import BackpropError, shape_words
 from .hints import RTOL, ATOL, close, tolerance_text
 from .rebuild import parse_array
 from .text import inline
@@ -46,8 +46,8 @@ class Question:
         if got.size == want.size and got.ndim <= 1 and want.ndim <= 1:
             got = got.reshape(want.shape)
         if got.shape != want.shape:
-            return False, (f"Wrong shape: you gave shape {shape_str(got)}; the answer has shape "
-                           f"{shape_str(want)}.")
+            return False, (f"Wrong shape: you gave {shape_words(got)}; the answer is "
+                           f"{shape_words(want)}.")
         if close(got, want):
             return True, f"Right: {inline(want)}. {self.why}".strip()
         return False, f"Not quite ({tolerance_text()}). Look again at the step that computes it."

@@ -163,6 +163,15 @@ class Rebuilder:
             out[name] = arr
         return out
 
+    def warning(self) -> str:
+        """A loss that does not fit the network's output, said plainly ('' if it fits)."""
+        if isinstance(self.net.loss, M.LogisticLoss) and isinstance(self.net.layers[-1], M.Sigmoid):
+            return ("The logistic loss takes a logit t and applies σ itself, (σ(t) − y) in (7.70); "
+                    "this network already ends in σ, so σ is applied twice and the loss treats a "
+                    "probability as a logit. Use the squared loss here (as the notes' example "
+                    "does), or end the network with MM.")
+        return ""
+
     @property
     def n_params(self) -> int:
         return sum(a.size for a in self.net.params.values())

@@ -22,7 +22,7 @@ from .hints import tolerance_text
 from .presentation import rhs
 from .rebuild import MAX_EDITABLE_PARAMS, Settings, parse_array, parse_sizes, same_network
 from .stepper import StepperModel
-from .text import array_lines, exact
+from .text import array_lines, exact, fnum
 
 # text MathJax must leave alone (JupyterLab's MathJax 3 honours the first, Voilà's the second)
 NO_MATH = 'class="tex2jax_ignore mathjax_ignore"'
@@ -391,7 +391,9 @@ class RebuildControls(W.VBox, _Part):
             self.refresh("trace")        # the controls go back to the last good settings
             self.say(m.error, error=True)
             return
-        self.say("rebuilt: " + repr(m.trace)[1:-1])          # say() escapes
+        warn = m.rebuilder.warning()
+        self.say(("⚠ " + warn) if warn else
+                 f"rebuilt: {m.n} steps, J = {fnum(m.trace.loss)}; now at step {m.step}")
 
     def refresh(self, what):
         if what != "trace":
@@ -415,7 +417,10 @@ class RebuildControls(W.VBox, _Part):
             self._busy = False
         rows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td style='font-family:monospace'>"
                        f"{html.escape(v)}</td></tr>" for k, v in rb.loss_comparison())
-        self.compare.value = ("<div>Same network, same x and y, each loss:</div>"
+        warn = rb.warning()
+        self.compare.value = ((f'<div class="bpv-warning" role="note" style="color:#8a4b00">⚠ '
+                               f"{html.escape(warn)}</div>" if warn else "")
+                              + "<div>Same network, same x and y, each loss:</div>"
                               f"<table>{rows}</table>")
 
 

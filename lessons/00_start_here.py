@@ -1,13 +1,19 @@
 # %% [markdown]
-# # Start here: the notes' 2-layer example, step by step
+# # Start here: what the stepper shows, and how to drive it
 #
-# This lesson reproduces the last example of the lecture notes (§7.4, *Example: Full Forward and
-# Backward Pass for a Simple MLP*) with **backpropviz**, then lets you step through it.
+# **What you will learn**
+# * to read backpropagation as a list of steps: a forward pass (F) that computes every
+#   $u^{[i]}$, then a backward pass of (B1) and (B2) steps that compute every gradient;
+# * to step through those rules one at a time on the computation graph, with the numbers;
+# * to predict a gradient before it is revealed.
 #
-# Notation is the notes': modules $M_i$, intermediate values $u^{[i]}$ (with $u^{[0]} = x$),
-# parameters $\theta^{[i]}$, and the backward function $\mathcal{B}[M, z](v)$ that maps
-# $v = \partial J/\partial u$ to $\partial J/\partial z$.
+# **What you need:** the lecture notes, §7.4 (their notation is the tool's: modules $M_i$, values
+# $u^{[i]}$ with $u^{[0]} = x$, parameters $\theta^{[i]}$, the backward function
+# $\mathcal{B}[M, z](v)$), and about ten minutes. The next lessons follow the notes section by
+# section: 01 the chain rule (7.4.1), 02 the general strategy (7.4.2), 03 the basic modules
+# (7.4.3), 04 backprop for MLPs (7.4.4), 05 exercises, 06 the classroom app.
 #
+# The three rules of §7.4.2:
 # * forward (F): $u^{[i]} = M_i(u^{[i-1]})$
 # * backward (B1): $\partial J/\partial u^{[i-1]} = \mathcal{B}[M_i, u^{[i-1]}](\partial J/\partial u^{[i]})$
 # * backward (B2): $\partial J/\partial \theta^{[i]} = \mathcal{B}[M_i, \theta^{[i]}](\partial J/\partial u^{[i]})$
@@ -15,9 +21,8 @@
 # %%
 import numpy as np
 import backpropviz as bpv
-from backpropviz.text import inline
 
-# the numbers of the notes' example
+# the notes' final example (§7.4.4): a 2-layer network, one example
 x = np.array([1.0, 2.0])
 W1 = np.array([[0.1, 0.2], [0.3, 0.4]])
 b1 = np.array([0.0, 0.0])
@@ -28,57 +33,48 @@ y_true = np.array([1.0])
 net = bpv.Sequential([bpv.MM(W1, b1), bpv.ReLU(), bpv.MM(W2, b2), bpv.Sigmoid()],
                      loss=bpv.SquaredLoss())
 trace = net.backprop(x, y_true)     # one forward and one backward pass, every step recorded
-trace
-
-
-# %% [markdown]
-# **A slip in the notes.** The example is titled as the MLP of (7.72), but its last two modules are
-# a sigmoid and the *squared* loss $\tfrac12(a_2 - y)^2$, not the logistic loss of (7.72). The code
-# is right for what it computes, and so are the numbers below. (More slips: `errata.md`.)
-#
-# The notes name the values $z_1, a_1, z_2, a_2$; here they are $u^{[1]}, \dots, u^{[4]}$ and
-# $J = u^{[5]}$:
-
-# %%
-def eight(a):   # 8 significant digits, like the notes' printout
-    return np.array2string(np.asarray(a), formatter={"float_kind": lambda v: f"{v:.8g}"})
-
-names = {"u[1]": "z1", "u[2]": "a1", "u[3]": "z2", "u[4]": "a2"}
-for u, z in names.items():
-    print(f"{z} = {u:5} = {eight(trace.value(u))}")
-print(f"loss = J     = {trace.loss:.8g}")
-print()
-for p in ["W[2]", "b[2]", "W[1]", "b[1]"]:
-    print(f"dloss/d{p} = {eight(trace.grad(p))}")
+print(f"{len(trace)} steps: {trace.n_forward} forward, {len(trace) - trace.n_forward} backward;"
+      f" J = {trace.loss:.8g}")
 
 # %% [markdown]
-# Compare with what the notes' own code prints: `z1: [0.5 1.1]`, `a2: [0.42555748]`,
-# `loss: [0.1649921]`, `dloss/dW2: [-0.07021362 -0.15446997]`, … — the same numbers (the notes print
-# `dloss/dW2` as a flat vector; its shape is really 1×2, the shape of $W^{[2]}$, §7.4.1).
+# The network is $M_1 = \mathrm{MM}[W^{[1]}, b^{[1]}]$, $M_2 = \mathrm{ReLU}$,
+# $M_3 = \mathrm{MM}[W^{[2]}, b^{[2]}]$, $M_4 = \sigma$ and the squared loss $M_5$, so
+# $J = u^{[5]}$. (Lesson 04 reproduces this example of the notes number for number.)
 #
 # ## Every step of the pass
 #
-# One line per step: five forward steps (F), then the backward pass, which starts with
-# $\partial J/\partial u^{[5]} = 1$ and applies (B1) and (B2) module by module, from $M_5$ back to $M_1$.
-# The tag is the equation in the notes.
+# One line per step. The number on the left is the step number you will see everywhere: in the
+# stepper's counter, on its slider and in code (`bpv.step_text(trace, 9)` is step 9). Step 0 is
+# the state before any step, when only $x$, $\theta$ and $y$ are known. The tag is the equation
+# of the notes that the step applies.
 
 # %%
 print(bpv.trace_text(trace))
 
 # %% [markdown]
+# Steps 1–5 are the forward pass (F). Step 6 starts the backward pass with
+# $\partial J/\partial u^{[5]} = 1$: the 1 that the loss's backward function is applied to,
+# $\mathcal{B}[\ell, \cdot](1)$ in (7.73). Then each module, from $M_5$ back to $M_1$, applies
+# (B2) for its parameters and (B1) for its input.
+#
 # ## One step, drawn
 #
-# `bpv.show(trace, step=k)` draws the graph as known after step *k*: the number you type is the one
-# the caption, the Stepper's counter and its slider show ("step 9/14"), and step 0 is the state
-# before the first step, when only $x$, $\theta$ and $y$ are known. Blue: the forward pass;
-# vermillion, dashed: the backward pass; grey bars: not computed yet. This step is (B2) with (7.65): $\partial J/\partial W^{[2]} = v\, z^\top$ with $v = \partial J/\partial u^{[3]}$ and $z = u^{[2]}$.
+# `bpv.show(trace, step=k)` draws the graph as known after step $k$. Boxes are values
+# ($u^{[i]}$, $\theta^{[i]}$, $y$) with their shape; ovals are modules. Blue, solid: the forward
+# pass; vermillion, dashed: the backward pass. A thick outline is what the step writes, a dotted
+# outline what its rule reads; grey bars are numbers not computed yet (blank, not zero). Step 9
+# is (B2) with (7.65): $\partial J/\partial W^{[2]} = v\, z^\top$ with
+# $v = \partial J/\partial u^{[3]}$ (a column) and $z = u^{[2]}$, so it reads $u^{[2]}$ and
+# $\partial J/\partial u^{[3]}$.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 bpv.show(trace, step=9)
 
 # %% [markdown]
-# The same step as text (what a screen reader or a log shows):
+# The same step as text, which is also what a screen reader reads: the header, the rule, the
+# rule with the numbers substituted (the column $v$ on the left of the row $z^\top$), the result,
+# and everything known so far.
 
 # %%
 print(bpv.step_text(trace, 9))
@@ -86,11 +82,18 @@ print(bpv.step_text(trace, 9))
 # %% [markdown]
 # ## Your turn: step through it
 #
-# Press **step ▶** to apply one rule at a time (**◀ step** goes back), or **to backward pass** to
-# jump to $\partial J/\partial u^{[5]} = 1$; the play button runs through the steps by itself. Tick
-# *predict, then reveal* to type each gradient before it is shown. Below the graph, the inspector
-# follows the current step (or shows the node you pick); change $x$, $y$, the weights or the loss,
-# then *rebuild*.
+# | control | what it does |
+# |---|---|
+# | **step ▶**, **◀ step** | apply the next rule, or go back one |
+# | **to backward pass** | jump to step 6, $\partial J/\partial u^{[5]} = 1$ |
+# | **reset** | back to step 0 |
+# | ▶ (play) and the slider | run through the steps, or drag to any step |
+# | *predict, then reveal* | before each backward step, type the gradient you expect, then *check* (or *reveal*) |
+# | *inspect* | a node's value and gradient; it follows the current step unless you pick a node |
+# | *change the example or the network* | new $x$, $y$, sizes, activation, seed, weights or loss, then *rebuild* |
+#
+# Try it: step to step 9 and check the picture above; then tick *predict, then reveal*, reset,
+# and predict $\partial J/\partial u^{[4]}$ at step 7 before it is shown.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -98,24 +101,24 @@ stepper = bpv.Stepper(net, x, y_true)
 stepper
 
 # %% [markdown]
-# Behind the widget is a plain model you can drive from code. Nine steps in, the backward pass has
-# just applied (7.65) to get $\partial J/\partial W^{[2]}$:
+# Behind the widget is a plain model you can drive from code, with the same step numbers:
 
 # %%
 model = bpv.StepperModel(net, x, y_true)
-for _ in range(9):
-    model.next()
+model.go(9)
 print(model.counter())
 view = model.view()
 print(view.symbolic)
 print("=", view.numbers)
 print("=", view.result)
+print(model.check_prediction("[-0.2, 0.3]", 10))       # a wrong prediction of step 10
+print(model.check_prediction("[-0.1404]", 10))          # the right one
 
 # %% [markdown]
 # ## Is backprop right? Its numerical twin
 #
-# `bpv.gradcheck` compares every gradient with central finite differences
-# $(J(\theta + \varepsilon e_j) - J(\theta - \varepsilon e_j)) / 2\varepsilon$.
+# Every gradient has a numerical twin: `bpv.gradcheck` compares each one with central finite
+# differences $(J(\theta + \varepsilon e_j) - J(\theta - \varepsilon e_j)) / 2\varepsilon$.
 
 # %%
 report = bpv.gradcheck(net, x, y_true)
@@ -123,13 +126,33 @@ print("gradcheck passed:", report.ok)
 print("largest difference below 1e-8:", max(r.max_abs_err for r in report.rows) < 1e-8)
 
 # %% [markdown]
-# ## The chain rule example (7.52)–(7.54)
+# ## Summary
 #
-# Any composition of ops can be traced: here $u = z^2$ (elementwise) and $J = \sum_j u_j$.
+# * Backprop is a list of steps: (F) for every module, the 1 that starts the backward pass, then
+#   (B2) and (B1) for every module from the last to the first.
+# * Step $k$ means the same state in the drawing, the text, the stepper and the code; step 0 is
+#   before any step.
+# * The picture marks what each rule writes and what it reads; the text says the same in words.
+#
+# ## Exit questions
+#
+# Type your answer and press *check*; the tool checks it.
 
 # %%
-chain = bpv.trace(lambda z: (z ** 2).sum(), np.array([1.0, 2.0, 3.0]))
-print("J =", f"{chain.loss:g}")
-print("dJ/dz =", inline(chain.grad("u[0]")))
-print()
-print(bpv.trace_text(chain))
+q1 = bpv.Question("How many steps does the backward pass of this network take?",
+                  answer=len(trace) - trace.n_forward,
+                  why="One start, then (B2) twice and (B1) once per MM, (B1) for the others.")
+q2 = bpv.Question("At which step number is ∂J/∂b[2] computed?", answer=10,
+                  why="M_3 applies (B2) for W[2] at step 9 (7.65), then for b[2] at step 10 (7.66).")
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+q1
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+q2
+
+# %%
+print(q1.check("9"))
+print(q2.check("9"))

@@ -486,3 +486,13 @@ def test_inspector_keeps_following_the_step_after_a_rebuild(stepper):
     assert not s.follow.value
     s.click("next")
     assert s.node_pick.value == "u[0]"
+
+
+def test_logistic_loss_on_a_sigmoid_output_is_warned_about():
+    s = bpv.Stepper(notes_net(), X, Y)                 # ends in σ, squared loss: fine
+    assert "bpv-warning" not in s.compare.value
+    s.loss_in.value = "logistic"
+    assert "bpv-warning" in s.compare.value and "applied twice" in s.compare.value
+    assert "applied twice" in s.message.value and "bpv-error" not in s.message.value
+    s.loss_in.value = "squared"
+    assert "bpv-warning" not in s.compare.value and "rebuilt" in s.message.value
