@@ -133,3 +133,30 @@ def test_dev_lab_opens_the_lessons_as_this_machines_user(tmp_path):
                 proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.slow
+def test_binder_build_runs_every_lesson(tmp_path):
+    """What repo2docker does with binder/: a fresh environment from binder/requirements.txt
+    only (its Debian packages, binder/apt.txt, are the ones ./dev installs here), then every
+    lesson executed in it."""
+    venv = tmp_path / "binder-env"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    done = subprocess.run([str(py), "-m", "pip", "install", "-q", "-r", "binder/requirements.txt"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=1200)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    out = tmp_path / "executed"
+    for nb in NOTEBOOKS:
+        run = subprocess.run([str(py), "-m", "jupyter", "nbconvert", "--to", "notebook",
+                              "--execute", "--ExecutePreprocessor.timeout=300",
+                              "--ExecutePreprocessor.kernel_name=python3",
+                              f"--output-dir={out}", str(nb)],
+                             cwd=ROOT / "notebooks", capture_output=True, text=True, timeout=600,
+                             env={**os.environ, "JUPYTER_PATH": str(venv / "share" / "jupyter"),
+                                  "PATH": f"{venv / 'bin'}:{os.environ['PATH']}"})
+        assert run.returncode == 0, f"{nb.name} failed in the Binder environment:\n" \
+                                    + run.stderr[-3000:]
+        errors = [o for c in read(out / nb.name).cells for o in c.get("outputs", [])
+                  if o.get("output_type") == "error"]
+        assert not errors, f"{nb.name}: {errors[0].get('ename')}: {errors[0].get('evalue')}"
