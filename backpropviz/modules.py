@@ -28,20 +28,14 @@ from . import rules as R
 from .errors import BackpropError, shape_str
 from .expr import B, W, a, b, t, v, y, z
 from .rules import TAG_BACKWARD, TAG_CHAIN, Rule, rule
+from .values import name as checked_name, numeric
 
 REGISTRY: dict[str, type] = {}      # class name → class, to read a trace file back
 
 
 def frozen(x, what: str = "parameter") -> np.ndarray:
     """A read-only finite float copy: parameters are immutable so traces can share them."""
-    try:
-        arr = np.array(x, dtype=float)
-    except (TypeError, ValueError, OverflowError) as e:
-        raise BackpropError(f"{what} must be a numeric array ({e})") from None
-    if not np.isfinite(arr).all():
-        raise BackpropError(f"{what} contains NaN or inf: {arr.ravel()[~np.isfinite(arr.ravel())][:5]}")
-    arr.flags.writeable = False
-    return arr
+    return numeric(x, what)
 
 
 def _stable_sigmoid(x):
@@ -73,9 +67,7 @@ class Module:
         REGISTRY[cls.__name__] = cls
 
     def __init__(self, name: str | None = None):
-        if name is not None and not isinstance(name, str):
-            raise BackpropError(f"{type(self).__name__}: name must be a string; got {name!r}")
-        self.name = name
+        self.name = None if name is None else checked_name(name, f"{type(self).__name__}: name")
 
     @property
     def arity(self) -> int:
@@ -146,6 +138,10 @@ class Module:
     def check_input(self, z, where: str) -> None:
         """Raise BackpropError if z cannot be the input of this module."""
 
+    def check_inputs(self, values, where: str) -> None:
+        """Raise BackpropError if these inputs cannot go in (by default: the first input's check)."""
+        self.check_input(values[0], where)
+
     def __call__(self, *args):
         # Applying a module to traced values records it; on arrays it is just the forward.
         for x in args:
@@ -178,7 +174,7 @@ class MM(Module):
                 f"MM: b must be a vector with one entry per row of W; W is {shape_str(W)} "
                 f"({W.shape[0]} rows) but b has shape {shape_str(b)}")
         self.W, self.b = W, b
-        self.display_names = tuple(param_names)
+        self.display_names = tuple(checked_name(p, "MM: a parameter name") for p in param_names)
 
     @property
     def n_in(self) -> int:
@@ -522,6 +518,20 @@ class MatMul(BinaryOp):
     """a @ b for matrices and vectors (vectors are columns: a·b of two vectors is aᵀb)."""
 
     label, symbol = "@", "@"
+
+    def check_inputs(self, values, where):
+        for side, val in zip("ab", values):
+            if np.ndim(val) > 2:
+                raise BackpropError(f"{where}: @ takes vectors and matrices; {side} has shape "
+                                    f"{shape_str(val)} (batches are columns of a matrix here)")
+        a_, b_ = values
+        if np.ndim(a_) == 0 or np.ndim(b_) == 0:
+            raise BackpropError(f"{where}: @ needs vectors or matrices, not single numbers "
+                                f"(use * for a number times an array)")
+        inner_a, inner_b = np.shape(a_)[-1], np.shape(b_)[0]
+        if inner_a != inner_b:
+            raise BackpropError(f"{where}: a is {shape_str(a_)} and b is {shape_str(b_)}: a's "
+                                f"last size ({inner_a}) must equal b's first ({inner_b})")
 
     @rule("F", "(F)", lambda c: a.T @ b if c.ndim("a") == 1 else a @ b)
     def forward(self, a, b):

@@ -13,6 +13,7 @@ from . import modules as M
 from .errors import BackpropError, shape_str
 from .program import Program, Recorder, as_input
 from .record import Trace
+from .values import whole
 
 
 class Sequential:
@@ -153,8 +154,7 @@ def mlp(sizes, activation: str = "relu", loss: str | None = "logistic", seed: in
                              or n < 1 for n in sizes):
         raise BackpropError(f"mlp: sizes must be at least two positive integers "
                             f"(input, …, output); got {sizes}")
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise BackpropError(f"mlp: the seed must be a whole number ≥ 0; got {seed!r}")
+    seed = whole(seed, "mlp: the seed")
     for what, name in (("activation", activation), ("output activation", output_activation)):
         if name is not None and name not in M.ACTIVATIONS:
             raise BackpropError(f"mlp: unknown {what} {name!r}; choose one of: "

@@ -20,6 +20,7 @@ from . import rules as R
 from .errors import BackpropError, shape_str
 from .keys import Key
 from .record import ModuleInfo, NodeInfo, Trace, make_spec
+from .values import numeric
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,7 @@ class Program:
         where = f"{e.name} = {self.modules[i].label} (forward step {i + 1} of {self.n_forward}, (F))"
         ins = [store[j] for j in self.plan[i][1]]
         try:
-            e.module.check_input(ins[0], where)
+            e.module.check_inputs(ins, where)
         except BackpropError as specific:
             return specific
         if err is not None:
@@ -325,12 +326,5 @@ class Recorder:
 
 
 def as_input(x, name: str) -> np.ndarray:
-    try:
-        arr = np.array(x, dtype=float)
-    except (TypeError, ValueError, OverflowError):
-        raise BackpropError(f"{name}: the input must be numeric (a number, list or array of "
-                            f"numbers); got {type(x).__name__} {str(x)[:40]!r}") from None
-    if not finite(arr):
-        raise BackpropError(f"{name}: the input contains NaN or inf: {arr.ravel()[:5]}")
-    arr.flags.writeable = False       # our own copy, shared read-only with the trace
-    return arr
+    """An input, label or constant as our own read-only float copy (values.numeric)."""
+    return numeric(x, name)

@@ -13,6 +13,7 @@ from .errors import BackpropError, shape_str
 from .networks import Sequential, mlp
 from .record import Trace
 from .text import exact, fnum, inline
+from .values import numeric, whole
 
 MAX_EDITABLE_PARAMS = 60
 MAX_SIZE = 64
@@ -22,8 +23,8 @@ MAX_SIZE = 64
 class Settings:
     """What a rebuild reads: the input, the label and the network (sizes, activation, loss, seed)."""
 
-    x: tuple
-    y: tuple
+    x: np.ndarray               # read-only arrays: a large input is never copied into a tuple
+    y: np.ndarray
     sizes: tuple
     activation: str = "relu"
     loss: str = "logistic"
@@ -57,11 +58,15 @@ def parse_array(text: str, what: str) -> np.ndarray:
     return arr
 
 
-def parse_sizes(text: str) -> tuple:
+def parse_sizes(text: str, keep: tuple = ()) -> tuple:
+    """'2, 3, 1' → (2, 3, 1); new layers are at most MAX_SIZE wide (``keep``: sizes that are
+    already the network's, allowed as they are)."""
     try:
         sizes = tuple(int(s) for s in str(text).replace("-", ",").split(",") if s.strip())
     except ValueError:
         raise BackpropError(f"layer sizes: could not read {text!r}; write e.g. 2, 3, 1") from None
+    if sizes == tuple(keep):
+        return sizes
     if len(sizes) < 2 or min(sizes) < 1 or max(sizes) > MAX_SIZE:
         raise BackpropError(f"layer sizes: need at least two sizes between 1 and {MAX_SIZE} "
                             f"(input, …, output); got {text!r}")
@@ -106,7 +111,7 @@ class Rebuilder:
         if not self.reason:
             sizes, act, out_act = _arch(net)
             loss = next(k for k, c in M.LOSSES.items() if type(net.loss) is c)
-            self.settings = Settings(tuple(x), tuple(np.ravel(trace.value("y"))), sizes, act,
+            self.settings = Settings(x, np.ravel(trace.value("y")), sizes, act,
                                      loss, getattr(net, "seed", 0), out_act)
 
     def rebuild(self, weights: dict | None = None, keep_net: bool = False, fresh: bool = False,
@@ -121,11 +126,16 @@ class Rebuilder:
         unknown = set(changes) - set(Settings.__dataclass_fields__)
         if unknown:
             raise BackpropError(f"no setting named {sorted(unknown)}")
+        for k in ("x", "y"):
+            if k in changes:
+                changes[k] = numeric(changes[k], k).ravel()
+        if "sizes" in changes:
+            changes["sizes"] = tuple(whole(n, "sizes: a layer size", 1) for n in changes["sizes"])
+        if "seed" in changes:
+            changes["seed"] = whole(changes["seed"], "seed")
         st = replace(self.settings, **changes)
         net = self._network(st, weights, keep_net, fresh)
-        x = np.array(st.x, dtype=float)
-        y = np.array(st.y, dtype=float)
-        trace = net.backprop(x, y.reshape(()) if y.size == 1 else y)
+        trace = net.backprop(st.x, st.y.reshape(()) if st.y.size == 1 else st.y)
         self.net, self.settings = net, st
         return trace
 

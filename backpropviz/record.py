@@ -417,9 +417,10 @@ def _array(x, where, budget):
 def _key(x, where, names, modules):
     _list(x, where, 4)
     node, grad, user, n = x
-    _need(node in names, where, f"no node named {str(node)[:40]!r}")
+    _need(isinstance(node, str) and node in names, where, f"no node named {str(node)[:40]!r}")
     _need(type(grad) is bool, where, "the gradient flag must be true or false")
-    _need(user is None or (grad and user in modules), where, f"unknown user {str(user)[:40]!r}")
+    _need(user is None or (grad and isinstance(user, str) and user in modules), where,
+          f"unknown user {str(user)[:40]!r}")
     _need(type(n) is int and 0 <= n <= 1000 and (user is not None or n == 0), where,
           "a contribution count is a whole number (0 without a user)")
     return Key(node, grad, user, n)
@@ -428,10 +429,12 @@ def _key(x, where, names, modules):
 def trace_from_dict(d) -> Trace:
     try:
         return _load(d)
-    except _Bad as e:
+    except (_Bad, BackpropError) as e:
         raise BackpropError(f"not a valid backpropviz trace: {e}") from None
-    except BackpropError as e:
-        raise BackpropError(f"not a valid backpropviz trace: {e}") from None
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError) as e:
+        # a case the checks above did not foresee: still one clear error, nothing loaded
+        raise BackpropError(f"not a valid backpropviz trace: malformed data "
+                            f"({type(e).__name__}: {str(e)[:80]})") from None
 
 
 def trace_from_json(text) -> Trace:
@@ -469,7 +472,8 @@ def _load(d) -> Trace:
         _obj(m, ("name", "op", "inputs", "params", "output", "given_name", "consts"), w)
         ins = tuple(_list(m["inputs"], w + ".inputs"))
         params = tuple(_list(m["params"], w + ".params"))
-        _need(all(x in names for x in ins + params + (m["output"],)), w, "refers to unknown nodes")
+        _need(all(isinstance(x, str) and x in names for x in ins + params + (m["output"],)), w,
+              "refers to unknown nodes")
         consts = []
         for c in _list(m["consts"], w + ".consts"):
             _need(isinstance(c, list) and len(c) == 2 and isinstance(c[0], str)
@@ -496,9 +500,17 @@ def _load(d) -> Trace:
         _need(s["kind"] in STEP_KINDS and s["phase"] == ("forward" if s["kind"] == "F"
                                                          else "backward"), w,
               "unknown rule kind or phase")
-        _need(s["module"] is None or s["module"] in by_name, w, "unknown module")
+        _need(s["module"] is None or (isinstance(s["module"], str) and s["module"] in by_name), w,
+              "unknown module")
         _need(s["which"] is None or type(s["which"]) in (int, str), w, "bad 'which'")
         mod = by_name.get(s["module"])
+        kind, which = s["kind"], s["which"]
+        _need((mod is None) == (kind in ("seed", "acc")), w, "a module's rule names its module; "
+              "the start and the sums name none")
+        _need(which is None if kind in ("F", "seed", "acc") else
+              (type(which) is int and 0 <= which < len(mod.inputs)) if kind == "B1" else
+              (isinstance(which, str) and mod.cls is not None and which in mod.cls.param_names),
+              w, f"'which' does not fit a {kind} step: {str(which)[:20]!r}")
         writes = _key(s["writes"], w + ".writes", names, by_name)
         _need(writes not in known, w, f"{writes} is written twice")
         subs = []

@@ -16,6 +16,7 @@ from . import modules as M
 from .errors import BackpropError, shape_str
 from .program import Recorder, as_input
 from .record import Trace
+from .values import name as checked_name
 
 __all__ = ["trace", "Var", "Trace"]
 
@@ -90,7 +91,7 @@ def _apply(mod: M.Module, args) -> Var:
     if is_loss:
         values[1] = mod.check_label(values[0], values[1], where)
     try:
-        mod.check_input(values[0], where)
+        mod.check_inputs(values, where)
         with np.errstate(all="ignore"):     # non-finite values are reported by the run below
             out = np.asarray(mod.forward(*values), dtype=float)
     except BackpropError:
@@ -116,6 +117,7 @@ def _check_input_names(names: list, n: int) -> None:
         raise BackpropError(f"trace: names must give one non-empty name per input ({n}); "
                             f"got {names!r}")
     for x in names:
+        checked_name(x, "trace: an input name")
         if names.count(x) > 1 or (_OURS.match(x) and x not in _default_names(n)):
             raise BackpropError(f"trace: the input name {x!r} is repeated or is one of the "
                                 f"names backprop gives to other nodes (u[i], c[i], y)")

@@ -22,7 +22,8 @@ from .hints import tolerance_text
 from .presentation import rhs
 from .rebuild import MAX_EDITABLE_PARAMS, Settings, parse_array, parse_sizes, same_network
 from .stepper import StepperModel
-from .text import array_lines, exact, fnum
+from .text import array_lines, exact, fnum, summary
+from .values import whole
 
 # text MathJax must leave alone (JupyterLab's MathJax 3 honours the first, Voilà's the second)
 NO_MATH = 'class="tex2jax_ignore mathjax_ignore"'
@@ -320,6 +321,11 @@ def _example(a) -> str:
     return "[" + ", ".join([row] * min(a.shape[0], 2) + ["…"] * (a.shape[0] > 2)) + "]"
 
 
+MAX_FIELD = 16          # entries of x or y written into a field; larger ones are summarized
+_FIELD_CSS = ("<style>.bpv-bad input, .bpv-bad textarea { outline: 2px solid #b3261e; "
+              "background: #fff4f2; }</style>")
+
+
 class RebuildControls(W.VBox, _Part):
     """Change the example or the network: x, y, sizes, σ, seed, weights, the loss."""
 
@@ -332,7 +338,7 @@ class RebuildControls(W.VBox, _Part):
         self.act_in = W.Dropdown(options=list(M.ACTIVATIONS), value=st.activation,
                                  description="σ", layout=W.Layout(width="200px"))
         self.act_in.add_class("bpv-activation")
-        self.seed_in = W.IntText(value=st.seed, description="seed",
+        self.seed_in = W.Text(value=str(st.seed), description="seed",
                                  layout=W.Layout(width="160px")).add_class("bpv-seed")
         self.loss_in = W.ToggleButtons(options=list(M.LOSSES), value=st.loss,
                                        description="loss").add_class("bpv-loss")
@@ -344,10 +350,12 @@ class RebuildControls(W.VBox, _Part):
         self.new_weights_btn = _button("new weights from seed", "draw new random weights "
                                        "from the seed", "bpv-reinit")
         self.compare = W.HTML().add_class("bpv-loss-compare")
-        super().__init__([W.HTML("<b>change the example or the network</b>"),
+        self.field_errors = W.HTML().add_class("bpv-field-errors")
+        super().__init__([W.HTML("<b>change the example or the network</b>" + _FIELD_CSS),
                           W.HBox([self.x_in, self.y_in, self.sizes_in]),
                           W.HBox([self.act_in, self.seed_in, self.new_weights_btn]),
-                          self.weights_in, self.rebuild_btn, self.loss_in, self.compare])
+                          self.weights_in, self.field_errors, self.rebuild_btn, self.loss_in,
+                          self.compare])
         self._attach(stepper)
         self._busy = False
         self.rebuild_btn.on_click(self._on_rebuild)
@@ -355,41 +363,81 @@ class RebuildControls(W.VBox, _Part):
         self.loss_in.observe(self._on_loss, names="value")
         self.refresh("trace")
 
+    def _fields(self) -> dict:
+        return {"x": self.x_in, "y": self.y_in, "sizes": self.sizes_in, "seed": self.seed_in,
+                "θ": self.weights_in}
+
+    def _read(self) -> tuple[dict, dict]:
+        """(changes from the fields that read well, {field: message} for those that do not)."""
+        st, rb = self.model.settings, self.model.rebuilder
+        parse = {
+            "x": lambda: st.x if self.x_in.disabled else parse_array(self.x_in.value, "x").ravel(),
+            "y": lambda: st.y if self.y_in.disabled else parse_array(self.y_in.value, "y").ravel(),
+            "sizes": lambda: parse_sizes(self.sizes_in.value, keep=st.sizes),
+            "seed": lambda: whole(self.seed_in.value, "seed"),
+        }
+        changes, bad = {}, {}
+        for k, fn in parse.items():
+            try:
+                changes[k] = fn()
+            except BackpropError as e:
+                bad[k] = str(e)
+        changes.update(activation=self.act_in.value, loss=self.loss_in.value)
+        # only weights the learner edited, and only for the same network
+        if self.weights_in.value != rb.weights_text() and not self.weights_in.disabled \
+                and same_network(Settings(**{**st.__dict__, **changes}), st):
+            try:
+                changes["weights"] = rb.parse_weights(self.weights_in.value)
+            except BackpropError as e:
+                bad["θ"] = str(e)
+        return changes, bad
+
+    def _mark(self, bad: dict):
+        """Mark the fields that could not be read, with the message beside them."""
+        for k, field in self._fields().items():
+            (field.add_class if k in bad else field.remove_class)("bpv-bad")
+        self.field_errors.value = "".join(
+            f'<div role="alert" style="color:#b3261e">⚠ {html.escape(k)}: {html.escape(msg)}</div>'
+            for k, msg in bad.items())
+
     @shown_in_widget
     def _on_rebuild(self, _):
-        try:
-            st = self.model.settings
-            changes = dict(x=tuple(parse_array(self.x_in.value, "x").ravel()),
-                           y=tuple(parse_array(self.y_in.value, "y").ravel()),
-                           sizes=parse_sizes(self.sizes_in.value), activation=self.act_in.value,
-                           seed=int(self.seed_in.value), loss=self.loss_in.value)
-            weights = None
-            # only weights the learner edited, and only for the same network
-            rb = self.model.rebuilder
-            if self.weights_in.value != rb.weights_text() and not self.weights_in.disabled \
-                    and same_network(Settings(**{**st.__dict__, **changes}), st):
-                weights = rb.parse_weights(self.weights_in.value)
-        except BackpropError as e:
-            self.refresh("trace")        # the controls go back to the last good settings
-            self.say(str(e), error=True)
+        changes, bad = self._read()
+        self._mark(bad)
+        weights = changes.pop("weights", None)
+        st = self.model.settings
+        if bad and weights is None and all(np.array_equal(v, getattr(st, k))
+                                           for k, v in changes.items()):
+            self.say("nothing was rebuilt: correct the marked field", error=True)
             return
-        self._apply(weights=weights, **changes)
+        # the fields that read well still apply; what was typed in the others stays there
+        self._apply(weights=weights, keep=set(bad), **changes)
 
     @shown_in_widget
     def _on_reinit(self, _):
-        self._apply(seed=int(self.seed_in.value), sizes=parse_sizes(self.sizes_in.value),
-                    activation=self.act_in.value, fresh=True)
+        changes, bad = self._read()
+        self._mark({k: v for k, v in bad.items() if k in ("sizes", "seed")})
+        self._apply(fresh=True, keep=set(bad), **{k: changes[k] for k in ("sizes", "seed",
+                                                                           "activation")
+                                                  if k in changes})
 
     @shown_in_widget
     def _on_loss(self, change):
         if not self._busy:
             self._apply(loss=change["new"], keep_net=True)
 
-    def _apply(self, **kwargs):
+    def _apply(self, keep=frozenset(), **kwargs):
         m = self.model
-        if not m.rebuild(**kwargs):
-            self.refresh("trace")        # the controls go back to the last good settings
-            self.say(m.error, error=True)
+        self._keep = set(keep)
+        try:
+            if not m.rebuild(**kwargs):
+                self.say(m.error, error=True)      # what was typed stays, to be corrected
+                return
+        finally:
+            self._keep = set()
+        if keep:
+            self.say("rebuilt from the fields that could be read; the marked ones were not used",
+                     error=True)
             return
         warn = m.rebuilder.warning()
         self.say(("⚠ " + warn) if warn else
@@ -400,21 +448,32 @@ class RebuildControls(W.VBox, _Part):
             return
         rb = self.model.rebuilder
         st = rb.settings
+        keep = getattr(self, "_keep", set())
         self._busy = True
         try:
-            # every digit: rebuilding from these fields must not round x or y
-            self.x_in.value = exact(st.x)[1:-1]
-            self.y_in.value = exact(st.y)[1:-1]
-            self.sizes_in.value = ", ".join(map(str, st.sizes))
+            # every digit: rebuilding from these fields must not round x or y; a large input is
+            # summarized and edited only where it is small
+            for k, field, arr in (("x", self.x_in, st.x), ("y", self.y_in, st.y)):
+                if k in keep:
+                    continue
+                small = np.size(arr) <= MAX_FIELD
+                field.value = exact(arr)[1:-1] if small else summary(arr)
+                field.disabled = not small
+            if "sizes" not in keep:
+                self.sizes_in.value = ", ".join(map(str, st.sizes))
             self.act_in.value = st.activation
-            self.seed_in.value = st.seed
+            if "seed" not in keep:
+                self.seed_in.value = str(st.seed)
             self.loss_in.value = st.loss
             small = rb.n_params <= MAX_EDITABLE_PARAMS
-            self.weights_in.value = rb.weights_text() if small else \
-                f"({rb.n_params} parameters: too many to edit here; change the seed instead)"
+            if "θ" not in keep:
+                self.weights_in.value = rb.weights_text() if small else \
+                    f"({rb.n_params} parameters: too many to edit here; change the seed instead)"
             self.weights_in.disabled = not small
         finally:
             self._busy = False
+        if not keep:
+            self._mark({})
         rows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td style='font-family:monospace'>"
                        f"{html.escape(v)}</td></tr>" for k, v in rb.loss_comparison())
         warn = rb.warning()
@@ -532,7 +591,7 @@ _PART_ATTRS = {
                     "ask"),
     "inspector": ("node_pick", "follow", "node_info", "heatmap"),
     "controls": ("x_in", "y_in", "sizes_in", "act_in", "seed_in", "loss_in", "weights_in",
-                 "rebuild_btn", "new_weights_btn", "compare"),
+                 "rebuild_btn", "new_weights_btn", "compare", "field_errors"),
 }
 
 

@@ -61,7 +61,7 @@ def test_bias_of_the_wrong_length():
     raises(lambda: bpv.MM(W32, np.zeros(2)), "MM", "3×2", "b has shape 2")
     raises(lambda: bpv.MM(W32, np.zeros((3, 1))), "MM", "3×2", "3×1")
     raises(lambda: bpv.MM(np.ones(3)), "MM", "matrix", "shape 3")
-    raises(lambda: bpv.MM([["a", 1.0]]), "MM", "numeric")
+    raises(lambda: bpv.MM([["a", 1.0]]), "MM", "W", "not a number")
 
 
 def test_consecutive_mm_sizes_that_do_not_match():

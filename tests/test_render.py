@@ -316,7 +316,7 @@ def test_engine_warnings_never_reach_output(engine, capfd):
 
 # --- escaping ------------------------------------------------------------------------------------
 
-NASTY = ['a"b', "{x}", "<script>alert(1)</script>", "R&D", "]", "two\nlines", "σ→ü 名"]
+NASTY = ['a"b', "{x}", "<script>alert(1)</script>", "R&D", "]", "a\\lb\\", "σ→ü 名"]
 OUR_TAGS = {"svg", "title", "desc", "style", "text", "g", "rect", "ellipse", "path", "polygon",
             "line"}
 OUR_ATTRS = {"xmlns", "class", "width", "height", "viewBox", "data-step", "x", "y", "rx", "ry",
@@ -381,3 +381,13 @@ def test_backslash_l_in_a_name_is_text_not_a_dot_line_break():
     src = draw.Renderer(tr, layout=draw.Layout(tr, place=False)).dot(1)
     caption = next(line for line in src.splitlines() if "labelloc" in line)
     assert r"M_1 = \\lambda-layer\l" in caption
+
+
+@pytest.mark.parametrize("bad", ["two\nlines", "nul\x00", "tab\x0b", "a\ud800b", "x" * 201, ""])
+def test_names_that_cannot_be_shown_are_refused_where_they_enter(bad):
+    with pytest.raises(bpv.BackpropError, match="name"):
+        bpv.MM(np.eye(2), name=bad)
+    with pytest.raises(bpv.BackpropError, match="name"):
+        bpv.MM(np.eye(2), param_names=(bad, "b"))
+    with pytest.raises(bpv.BackpropError, match="name"):
+        bpv.trace(lambda a: a.sum(), np.ones(2), names=[bad])

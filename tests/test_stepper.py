@@ -128,14 +128,19 @@ def test_bad_rebuild_shows_message_and_keeps_last_good_trace(stepper):
     s.click("rebuild")
     assert "bpv-error" in s.message.value and "2×2" in s.message.value
     assert s.model.trace is good and s.step == 7
-    assert s.x_in.value == "1, 2"                    # controls back to the last good input
+    assert s.x_in.value == "1, 2, 3"                 # what was typed stays, to be corrected
     in_step(s)
+    s.x_in.value = "1, 2"
     s.y_in.value = "banana"
     s.click("rebuild")
-    assert "could not read" in s.message.value and s.model.trace is good
+    assert "could not read" in s.field_errors.value and s.model.trace is good
+    assert "bpv-bad" in s.y_in._dom_classes and "bpv-bad" not in s.x_in._dom_classes
+    assert s.y_in.value == "banana"
     s.x_in.value = "0.5, -1"
+    s.y_in.value = "1"                               # the learner corrects the marked field
     s.click("rebuild")
     assert "bpv-error" not in s.message.value and s.model.trace is not good
+    assert not s.field_errors.value and "bpv-bad" not in s.y_in._dom_classes
     assert s.step == 7                                # the position is kept
     in_step(s)
 
@@ -156,7 +161,8 @@ def test_weights_edit_and_architecture_change(stepper):
     in_step(s)
     s.weights_in.value = "W[1] = [[1, 2]]"            # wrong shape
     s.click("rebuild")
-    assert "4×2" in s.message.value
+    assert "4×2" in s.field_errors.value and "bpv-bad" in s.weights_in._dom_classes
+    assert s.weights_in.value == "W[1] = [[1, 2]]"
 
 
 def test_loss_switch_keeps_network_and_compares(stepper):
@@ -293,7 +299,7 @@ def test_thousand_random_actions_never_desynchronise():
             s.x_in.value = f"{rng.uniform(-2, 2):.3f}, {rng.uniform(-2, 2):.3f}"
             s.sizes_in.value = rng.choice(["2, 3, 1", "2, 2, 1", "2, 4, 4, 1"])
             s.y_in.value = rng.choice(["0", "1"])
-            s.seed_in.value = rng.randint(0, 3)
+            s.seed_in.value = str(rng.randint(0, 3))
             s.click("rebuild")
             assert "bpv-error" not in s.message.value, s.message.value
         elif a == "rebuild-bad":
