@@ -269,8 +269,26 @@ def batch_sum(a): return Fn("Σ_j", "", lambda x: np.sum(x, axis=-1, keepdims=Tr
                             "Σ_j (@)[:, j]", r"\textstyle\sum_{j} (@)_{:,j}")
 
 
+class Ones(Expr):
+    """The vector of ones with the shape of a symbol's value: 𝟏 in a rule, [1, 1, 1] in numbers."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def _symbols(self, out):
+        out[self.name] = None
+
+    def _render(self, fmt):
+        if fmt.numbers:
+            return fmt.sym(self.name, "ones")
+        return r"\mathbf{1}" if fmt.tex else "𝟏"
+
+    def eval(self, env):
+        return np.ones_like(env[self.name])
+
+
 def ones_like(name: str):
-    return Fn("1", r"\mathbf{1}", np.ones_like, Sym(name), "1", r"\mathbf{1}")
+    return Ones(name)
 
 
 # the symbols of the notes: inputs z (a, b for binary ops, t for a loss), the label y,

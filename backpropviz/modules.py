@@ -323,6 +323,13 @@ class Loss(Module):
     def check_label(self, t, y, where) -> np.ndarray:
         return y
 
+    def _label(self, t, y):
+        """A label as the rules use it; called directly, a loss accepts what backprop accepts
+        (a class index, a flat label) and says so if it cannot."""
+        if np.shape(y) == np.shape(t):
+            return y
+        return self.check_label(np.asarray(t), np.asarray(y, dtype=float), self.label)
+
     def __call__(self, t, y=None):
         if getattr(t, "_bpv_apply", None) is not None:
             return t._bpv_apply(self, (t, y))
@@ -355,11 +362,13 @@ class SquaredLoss(Loss):
 
     @rule("F", "(F)", _mean(E.half_sq_norm(t - y)))
     def forward(self, t, y):
+        y = self._label(t, y)
         d = t - y
         return np.asarray(0.5 * np.vdot(d, d) / _batch_size(t))
 
     @rule("B1", "(§7.4.3)", _mean(E.juxt(t - y, v)), slips=(R.FORGOT_MEAN,))
     def backward(self, t, y, v=1.0):
+        y = self._label(t, y)
         scale = float(v) / _batch_size(t)   # v = ∂J/∂J, one number
         return t - y if scale == 1.0 else (t - y) * scale
 
@@ -384,12 +393,14 @@ class LogisticLoss(Loss):
 
     @rule("F", "(F)", _mean(E.total(E.log(1 + E.exp(t)) - y * t)))
     def forward(self, t, y):
+        y = self._label(t, y)
         # log(1+e^t) = logaddexp(0, t): no overflow for large t, no log(0) for very negative t.
         return np.asarray((np.logaddexp(0.0, t) - y * t).sum() / _batch_size(t))
 
     @rule("B1", "(7.70)", _mean(E.juxt(E.sigma(t) - y, v)),
           slips=(R.FORGOT_SQUASH, R.FORGOT_MEAN))
     def backward(self, t, y, v=1.0):
+        y = self._label(t, y)
         g = _stable_sigmoid(t) - y
         scale = float(v) / _batch_size(t)   # v = ∂J/∂J, one number
         return g if scale == 1.0 else g * scale
@@ -427,6 +438,7 @@ class CrossEntropyLoss(Loss):
 
     @rule("F", "(F)", _mean(-E.total(y * E.log(E.softmax(t)))))
     def forward(self, t, y):
+        y = self._label(t, y)
         m = t.max(axis=0)
         lse = m + np.log(np.exp(t - m).sum(axis=0))
         return np.asarray((lse - (y * t).sum(axis=0)).sum() / _batch_size(t))
@@ -434,6 +446,7 @@ class CrossEntropyLoss(Loss):
     @rule("B1", "(7.71)", _mean(E.juxt(E.softmax(t) - y, v)),
           slips=(R.FORGOT_SQUASH, R.FORGOT_MEAN))
     def backward(self, t, y, v=1.0):
+        y = self._label(t, y)
         scale = float(v) / _batch_size(t)   # v = ∂J/∂J, one number
         return _softmax(t) - y if scale == 1.0 else (_softmax(t) - y) * scale
 

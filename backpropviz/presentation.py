@@ -77,6 +77,8 @@ def _format(trace: Trace, spec: StepSpec, mode: str, batch: int | None) -> E.For
             return K.text(key)
         if mode == "tex":
             return K.tex(key)
+        if as_ == "ones":
+            return inline(np.ones_like(trace[key]))
         return inline(trace[key], as_)
     return E.Format(mode == "tex", mode == "numbers", sym,
                     lambda name: np.ndim(trace[keys[name]]) if name in keys else 0)

@@ -147,7 +147,8 @@ class Program:
                 contrib.setdefault((m, zn), []).append(key)
         taken = {k: list(v) for k, v in contrib.items()}
 
-        specs.append(make_spec("backward", "seed", None, None, Key.gradient(out), (), R.SEED))
+        seed = R.SEED if isinstance(eqns[-1].module, M.Loss) else R.SEED_ANY
+        specs.append(make_spec("backward", "seed", None, None, Key.gradient(out), (), seed))
         plan.append((_seed, (Key(out),)))
         for e in reversed(eqns):      # (B2) then (B1) for M_k, …, M_1, as in Algorithm 3
             if e.output not in need or e.output not in users and e.output != out:

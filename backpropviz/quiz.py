@@ -16,11 +16,18 @@ from .rebuild import parse_array
 from .text import inline
 
 
+def _plain(text) -> str:
+    """Answers compared as typed on any keyboard: 4x5 is 4×5, - is −, case and spaces ignored."""
+    return "".join(str(text).lower().replace("×", "x").replace("−", "-").replace("ᵀ", "^t")
+                   .split())
+
+
 class Question:
     """A question with a right answer: numbers (any shape) or one of ``choices``."""
 
-    def __init__(self, prompt: str, answer, choices: list[str] | None = None, why: str = ""):
-        self.prompt, self.why = prompt, why
+    def __init__(self, prompt: str, answer, choices: list[str] | None = None, why: str = "",
+                 hint: str = ""):
+        self.prompt, self.why, self.hint = prompt, why, hint
         self.choices = list(choices) if choices is not None else None
         if self.choices is not None:
             if answer not in self.choices:
@@ -32,25 +39,26 @@ class Question:
     def check(self, text) -> tuple[bool, str]:
         """(right, message) for an answer typed as text."""
         if self.choices is not None:
-            got = str(text).strip().lower()
-            match = [c for c in self.choices if c.lower() == got or c.lower().startswith(got + " ")]
+            got = _plain(text)
+            match = [c for c in self.choices if got in (_plain(c), _plain(c.split()[0]))]
             if not got or not match:
                 return False, "Choose one of: " + "; ".join(self.choices)
             ok = match[0] == self.answer
-            return ok, ("Right. " if ok else "Not this one. ") + (self.why if ok else "")
+            return ok, ("Right. " + self.why if ok else "Not this one. " + self.hint).strip()
         try:
             got = parse_array(text, "your answer")
         except BackpropError as e:
             return False, str(e)
         want = self.answer
-        if got.size == want.size and got.ndim <= 1 and want.ndim <= 1:
+        if got.size == want.size and want.ndim <= 1 and (got.ndim <= 1 or
+                                                         got.shape == (want.size, 1)):
             got = got.reshape(want.shape)
         if got.shape != want.shape:
             return False, (f"Wrong shape: you gave {shape_words(got)}; the answer is "
                            f"{shape_words(want)}.")
         if close(got, want):
             return True, f"Right: {inline(want)}. {self.why}".strip()
-        return False, f"Not quite ({tolerance_text()}). Look again at the step that computes it."
+        return False, f"Not quite ({tolerance_text()}). {self.hint}".strip()
 
     def __repr__(self):
         return self.prompt + (" (" + " / ".join(self.choices) + ")" if self.choices else "")

@@ -140,7 +140,10 @@ SUM_USERS = Slip("sum over users", "That is one user's contribution. The value i
 
 # --- rules that belong to no module ------------------------------------------------------------
 
-SEED = Rule("seed", "(7.73)", E.Const(1.0))   # the 1 in B[ℓ, a[r]](1) of (7.73), (7.76)
+# ∂J/∂J = 1 starts the backward pass: after a loss it is the 1 in B[ℓ, a[r]](1) of (7.73)/(7.76);
+# for any other J (a traced function) it is the start of §7.4.2's backward pass
+SEED = Rule("seed", "(7.73)", E.Const(1.0))
+SEED_ANY = Rule("seed", "(§7.4.2)", E.Const(1.0))
 
 
 def _acc_expr(ctx: Context):

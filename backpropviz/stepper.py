@@ -144,8 +144,10 @@ class StepperModel:
             got = parse_array(text, K.text(spec.writes))
         except BackpropError as e:
             return False, str(e)
-        if got.size == want.size and got.ndim <= 1 and want.ndim <= 1:
-            got = got.reshape(want.shape)       # 0.5 and [0.5] mean the same for a 1-vector
+        if got.size == want.size and want.ndim <= 1 and (
+                got.ndim <= 1 or got.shape == (want.size, 1)):
+            # 0.5 and [0.5] mean the same for a 1-vector; a vector may be typed as a column
+            got = got.reshape(want.shape)
         if close(got, want):
             self.revealed.add(k)
             self._changed("revealed")

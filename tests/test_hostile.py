@@ -180,7 +180,7 @@ def test_nan_and_inf_round_trip_in_standard_json():
     assert bpv.Trace.from_json(text).same_as(tr)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.data())
 def test_random_mutations_of_a_trace_file_load_exactly_or_fail_clearly(data):
     d = good_file()
