@@ -1,0 +1,474 @@
+# %% [markdown]
+# # Lesson 04 — Backpropagation for an MLP (§7.4.4, Algorithm 3)
+#
+# Lesson 03 gave every module of an MLP its backward function. Now we chain them: run the forward
+# pass once, keep every value, then walk back from the loss to the first layer, applying one
+# backward function per step. Written out for an $r$-layer MLP this is the notes' **Algorithm 3**.
+#
+# **What you will learn**
+#
+# * the forward pass (7.72) of an $r$-layer MLP, and how its names ($a^{[i]}$ in (7.72);
+#   $z^{[k]}, a^{[k]}$ in Algorithm 3) match the tool's $u^{[i]}$, $W^{[k]}$, $b^{[k]}$;
+# * how the backward pass starts (7.73), (7.76): the "1" that is fed to the loss's backward function;
+# * the backward recursion (7.74)–(7.75) and Algorithm 3's loop (7.77)–(7.80), with the notes'
+#   slips corrected where they occur;
+# * the notes' final 2-layer example, reproduced digit for digit;
+# * a 3-layer network stepped through, each step labelled with the line of Algorithm 3 it performs,
+#   and checked against finite differences.
+#
+# **What you need**
+#
+# * lesson 03: $W^\top v$ (7.63), $v z^\top$ (7.65), $v$ (7.66), $\sigma'(z) \odot v$ (7.69), and
+#   the loss rules (7.70), (7.71);
+# * the rules (B1), (B2) of §7.4.2. About 15 minutes.
+
+# %%
+import numpy as np
+import backpropviz as bpv
+
+# %% [markdown]
+# ## 1. The forward pass (7.72) and its names
+#
+# An $r$-layer MLP with the logistic loss alternates MM modules and activations $\sigma$; the loss is
+# the last module. The notes number **every value** in order:
+#
+# $$a^{[1]} = \mathrm{MM}_{W^{[1]}, b^{[1]}}(x),\quad a^{[2]} = \sigma(a^{[1]}),\quad
+# a^{[3]} = \mathrm{MM}_{W^{[2]}, b^{[2]}}(a^{[2]}),\quad a^{[4]} = \sigma(a^{[3]}),\ \ldots,\quad
+# J = \ell_{\text{logistic}}(\text{last value}, y). \tag{7.72}$$
+#
+# So in (7.72) odd-numbered values are MM outputs and even-numbered values are activations; the
+# network's output (the last MM's output) is value number $2r - 1$, which the last line of (7.72)
+# simply calls $a^{[r]}$.
+#
+# **Algorithm 3 uses other names for the same values**: it numbers by *layer* $k$, with
+# $z^{[k]}$ the pre-activation (MM output) and $a^{[k]} = \sigma(z^{[k]})$ the activation, and
+# $a^{[0]} = x$. backpropviz uses the notes' general names of §7.4.2: $u^{[i]}$ is the output of
+# module $M_i$, and the parameters are numbered per MM module, as in both (7.72) and Algorithm 3.
+# Watch out: **the same letter $a$ means different things** in (7.72) and in Algorithm 3.
+#
+# | module | tool | (7.72) | Algorithm 3 | parameters: notes θ[i] ↔ tool |
+# |---|---|---|---|---|
+# | input | $u^{[0]}$ | $x$ | $a^{[0]} = x$ | |
+# | $M_1 = \mathrm{MM}$ | $u^{[1]}$ | $a^{[1]}$ | $z^{[1]}$ | $\theta^{[1]} = (W^{[1]}, b^{[1]})$ ↔ `W[1]`, `b[1]` |
+# | $M_2 = \sigma$ | $u^{[2]}$ | $a^{[2]}$ | $a^{[1]}$ | $\theta^{[2]} = \emptyset$ |
+# | $M_3 = \mathrm{MM}$ | $u^{[3]}$ | $a^{[3]}$ | $z^{[2]}$ | $\theta^{[3]} = (W^{[2]}, b^{[2]})$ ↔ `W[2]`, `b[2]` |
+# | $M_{2k-1} = \mathrm{MM}$ | $u^{[2k-1]}$ | $a^{[2k-1]}$ | $z^{[k]}$ | $\theta^{[2k-1]} = (W^{[k]}, b^{[k]})$ ↔ `W[k]`, `b[k]` |
+# | $M_{2k} = \sigma$ | $u^{[2k]}$ | $a^{[2k]}$ | $a^{[k]}$ | $\theta^{[2k]} = \emptyset$ |
+# | $M_{2r-1} = \mathrm{MM}$ | $u^{[2r-1]}$ | $a^{[2r-1]}$ (the last line's "$a^{[r]}$") | $z^{[r]}$, the logits | ↔ `W[r]`, `b[r]` |
+# | $M_{2r} = \ell_{\text{logistic}}$ | $u^{[2r]} = J$ | $J$ | $J$ | |
+#
+# Here is the same table printed from the tool, for the 3-layer network ($r = 3$) we step through
+# in section 6:
+
+# %%
+net = bpv.mlp([2, 3, 3, 1], activation="sigmoid", loss="logistic", seed=0)
+x, y = np.array([1.0, -2.0]), 1.0
+trace = net.backprop(x, y)
+r = 3
+
+
+def alg3(name):
+    """The Algorithm 3 name of a tool value u[i] (r = 3)."""
+    i = int(name[2:-1])
+    if i == 0:
+        return "a[0] = x"
+    if i == 2 * r:
+        return "J"
+    return f"z[{(i + 1) // 2}]" if i % 2 else f"a[{i // 2}]"
+
+
+print(f"{'module':<7} {'op':<13} {'tool':<6} {'(7.72)':<7} {'Algorithm 3':<12} {'shape':<6} parameters")
+print(f"{'':<7} {'input':<13} {'u[0]':<6} {'x':<7} {alg3('u[0]'):<12} {str(x.shape):<6}")
+for i in range(1, 2 * r + 1):
+    m = trace.module(f"M_{i}")
+    eq772 = "J" if i == 2 * r else f"a[{i}]"
+    shape = str(np.shape(trace.value(m.output)))
+    print(f"{m.name:<7} {m.op:<13} {m.output:<6} {eq772:<7} {alg3(m.output):<12} {shape:<6} "
+          + ", ".join(f"{p} {np.shape(trace.value(p))}" for p in m.params))
+
+# %% [markdown]
+# ## 2. The first backward step (7.73) and the seed
+#
+# The backward pass starts at the loss. $J$ is the loss's output, so the gradient of $J$ with
+# respect to that output is $\partial J / \partial J = 1$. Feeding this $v = 1$ to the loss's
+# backward function (7.70) gives the gradient at the network's output:
+#
+# $$\frac{\partial J}{\partial a^{[r]}} = \mathcal{B}[\ell_{\text{logistic}}, a^{[r]}](1)
+# = \frac{1}{1 + \exp(-a^{[r]})} - y = \sigma(a^{[r]}) - y. \tag{7.73}$$
+#
+# (Here $a^{[r]}$ is the last line of (7.72): the network's output, Algorithm 3's $z^{[r]}$.)
+#
+# **How the tool shows this.** The tool makes two steps of it. Its first backward step writes
+# $\partial J/\partial u^{[6]} = 1$ and is tagged **(7.73)**: that $1$ is the *argument* of
+# $\mathcal{B}[\ell, a^{[r]}](1)$ in (7.73) (and in (7.76) below), not a gradient of the network's
+# output. The next step applies the loss's backward function to it, and is tagged with the rule it
+# uses, (7.70) for the logistic loss; its result is the right-hand side of (7.73).
+
+# %%
+for k in (7, 8):
+    print(bpv.step_text(trace, k))
+    print()
+
+# %% [markdown]
+# ## 3. The recursion (7.74) and the parameter gradients (7.75)
+#
+# From then on, the backward pass goes back one module at a time, applying (B1) with the module's
+# backward function: (7.63) for MM, (7.69) for $\sigma$. The notes write this as (7.74):
+#
+# $$\frac{\partial J}{\partial a^{[k-1]}} = \mathcal{B}[\mathrm{MM}, a^{[k-1]}]\Big(\frac{\partial J}{\partial a^{[k]}}\Big),\qquad
+# \frac{\partial J}{\partial a^{[k]}} = \mathcal{B}[\sigma, a^{[k]}]\Big(\frac{\partial J}{\partial a^{[k+1]}}\Big). \tag{7.74}$$
+#
+# **A slip in the notes.** As printed, (7.74) uses one index $k$ for an MM step and a $\sigma$ step,
+# and that does not match the numbering of (7.72), where odd values are MM outputs and even values
+# activations: the two lines fit (7.72) only for odd $k$, they never say which $W$ the MM step
+# uses, and in the order printed the MM line would need a gradient the $\sigma$ line has not yet
+# computed. The rule is simply, for each module, "gradient at the input from gradient at the output":
+#
+# * each MM module, $a^{[2j-1]} = \mathrm{MM}_{W^{[j]}, b^{[j]}}(a^{[2j-2]})$:
+#   $\;\dfrac{\partial J}{\partial a^{[2j-2]}} = W^{[j]\top} \dfrac{\partial J}{\partial a^{[2j-1]}}$ (7.63);
+# * each activation, $a^{[2j]} = \sigma(a^{[2j-1]})$:
+#   $\;\dfrac{\partial J}{\partial a^{[2j-1]}} = \sigma'(a^{[2j-1]}) \odot \dfrac{\partial J}{\partial a^{[2j]}}$ (7.69).
+#
+# The parameters of MM module $j$ come from (B2), with the gradient at that module's output:
+#
+# $$\frac{\partial J}{\partial W^{[j]}} = \mathcal{B}[\mathrm{MM}, W^{[j]}]\Big(\frac{\partial J}{\partial a^{[2j-1]}}\Big) = \frac{\partial J}{\partial a^{[2j-1]}}\, a^{[2j-2]\top},\qquad
+# \frac{\partial J}{\partial b^{[j]}} = \mathcal{B}[\mathrm{MM}, b^{[j]}]\Big(\frac{\partial J}{\partial a^{[2j-1]}}\Big) = \frac{\partial J}{\partial a^{[2j-1]}} \tag{7.75}$$
+#
+# using (7.65) and (7.66). (The notes write the argument as $\partial J/\partial a^{[k]}$ with the
+# parameter's index $k$; in the numbering of (7.72) the output of MM module $j$ is $a^{[2j-1]}$.)
+# Each parameter gradient needs only the gradient at its own module's output, so (7.75) can be
+# interleaved with (7.74); the tool does exactly that.
+#
+# ## 4. Algorithm 3
+#
+# Putting (7.72), (7.74) and (7.75) together gives the notes' algorithm. (The sentence before it
+# calls it "Algorithm 8"; it is the algorithm printed as **Algorithm 3**.) In Algorithm 3's names:
+#
+# 1. **Forward pass.** Compute and store every $z^{[k]}$ and $a^{[k]}$, and $J$ (7.72).
+# 2. **Backward pass, start.** $\dfrac{\partial J}{\partial z^{[r]}} = \mathcal{B}[\ell_{\text{logistic}}, z^{[r]}](1) = \sigma(z^{[r]}) - y.$ **(7.76)**
+# 3. **for** $k = r-1$ **down to** $0$:
+#    * $\dfrac{\partial J}{\partial W^{[k+1]}} = \mathcal{B}[\mathrm{MM}, W^{[k+1]}]\Big(\dfrac{\partial J}{\partial z^{[k+1]}}\Big) = \dfrac{\partial J}{\partial z^{[k+1]}}\, a^{[k]\top}$ **(7.77)**
+#    * $\dfrac{\partial J}{\partial b^{[k+1]}} = \mathcal{B}[\mathrm{MM}, b^{[k+1]}]\Big(\dfrac{\partial J}{\partial z^{[k+1]}}\Big) = \dfrac{\partial J}{\partial z^{[k+1]}}$ **(7.78)**
+#    * when $k \ge 1$: $\dfrac{\partial J}{\partial a^{[k]}} = W^{[k+1]\top} \dfrac{\partial J}{\partial z^{[k+1]}}$ **(7.79)**
+#    * when $k \ge 1$: $\dfrac{\partial J}{\partial z^{[k]}} = \mathcal{B}[\sigma, z^{[k]}]\Big(\dfrac{\partial J}{\partial a^{[k]}}\Big) = \sigma'(z^{[k]}) \odot \dfrac{\partial J}{\partial a^{[k]}}$ **(7.80)**
+#
+# **Slips in the notes' Algorithm 3, corrected above:**
+#
+# * **(7.77)**: the explanation says the MM backward function computes
+#   "$a^{[k]} \cdot (\partial J/\partial z^{[k+1]})^\top$". That is $z v^\top$, the transpose of the
+#   right answer, with the wrong shape. Correct: $\partial J/\partial W^{[k+1]} = \partial J/\partial z^{[k+1]}\, a^{[k]\top}$,
+#   which is (7.65)'s $v z^\top$ with $v$ the upstream gradient and $z = a^{[k]}$ the module's input
+#   (both columns), the shape of $W^{[k+1]}$.
+# * **(7.79)**: the notes print $\partial J/\partial z^{[k]} = W^{[k+1]\top}\, \partial J/\partial a^{[k+1]}$,
+#   with $z$ and $a$ swapped. With $z$ the pre-activation and $a$ the activation, as the algorithm
+#   defines them, the MM module $z^{[k+1]} = W^{[k+1]} a^{[k]} + b^{[k+1]}$ gives
+#   $\partial J/\partial a^{[k]} = W^{[k+1]\top}\, \partial J/\partial z^{[k+1]}$ (7.63).
+# * **(7.80)**: the notes print $\partial J/\partial a^{[k]} = \sigma'(z^{[k]}) \odot \partial J/\partial z^{[k]}$,
+#   again swapped. The activation $a^{[k]} = \sigma(z^{[k]})$ gives
+#   $\partial J/\partial z^{[k]} = \sigma'(z^{[k]}) \odot \partial J/\partial a^{[k]}$ (7.69).
+# * The loop: the notes write "for $k = r \to 1$", but $W^{[r+1]}$ does not exist and the first layer's
+#   $W^{[1]}$ needs $k = 0$ (which the condition "when $k \ge 1$" expects). Read it as $k = r-1$ down
+#   to $0$, with $a^{[0]} = x$.
+#
+# The same loop in numpy, for the 3-layer network above, compared with the tool's gradients
+# (vectors are columns of shape `(n, 1)` here, so a vector's ᵀ is always a column's):
+
+# %%
+sigmoid = lambda t: 1 / (1 + np.exp(-t))
+col = lambda v: np.reshape(v, (-1, 1))                 # a vector as an n × 1 column
+Wk = {k: net.params[f"W[{k}]"] for k in range(1, r + 1)}
+bk = {k: col(net.params[f"b[{k}]"]) for k in range(1, r + 1)}
+
+# 1. forward pass (7.72), storing every z[k] and a[k]
+a, z = {0: col(x)}, {}
+for k in range(1, r + 1):
+    z[k] = Wk[k] @ a[k - 1] + bk[k]
+    if k < r:
+        a[k] = sigmoid(z[k])
+# 2. (7.76)
+dz = {r: sigmoid(z[r]) - y}
+dW, db, da = {}, {}, {}
+# 3. the loop, k = r-1 down to 0
+for k in range(r - 1, -1, -1):
+    dW[k + 1] = dz[k + 1] @ a[k].T                     # (7.77)  (m×1)(1×n): the shape of W[k+1]
+    db[k + 1] = dz[k + 1]                              # (7.78)
+    if k >= 1:
+        da[k] = Wk[k + 1].T @ dz[k + 1]                # (7.79), corrected
+        dz[k] = sigmoid(z[k]) * (1 - sigmoid(z[k])) * da[k]   # (7.80), corrected
+
+for k in range(1, r + 1):
+    same_W = np.allclose(dW[k], trace.grad(f"W[{k}]"), rtol=0, atol=1e-15)
+    same_b = np.allclose(db[k].ravel(), trace.grad(f"b[{k}]"), rtol=0, atol=1e-15)
+    print(f"layer {k}: dJ/dW[{k}] shape {dW[k].shape} same as the tool: {same_W}; "
+          f"dJ/db[{k}] same: {same_b}")
+
+# %% [markdown]
+# ## 5. The notes' final example, digit for digit
+#
+# The notes end §7.4 with a 2-layer example in numpy. **Say it plainly: it is not the MLP of
+# (7.72).** Its output goes through a sigmoid, $a_2 = \sigma(z_2)$, and the loss is the *squared*
+# loss $\tfrac12 (a_2 - y)^2$, not the logistic loss of (7.72). The code is right for what it
+# computes. Here it is, unchanged, with what it prints:
+
+# %%
+# The notes' code (§7.4, "Example: Full Forward and Backward Pass for a Simple MLP")
+import numpy as np
+
+def relu(z):
+    return np.maximum(0, z)
+def relu_prime(z):
+    return (z > 0).astype(float)
+def sigmoid(z):
+    return 1 / (1 + np.exp(-z))
+def sigmoid_prime(z):
+    s = sigmoid(z)
+    return s * (1 - s)
+
+# Forward pass
+x = np.array([1.0, 2.0])
+W1 = np.array([[0.1, 0.2], [0.3, 0.4]])
+b1 = np.array([0.0, 0.0])
+W2 = np.array([[0.5, -0.5]])
+b2 = np.array([0.0])
+y_true = np.array([1.0])
+
+# Layer 1
+z1 = W1 @ x + b1
+print('z1:', z1)
+a1 = relu(z1)
+print('a1:', a1)
+# Layer 2
+z2 = W2 @ a1 + b2
+print('z2:', z2)
+a2 = sigmoid(z2)
+print('a2:', a2)
+# Loss (mean squared error for demonstration)
+loss = 0.5 * (a2 - y_true) ** 2
+print('loss:', loss)
+
+# Backward pass
+# dL/da2
+dloss_da2 = a2 - y_true
+# dL/dz2
+dloss_dz2 = dloss_da2 * sigmoid_prime(z2)
+# dL/dW2
+dloss_dW2 = dloss_dz2 * a1
+print('dloss/dW2:', dloss_dW2)
+# dL/db2
+dloss_db2 = dloss_dz2
+print('dloss/db2:', dloss_db2)
+# dL/da1
+dloss_da1 = W2.T @ dloss_dz2
+# dL/dz1
+dloss_dz1 = dloss_da1 * relu_prime(z1)
+# dL/dW1
+dloss_dW1 = np.outer(dloss_dz1, x)
+print('dloss/dW1:', dloss_dW1)
+# dL/db1
+dloss_db1 = dloss_dz1
+print('dloss/db1:', dloss_db1)
+
+# %% [markdown]
+# The same network in backpropviz: MM, ReLU, MM, σ, then the squared loss. In the tool's names
+# $z_1, a_1, z_2, a_2$ are $u^{[1]}, \ldots, u^{[4]}$ and the loss is $J = u^{[5]}$. We print the
+# tool's numbers through the same numpy printing (8 significant digits):
+
+# %%
+example = bpv.Sequential([bpv.MM(W1, b1), bpv.ReLU(), bpv.MM(W2, b2), bpv.Sigmoid()],
+                         loss=bpv.SquaredLoss())
+ex = example.backprop(x, y_true)
+print('z1:', ex.value('u[1]'))
+print('a1:', ex.value('u[2]'))
+print('z2:', ex.value('u[3]'))
+print('a2:', ex.value('u[4]'))
+print('loss:', np.atleast_1d(ex.value('u[5]')))
+print('dloss/dW2:', ex.grad('W[2]').ravel())
+print('dloss/db2:', ex.grad('b[2]'))
+print('dloss/dW1:', ex.grad('W[1]'))
+print('dloss/db1:', ex.grad('b[1]'))
+
+# %% [markdown]
+# Two printing details. The tool's $J$ is a number (a 0-d array), while the notes' `loss` is an
+# array of shape (1,); `np.atleast_1d` prints it the same way. And the notes' `dloss_dW2` is
+# flat (`dloss_dz2 * a1` has shape (2,)), whereas the tool's $\partial J/\partial W^{[2]}$ is
+# $1 \times 2$, the shape of $W^{[2]}$ as §7.4.1 requires; `.ravel()` flattens it for printing.
+#
+# Line by line, are the printed digits the same?
+
+# %%
+pairs = [("z1:", z1, ex.value("u[1]")), ("a1:", a1, ex.value("u[2]")),
+         ("z2:", z2, ex.value("u[3]")), ("a2:", a2, ex.value("u[4]")),
+         ("loss:", loss, np.atleast_1d(ex.value("u[5]"))),
+         ("dloss/dW2:", dloss_dW2, ex.grad("W[2]").ravel()),
+         ("dloss/db2:", dloss_db2, ex.grad("b[2]")),
+         ("dloss/dW1:", dloss_dW1, ex.grad("W[1]")),
+         ("dloss/db1:", dloss_db1, ex.grad("b[1]"))]
+for label, notes_value, tool_value in pairs:
+    same = str(notes_value) == str(tool_value)
+    print(f"{label:<11} notes {str(notes_value).replace(chr(10), ''):<40} same digits: {same}")
+largest = max(np.max(np.abs(np.ravel(nv) - np.ravel(tv))) for _, nv, tv in pairs)
+print("largest difference below 1e-15:", largest < 1e-15)
+
+# %% [markdown]
+# Every printed digit agrees. (The floats can differ in the last bit, about $10^{-17}$, because the
+# tool computes $\sigma$ in a way that cannot overflow.)
+#
+# **Where the example sits in Algorithm 3.** $z_1 = z^{[1]}$, $a_1 = a^{[1]}$, $z_2 = z^{[2]}$, and
+# then the example adds one more module, $a_2 = \sigma(z_2)$, that Algorithm 3 does not have. Its
+# backward pass therefore starts differently: the seed (step 6, tagged (7.73) here too: it is the
+# same $1$), then the squared loss's backward function $(t - y)v$ (step 7, tagged (§7.4.3), in place
+# of (7.70)), then an extra (7.69) step for the output sigmoid (step 8). From step 9 on it is
+# Algorithm 3's loop with $r = 2$: (7.77), (7.78), (7.79), (7.80) for $k = 1$, then (7.77), (7.78)
+# for $k = 0$.
+
+# %%
+print(bpv.trace_text(ex))
+
+# %% [markdown]
+# With the logistic loss of (7.72) on $z_2$ instead (no output sigmoid), the start (7.76) would give
+# $\partial J/\partial z_2 = \sigma(z_2) - y$ in one step. *Try it:* build
+# `bpv.Sequential([bpv.MM(W1, b1), bpv.ReLU(), bpv.MM(W2, b2)], loss=bpv.LogisticLoss())` and
+# compare $\partial J/\partial u^{[3]}$ with the $-0.1404$ above.
+#
+# ## 6. A 3-layer network, step by step
+#
+# Back to the 3-layer network of section 1: $x \in \mathbb{R}^2$, two hidden layers of 3 sigmoid
+# units, one logit, the logistic loss, label $y = 1$, weights drawn with `seed=0`. Six forward
+# steps, then twelve backward steps:
+
+# %%
+x, y = np.array([1.0, -2.0]), 1.0
+print(net)
+print(bpv.trace_text(trace))
+
+# %% [markdown]
+# Each backward step of the trace is one line of Algorithm 3. The tool tags a step with the rule of
+# lesson 03 it applies; the algorithm's line is the same rule in the algorithm's names: **(7.77) is
+# the (7.65) step, (7.78) the (7.66) step, (7.79) the (7.63) step, (7.80) the (7.69) step**, and
+# the loss's step (7.70) is (7.76).
+
+# %%
+def alg3_line(step):
+    """The line of Algorithm 3 (and its k) that a backward step of the trace performs."""
+    node = step.writes.node
+    if step.kind == "seed":
+        return "the 1 in (7.76)", ""
+    if step.tag == "(7.70)":
+        return "(7.76)", ""
+    i = int(node[2:-1])
+    line = {"(7.65)": "(7.77)", "(7.66)": "(7.78)", "(7.63)": "(7.79)", "(7.69)": "(7.80)"}[step.tag]
+    if step.tag in ("(7.65)", "(7.66)"):
+        return line, f"k = {i - 1}"                # writes W[k+1] or b[k+1]
+    return line, f"k = {i // 2}" if step.tag == "(7.63)" else f"k = {(i + 1) // 2}"
+
+
+def alg3_written(step):
+    node = step.writes.node
+    return "∂J/∂" + (alg3(node) if node.startswith("u[") else node)
+
+
+print(f"{'step':>4}  {'tool rule':<9} {'tool writes':<11} {'Algorithm 3':<16} {'k':<6} writes")
+for step in trace.steps[trace.n_forward:]:
+    line, k = alg3_line(step)
+    print(f"{step.number:>4}  {step.tag:<9} {str(step.writes):<11} {line:<16} {k:<6} "
+          f"{alg3_written(step)}")
+
+# %% [markdown]
+# Read the loop in the table: $k = 2$ is steps 9–12, $k = 1$ steps 13–16, and $k = 0$ only
+# steps 17–18 (for $k = 0$ there is no $\partial J/\partial a^{[0]}$ to compute: the notes' backward
+# pass stops at the first layer's parameters). Here is the iteration $k = 2$ in full. Step 9 is
+# (7.77), $\partial J/\partial W^{[3]} = \partial J/\partial z^{[3]}\, a^{[2]\top}$ (a $1 \times 1$
+# column times a $1 \times 3$ row); step 10 is (7.78):
+
+# %%
+for k in (9, 10):
+    print(bpv.step_text(trace, k))
+    print()
+
+# %% [markdown]
+# Step 11 is (7.79), $\partial J/\partial a^{[2]} = W^{[3]\top} \partial J/\partial z^{[3]}$, and
+# step 12 is (7.80), $\partial J/\partial z^{[2]} = \sigma'(z^{[2]}) \odot \partial J/\partial a^{[2]}$
+# with the sigmoid's $\sigma' = \sigma(1 - \sigma)$:
+
+# %%
+for k in (11, 12):
+    print(bpv.step_text(trace, k))
+    print()
+
+# %% [markdown]
+# ## 7. Your turn: step through it
+#
+# Press **to backward pass**, then **step ▶** through the loop and name each step's line of
+# Algorithm 3 before you read its tag. Tick *predict, then reveal* to type each gradient first.
+#
+# *Try it:* predict step 13, $\partial J/\partial W^{[2]}$, the way the notes' explanation of (7.77)
+# writes it, $a^{[1]} (\partial J/\partial z^{[2]})^\top$, and read what the tool says. Then change
+# the seed and rebuild.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+bpv.Stepper(net, x, y)
+
+# %%
+# The same from code: go to step 12, then predict step 13 first the way the notes'
+# explanation of (7.77) writes it, then the right way.
+model = bpv.StepperModel(net, x, y)
+model.go(12)
+print(model.counter())
+a_1 = col(trace.value("u[2]"))                # a[1], a 3 × 1 column
+dz_2 = col(trace.grad("u[3]"))                # ∂J/∂z[2], a 3 × 1 column
+as_text = lambda M: "[" + ", ".join("[" + ", ".join(f"{e:.6f}" for e in row) + "]" for row in M) + "]"
+print("a[1] (∂J/∂z[2])ᵀ:", model.check_prediction(as_text(a_1 @ dz_2.T)))
+print("∂J/∂z[2] a[1]ᵀ:  ", model.check_prediction(as_text(dz_2 @ a_1.T)))
+
+# %% [markdown]
+# ## 8. Is it right? gradcheck
+#
+# `bpv.gradcheck` perturbs each parameter entry by $\pm\varepsilon$, reruns the forward pass and
+# compares $(J(\theta + \varepsilon e_j) - J(\theta - \varepsilon e_j)) / 2\varepsilon$ with
+# backprop's gradient, for all six parameters of the 3-layer network:
+
+# %%
+report = bpv.gradcheck(net, x, y)
+for row in report.rows:
+    shape = "×".join(map(str, row.shape))
+    print(f"{row.name:<5} {shape:>4}  agrees with finite differences: {row.ok}  "
+          f"(largest difference below 1e-8: {row.max_abs_err < 1e-8})")
+print("gradcheck passed:", report.ok)
+
+# %% [markdown]
+# ## Summary
+#
+# * Forward (7.72): store every value. The tool's $u^{[i]}$ is (7.72)'s $a^{[i]}$; in Algorithm 3,
+#   $u^{[2k-1]} = z^{[k]}$ (pre-activation) and $u^{[2k]} = a^{[k]}$ (activation); $\theta^{[2k-1]} = (W^{[k]}, b^{[k]})$.
+# * Start (7.73)/(7.76): feed $1 = \partial J/\partial J$ to the loss's backward function, giving
+#   $\sigma(z^{[r]}) - y$. The tool shows the $1$ as its own step tagged (7.73).
+# * Loop, $k = r-1$ down to $0$: (7.77) $= $ (7.65), (7.78) $= $ (7.66), and for $k \ge 1$
+#   (7.79) $= $ (7.63), (7.80) $= $ (7.69). Corrected: $\partial J/\partial W^{[k+1]} = \partial J/\partial z^{[k+1]} a^{[k]\top}$,
+#   $\partial J/\partial a^{[k]} = W^{[k+1]\top} \partial J/\partial z^{[k+1]}$,
+#   $\partial J/\partial z^{[k]} = \sigma'(z^{[k]}) \odot \partial J/\partial a^{[k]}$.
+# * The notes' final example (sigmoid output, *squared* loss) is reproduced to every printed digit.
+# * Each backward step costs about what its forward step did, so the whole gradient costs a small
+#   multiple of one forward pass (Theorem 7.4.1).
+
+# %% [markdown]
+# ## Exit questions
+#
+# Answer in the boxes, then press *check*. For the choices, type one of them as shown.
+
+# %%
+# NBVAL_IGNORE_OUTPUT
+q1 = bpv.Question("Algorithm 3's line (7.79) multiplies by W[k+1]ᵀ. Which gradient does it compute?",
+                  answer="∂J/∂a[k]", choices=["∂J/∂a[k]", "∂J/∂z[k]", "∂J/∂W[k+1]"])
+q2 = bpv.Question("In the 3-layer network, W[3] is 1×3. What is the shape of ∂J/∂W[3] = ∂J/∂z[3] a[2]ᵀ?",
+                  answer="1×3", choices=["1×3", "3×1", "3×3"])
+q3 = bpv.Question("A 4-layer MLP (r = 4) with the logistic loss: how many backward steps does the "
+                  "tool's trace have, the seed included?", answer=16)
+display(q1, q2, q3)
+
+# %%
+# Sample answers, checked by the same code as the boxes; q3's count comes from the tool itself
+print("q1, ∂J/∂z[k] (the notes' printed line):", q1.check("∂J/∂z[k]"))
+print("q2, 3×1:", q2.check("3×1"))
+deep = bpv.mlp([2, 3, 3, 3, 1], activation="sigmoid", loss="logistic", seed=0).backprop(x, y)
+print("q3, the tool's count:", q3.check(str(len(deep) - deep.n_forward)))
