@@ -22,6 +22,7 @@ import json
 import re
 import time
 
+import nbformat
 import numpy as np
 import pytest
 
@@ -414,3 +415,51 @@ def test_click_to_graph_latency(app, lesson, record_property):
           f"(from Python, with Playwright's overhead: median {wall['median_ms']} ms)")
     go_to_start(L, lesson)
     assert summary["n"] == len(tr) + 1
+
+
+# --- every lesson in Voilà -------------------------------------------------------------------------
+ALL_LESSONS = sorted(p.name for p in (ROOT / "notebooks").glob("[0-9]*.ipynb"))
+
+
+@pytest.fixture(scope="module")
+def voila_dir(browser, tmp_path_factory):
+    """One Voilà server for the whole notebooks folder (a teacher's ./dev voila)."""
+    tmp = tmp_path_factory.mktemp("browser-voila-all")
+    notebooks = copy_notebooks(tmp / "notebooks")
+    server = VoilaServer(tmp, notebooks)
+    server.start(cwd=notebooks)
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("name", ALL_LESSONS)
+def test_every_lesson_opens_in_voila(browser, voila_dir, name):
+    """Each lesson renders in Voilà: every output arrives, none is an error or a traceback,
+    and a lesson with a Stepper shows a live one."""
+    book = nbformat.read(ROOT / "notebooks" / name, as_version=4)
+    with_output = sum(1 for c in book.cells if c.cell_type == "code" and c.get("outputs"))
+    has_stepper = any("bpv.Stepper(" in c.source for c in book.cells if c.cell_type == "code")
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        L = Learner(page, "voila-" + name.split("_")[0], ".bpv-stepper")
+        url = f"{voila_dir.base}/voila/render/{name}?token={voila_dir.token}"
+        L.do(f"open {name} in Voilà", lambda: page.goto(url, timeout=TIMEOUT_MS))
+        L.do(f"{name}: every cell's output shown ({with_output} cells with output)",
+             lambda: page.wait_for_function(
+                 "(n) => document.querySelectorAll('.jp-Cell-outputWrapper .jp-OutputArea-child,"
+                 " .jp-OutputArea-child').length >= n", arg=with_output, timeout=TIMEOUT_MS,
+                 polling=100))
+        if has_stepper:
+            L.do(f"{name}: a live Stepper", lambda: page.wait_for_selector(
+                ".bpv-stepper .bpv-graph svg", timeout=TIMEOUT_MS))
+        errors = page.evaluate("""() => [...document.querySelectorAll(
+            "[data-mime-type='application/vnd.jupyter.stderr'], .jp-RenderedText[data-mime-type*='error']")]
+            .map(e => e.innerText.slice(0, 200))""")
+        text = page.evaluate("() => document.body.innerText")
+        L.shot("lesson")
+        expect(L, f"{name}: no error output", not errors and "Traceback" not in text,
+               f"error output in Voilà: {errors[:2]} {'Traceback' if 'Traceback' in text else ''}")
+    finally:
+        context.close()
