@@ -18,6 +18,7 @@ from .record import ModuleInfo, NodeInfo, Step, StepSpec, Trace
 from . import trace          # a callable module: bpv.trace(f, x) traces f
 from .trace import Var
 from .check import GradcheckReport, gradcheck, numerical_grad
+from . import check          # a callable module: bpv.check(MySigmoid) checks a learner's module
 from .presentation import present
 
 __version__ = "0.2.0"
@@ -25,7 +26,26 @@ __version__ = "0.2.0"
 # Heavy parts load on first use: importing backpropviz must stay cheap.
 _LAZY = {"render": ".draw", "show": ".draw", "Renderer": ".draw", "Layout": ".draw",
          "EngineMissing": ".draw", "Stepper": ".widgets", "StepperModel": ".stepper",
-         "step_text": ".presentation", "trace_text": ".presentation", "Question": ".quiz"}
+         "step_text": ".presentation", "trace_text": ".presentation", "Question": ".quiz",
+         "CheckReport": ".exercise"}
+
+
+class _CallableCheck(type(check)):
+    """``bpv.check`` is two things, as ``bpv.trace`` is: the module check.py (``gradcheck``,
+    ``numerical_grad``; ``import backpropviz.check as C`` still gives it) and, called, the check
+    of a learner's backward functions, ``bpv.check(MySigmoid)`` (exercise.py, loaded on the
+    first call so that importing backpropviz stays cheap)."""
+
+    def __call__(self, module, **options):
+        """check(module, *, seed=0, cases=3, batch=4, shape=None, rtol=1e-5, atol=1e-6,
+        eps=1e-6, network=True) -> CheckReport: the module's backward functions (B1) and (B2)
+        against central differences of its forward, on seeded random single examples and
+        batches; see backpropviz.exercise.check."""
+        from .exercise import check as run
+        return run(module, **options)
+
+
+check.__class__ = _CallableCheck
 
 
 def __getattr__(name):

@@ -13,6 +13,9 @@ Legend (colour-blind safe, Okabe–Ito colours; each also differs in line style)
   * cream box          J, the loss u[k]
   * grey bar           not yet computed (blank, not zero)
   * red text, ⚠        NaN or inf
+  * purple frame, ✘    a "marked" node (optional: ``render(trace, k, marked={"u[1]"})``; the
+                       legend then says what the marks mean, e.g. "disagrees with finite
+                       differences" in ``bpv.check``'s drawings)
 
 Every format (SVG, DOT/PNG/GIF, flipbook) takes its highlights from ``present.node_state`` and
 ``present.edge_state`` through the one table ``STYLES`` below.
@@ -40,6 +43,7 @@ from .text import array_lines, shape_text
 
 MAX_NODES = 3000
 FWD, BWD, INK, GREY, BAD = "#0072B2", "#D55E00", "#222222", "#BBBBBB", "#CC0000"
+MARK = "#CC79A7"                         # Okabe–Ito reddish purple: marked nodes (a frame and ✘)
 CHAR_W, LINE_H, PAD = 7.3, 16.0, 8.0     # monospace 12px: width of a character, height of a line
 CAPTION_H, LEGEND_H = 70.0, 26.0       # LEGEND_H: one row of the legend
 LEGEND_CHAR_W = 8.0                     # a character of the legend's 13px sans-serif text
@@ -269,11 +273,21 @@ LEGEND = (
 )
 
 
-def legend_places(width: float) -> list[tuple[float, int]]:
+def _mark_swatch(x, y):
+    return (f'<rect class="mark" x="{x}" y="{y - 2}" width="22" height="16" rx="4"/>'
+            f'<text class="mark-t" x="{x + 6}" y="{y + 11}">✘</text>')
+
+
+def legend_with_mark(label: str) -> tuple:
+    """The legend with the marked style explained by ``label`` (added only when marks exist)."""
+    return LEGEND + ((_mark_swatch, 22, label),)
+
+
+def legend_places(width: float, entries: tuple = LEGEND) -> list[tuple[float, int]]:
     """Where each legend entry starts (x, row): left to right, wrapping at the drawing's width,
     so no entry is cut off by a narrow drawing."""
     out, x, row = [], 8.0, 0
-    for _, sw, label in LEGEND:
+    for _, sw, label in entries:
         w = sw + (6 if sw else 0) + len(label) * LEGEND_CHAR_W
         if x > 8 and x + w > width - 8:
             x, row = 8.0, row + 1
@@ -340,6 +354,8 @@ _STYLE = f"""<style>
 .bpv .edge.now-B {{ stroke: {BWD}; stroke-width: 3.2; stroke-dasharray: 7 3; }}
 .bpv .arr {{ fill: #888888; }}
 .bpv .elab {{ font-size: 10px; fill: #555555; }}
+.bpv .mark {{ fill: none; stroke: {MARK}; stroke-width: 3; }}
+.bpv .mark-t {{ fill: {MARK}; font-weight: bold; }}
 </style>"""
 
 
@@ -365,22 +381,32 @@ class Renderer:
         return out
 
     # one SVG per step; the geometry is fixed, only classes, text and blanks change
-    def svg(self, k: int, caption: bool = True) -> str:
+    def svg(self, k: int, caption: bool = True, marked=frozenset(),
+            mark_label: str = "marked") -> str:
         """Step k's picture (0 = before the first step); without the caption (a widget shows
-        the equation beside it) the view starts below it."""
+        the equation beside it) the view starts below it. ``marked`` node names get a purple
+        frame and ✘, explained in the legend by ``mark_label``."""
         view = present(self.trace, k)
         hl = view.highlight
         L = self.layout
+        marked = self._marked(marked)
+        legend = legend_with_mark(mark_label) if marked else LEGEND
+        places = legend_places(L.width, legend) if marked else L.legend
+        rows = 1 + max(row for _, row in places)
         top = 0 if caption else CAPTION_H - 8
-        h = L.total_h - top
+        h = L.total_h + (rows - L.legend_rows) * LEGEND_H - top
         title = view.header
         desc = "\n".join(view.lines[1:]) or view.header
+        if marked:
+            desc += f"\n{mark_label}: " + ", ".join(n for n in L.boxes if n in marked)
         # a notebook page holds many drawings: ids named after what they say, so that two
         # drawings share an id only where they say the same (aria-labelledby takes the first)
         tag = hashlib.blake2s(f"{title}\n{desc}".encode("utf-8"), digest_size=5).hexdigest()
         tid, did = f"bpv-t{k}-{tag}", f"bpv-d{k}-{tag}"
-        parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="bpv" width="{L.width:.0f}" '
-                 f'height="{h:.0f}" viewBox="0 {top:.0f} {L.width:.0f} {h:.0f}" role="img" '
+        pad = 10 if marked else 0           # room for the frames and ✘ of marked nodes
+        parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="bpv" '
+                 f'width="{L.width + 2 * pad:.0f}" height="{h:.0f}" '
+                 f'viewBox="{-pad} {top:.0f} {L.width + 2 * pad:.0f} {h:.0f}" role="img" '
                  f'aria-labelledby="{tid} {did}" '
                  f'style="max-width:100%;max-height:82vh;width:auto;height:auto" data-step="{k}">',
                  f'<title id="{tid}">{esc(title)}</title><desc id="{did}">{esc(desc)}</desc>',
@@ -399,9 +425,25 @@ class Renderer:
                          f'{esc(o.label)}</text></g>')
         for b in L.boxes.values():
             parts.append(self._box(b, hl))
-        parts.append(self._legend())
+            if b.name in marked:
+                x, y = b.x - b.width / 2, b.y - b.height / 2
+                parts.append(f'<g class="marked" data-marked="{esc(b.name)}">'
+                             f'<rect class="mark" x="{x - 4:.1f}" y="{y - 4:.1f}" '
+                             f'width="{b.width + 8:.1f}" height="{b.height + 8:.1f}" rx="6"/>'
+                             f'<text class="mark-t" x="{x + b.width + 7:.1f}" y="{y + 8:.1f}">'
+                             f'✘</text></g>')
+        parts.append(self._legend(legend, places))
         parts.append("</svg>")
         return "".join(parts)
+
+    def _marked(self, marked) -> frozenset:
+        """The marked node names, each a node of this graph."""
+        marked = frozenset([marked] if isinstance(marked, str) else marked or ())
+        unknown = sorted(marked - set(self.layout.boxes))
+        if unknown:
+            raise BackpropError(f"marked: no node named {', '.join(unknown)} in this graph; "
+                                f"nodes: {', '.join(self.layout.boxes)}")
+        return marked
 
     def _box_parts(self, b: Box) -> tuple:
         """A box's SVG apart from its outline's class: its title, and each row both known and
@@ -444,11 +486,12 @@ class Renderer:
         return "".join(f'<text class="cap{" head" if i == 0 else ""}" x="8" y="{18 + 20 * i}">'
                        f'{esc(s)}</text>' for i, s in enumerate(lines) if s)
 
-    def _legend(self) -> str:
+    def _legend(self, entries: tuple = LEGEND, places=None) -> str:
         L = self.layout
+        places = L.legend if places is None else places
         top = L.total_h - L.legend_rows * LEGEND_H
         parts = []
-        for (swatch, sw, label), (x, row) in zip(LEGEND, L.legend):
+        for (swatch, sw, label), (x, row) in zip(entries, places):
             y = top + row * LEGEND_H + 4
             tx = x + sw + 6 if sw else x
             parts.append((swatch(round(x, 1), y) if swatch else "")
@@ -456,11 +499,13 @@ class Renderer:
         return '<g class="legend">' + "".join(parts) + "</g>"
 
     # --- DOT and raster output: the same picture, drawn by Graphviz itself ---------------------
-    def digraph(self, k: int):
-        """Step k as a ``graphviz.Digraph`` with the same fixed node sizes and highlights."""
+    def digraph(self, k: int, marked=frozenset()):
+        """Step k as a ``graphviz.Digraph`` with the same fixed node sizes and highlights
+        (``marked`` nodes: a double purple outline)."""
         import graphviz
         view = present(self.trace, k)
         hl = view.highlight
+        marked = self._marked(marked)
 
         def style(item):
             if isinstance(item, Box):
@@ -472,6 +517,8 @@ class Renderer:
                         head = esc(K.label(key)) + ": " if j == 0 else "&#160;" * 4
                         rows.append(f'<TR><TD ALIGN="LEFT">{head}{esc(line)}</TD></TR>')
                 attrs = dict(_style(node_state(hl, item.name), hl)[1])
+                if item.name in marked:
+                    attrs.update(color=MARK, peripheries="2", penwidth="2.5")
                 attrs["label"] = '<<TABLE BORDER="0" CELLSPACING="0">' + "".join(rows) + "</TABLE>>"
                 return attrs
             if isinstance(item, Oval):
@@ -484,12 +531,12 @@ class Renderer:
                           for line in view.lines)
         return self.layout.digraph(style, caption)
 
-    def dot(self, k: int) -> str:
+    def dot(self, k: int, marked=frozenset()) -> str:
         """DOT for step k with the same fixed node sizes (so Graphviz lays it out the same)."""
-        return self.digraph(k).source
+        return self.digraph(k, marked).source
 
-    def png(self, k: int) -> bytes:
-        return run_engine(self.dot(k), "png", self.layout.engine)
+    def png(self, k: int, marked=frozenset()) -> bytes:
+        return run_engine(self.dot(k, marked), "png", self.layout.engine)
 
     def flipbook(self, title: str = "backpropviz") -> str:
         """One offline HTML file: every step's SVG, a slider, ◀ ▶ buttons and the equations."""
@@ -564,17 +611,19 @@ pre.eq {{ background: #f6f6f6; padding: 8px; white-space: pre-wrap; }}
 class Picture:
     """A step's drawing: shows itself as SVG in Jupyter, with the text rendering beside it."""
 
-    def __init__(self, renderer: Renderer, step: int):
+    def __init__(self, renderer: Renderer, step: int, marked=frozenset(),
+                 mark_label: str = "marked"):
         self.renderer, self.step = renderer, step
+        self.marked, self.mark_label = renderer._marked(marked), mark_label
 
     @property
     def svg(self) -> str:
-        return self.renderer.svg(self.step)
+        return self.renderer.svg(self.step, marked=self.marked, mark_label=self.mark_label)
 
     @property
     def source(self) -> str:
         """The DOT source of this step."""
-        return self.renderer.dot(self.step)
+        return self.renderer.dot(self.step, self.marked)
 
     dot = source
 
@@ -584,7 +633,7 @@ class Picture:
 
     def graphviz(self):
         """This step as a ``graphviz.Digraph`` (render it, save it, change its attributes)."""
-        return self.renderer.digraph(self.step)
+        return self.renderer.digraph(self.step, self.marked)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
         return {"image/svg+xml": self.svg, "text/plain": self.text}
@@ -594,7 +643,7 @@ class Picture:
         return Path(path)
 
     def save_png(self, path) -> Path:
-        Path(path).write_bytes(self.renderer.png(self.step))
+        Path(path).write_bytes(self.renderer.png(self.step, self.marked))
         return Path(path)
 
     def save_flipbook(self, path, title: str = "backpropviz") -> Path:
@@ -624,11 +673,13 @@ def renderer(trace: Trace, engine: str | None = None) -> Renderer:
     return Renderer(trace, layout)
 
 
-def render(trace: Trace, step: int | None = None, engine: str | None = None) -> Picture:
+def render(trace: Trace, step: int | None = None, engine: str | None = None,
+           marked=frozenset(), mark_label: str = "marked") -> Picture:
     """The graph as known after ``step`` (0: before the first step; default len(trace): all
-    done)."""
+    done); the nodes named in ``marked`` are framed in purple with ✘, and the legend explains
+    the frame with ``mark_label``."""
     step = len(trace) if step is None else trace.check_step(step)
-    return Picture(renderer(trace, engine), step)
+    return Picture(renderer(trace, engine), step, marked, mark_label)
 
 
 def show(trace: Trace, step: int | None = None):

@@ -50,6 +50,8 @@ class Sequential:
         n_theta = 0
         for i, m in enumerate(self.layers, 1):
             n_theta += bool(m.param_names)
+            if not isinstance(m, (M.MM, M.Activation)):
+                prev = None         # a module of one's own may change the size: nothing to check
             if isinstance(m, M.MM):
                 here = f"M_{i} = MM[W[{n_theta}], b[{n_theta}]]"
                 if prev is not None and prev[1] != m.n_in:

@@ -211,7 +211,7 @@ class Program:
         for i, (fn, arg, out, one, check) in enumerate(self._fwd_plan):   # (F)
             try:
                 x = fn(store[arg]) if one else fn(*arg(store))
-            except (ValueError, TypeError, IndexError) as err:
+            except Exception as err:        # noqa: BLE001 — a module may be a learner's code
                 raise self._forward_error(i, store, err) from None
             if check and not finite(x):
                 raise self._forward_error(i, store, None)
@@ -219,11 +219,13 @@ class Program:
         try:
             for fn, arg, out, one, _ in self._bwd_plan:   # seed, (B1), (B2), sums
                 store[out] = fn(store[arg]) if one else fn(*arg(store))
-        except (ValueError, TypeError, IndexError) as err:
+        except Exception as err:            # noqa: BLE001 — a module may be a learner's code
             k = next(i for i, s in enumerate(store[self.n_given:]) if s is None)
             s = self.specs[k]
+            what = "is not written yet" if isinstance(err, NotImplementedError) else \
+                f"failed: {type(err).__name__}: {err}"
             raise BackpropError(f"{s.module or ''} (backward step {k + 1 - self.n_forward}, "
-                                f"{s.tag}): computing {s.writes} failed: {err}") from None
+                                f"{s.tag}): computing {s.writes} {what}") from None
         return Trace(self.nodes, self.modules, self.specs, given, store[self.n_given:],
                      self.where)
 
@@ -235,6 +237,10 @@ class Program:
             e.module.check_inputs(ins, where)
         except BackpropError as specific:
             return specific
+        if isinstance(err, NotImplementedError):
+            return BackpropError(f"{where}: its forward function is not written yet")
+        if err is not None and not isinstance(err, (ValueError, TypeError, IndexError)):
+            return BackpropError(f"{where}: {type(err).__name__}: {err}")
         if err is not None:
             shapes = ", ".join(f"{n} is {shape_str(x)}" for n, x in zip(e.inputs, ins))
             params = ", ".join(f"{p} is {shape_str(x)}" for p, x in zip(

@@ -95,9 +95,10 @@ def fixed_reason(net: Sequential, x) -> str:
     """Why the controls cannot describe this network or example ('' if they can)."""
     loss = next((k for k, c in M.LOSSES.items() if type(net.loss) is c), None)
     return ("the controls describe one example, not a batch" if np.ndim(x) != 1
-            else "the network has no standard loss" if loss is None
-            else "the network is not an MLP built from MM and one activation"
-            if _arch(net) is None else "")
+            else "the controls rebuild networks with one of the three standard losses"
+            if loss is None
+            else "the controls rebuild MLPs made of MM and one activation (this network has "
+                 "other modules, such as one of your own)" if _arch(net) is None else "")
 
 
 class Rebuilder:

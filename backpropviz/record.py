@@ -33,6 +33,10 @@ class NodeInfo:
     kind: str                  # "input" | "param" | "label" | "const" | "value" | "loss"
     module: str | None = None  # producer (for values) or owner (for parameters), e.g. "M_3"
     display: str | None = None  # a user's name for a parameter, if given
+    # in a scalar circuit (circuit.py): (module-level module or None, module-level node, index),
+    # the module and the entry of its node that this single number belongs to, e.g.
+    # ("M_1", "u[1]", (1,)) for u[1]₂ and for the products and sums that compute it
+    part_of: tuple | None = None
 
 
 @dataclass(frozen=True)
@@ -309,7 +313,10 @@ class Trace:
     def to_dict(self) -> dict:
         return {
             "format": FORMAT,
-            "nodes": [[n.name, n.kind, n.module, n.display] for n in self.nodes],
+            "nodes": [[n.name, n.kind, n.module, n.display]
+                      + ([] if n.part_of is None else [[n.part_of[0], n.part_of[1],
+                                                        list(n.part_of[2])]])
+                      for n in self.nodes],
             "modules": [{"name": m.name, "op": m.op, "inputs": list(m.inputs),
                          "params": list(m.params), "output": m.output,
                          "given_name": m.given_name, "consts": [list(c) for c in m.consts]}
@@ -429,6 +436,15 @@ def _key(x, where, names, modules):
     return Key(node, grad, user, n)
 
 
+def _part_of(x, where):
+    """[module or null, node, [i, j]]: what a scalar circuit's node belongs to."""
+    _list(x, where + ".part_of", 3)
+    index = _list(x[2], where + ".part_of")
+    _need(len(index) <= 2 and all(type(i) is int and 0 <= i <= MAX_NUMBERS for i in index),
+          where, "an entry's index is at most 2 whole numbers ≥ 0")
+    return (_str(x[0], where, True), _str(x[1], where), tuple(index))
+
+
 def trace_from_dict(d) -> Trace:
     try:
         return _load(d)
@@ -463,9 +479,10 @@ def _load(d) -> Trace:
     nodes = []
     for i, n in enumerate(_list(d["nodes"], "nodes")):
         w = f"nodes[{i}]"
-        _list(n, w, 4)
+        _list(n, w, 5 if isinstance(n, list) and len(n) == 5 else 4)
         _need(n[1] in KINDS, w, f"kind must be one of {KINDS}")
-        nodes.append(NodeInfo(_str(n[0], w), n[1], _str(n[2], w, True), _str(n[3], w, True)))
+        nodes.append(NodeInfo(_str(n[0], w), n[1], _str(n[2], w, True), _str(n[3], w, True),
+                              _part_of(n[4], w) if len(n) == 5 else None))
     names = {n.name for n in nodes}
     _need(len(names) == len(nodes), "nodes", "node names must be unique")
 

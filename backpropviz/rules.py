@@ -14,7 +14,7 @@ The engine reads the method from the entry, the text, the renderer and the hints
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable
 
 import numpy as np
@@ -87,11 +87,20 @@ def rule(kind: str, tag: str, expr=None, *, input: int = 0, param: str | None = 
 
 
 def collect(cls) -> dict:
-    """The rules of a class: its parents' entries, then its own (an override replaces)."""
+    """The rules of a class: its parents' entries, then its own (an override replaces).
+
+    A method overridden without ``@rule`` (a learner's own backward function) keeps its
+    parent's tag and slips but not its expression: the text then says B[M, z](v), never the
+    parent's formula with numbers the new code may not follow.
+    """
     table = {}
     for base in reversed(cls.__mro__[1:]):
         table.update(getattr(base, "rules", {}))
-    for attr in vars(cls).values():
+    own = vars(cls)
+    for key, r in list(table.items()):
+        if r.method in own and not isinstance(getattr(own[r.method], "_bpv_rule", None), Rule):
+            table[key] = replace(r, expr=None)
+    for attr in own.values():
         r = getattr(attr, "_bpv_rule", None)
         if isinstance(r, Rule):
             table[(r.kind, r.which)] = r

@@ -58,6 +58,22 @@ class Var:
             raise BackpropError(f"power: the exponent must be a constant number; got {p!r}")
         return _apply(M.Power(p), (self,))
 
+    def __getitem__(self, index):
+        """z[0], z[:2], W[i, j], z[[0, 2, 2]]: an Index module, whose backward scatters v into
+        zeros of z's shape (entries selected several times add up)."""
+        if self.value.ndim == 0:
+            raise BackpropError(f"{self.name} is a single number; it has no entries to index")
+        return _apply(M.Index(index, self.value.shape), (self,))
+
+    def __len__(self):
+        if self.value.ndim == 0:
+            raise TypeError(f"{self.name} is a single number; it has no length")
+        return self.value.shape[0]
+
+    def __iter__(self):
+        # for z_i in z (and zip(w, z)) index the first axis, as NumPy does
+        return (self[i] for i in range(len(self)))
+
     def exp(self): return _apply(M.Exp(), (self,))
     def log(self): return _apply(M.Log(), (self,))
     def sin(self): return _apply(M.Sin(), (self,))

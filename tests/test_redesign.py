@@ -243,3 +243,28 @@ def test_the_readme_example_of_an_own_module_runs():
     assert bpv.present(tr, k).symbolic == "∂J/∂a[2] = u[1] ⊙ ∂J/∂u[2]"
     assert bpv.gradcheck(ns["net"], ns["x"], ns["y"]).ok
     assert "affine[a[2], c[2]]" in bpv.render(tr, 10).svg
+
+
+def test_an_own_override_without_a_rule_is_shown_as_b_not_as_the_parents_formula():
+    """A learner's backward function (maybe wrong) must not be shown as Wᵀ v with its numbers."""
+    class Mine(bpv.MM):
+        def backward(self, z, v):
+            return self.W @ v                       # the slip: no transpose
+    net = bpv.Sequential([Mine(np.array([[0.7, -1.6], [0.4, 1.0]])), bpv.Sigmoid()],
+                         loss="squared")
+    tr = net.backprop(np.array([0.3, 0.2]), np.array([0.1, 0.9]), input_grad=True)
+    k = next(s.number for s in tr.steps if s.kind == "B1" and s.module == "M_1")
+    view = bpv.present(tr, k)
+    assert view.tag == "(7.63)" and "ᵀ" not in view.symbolic
+    assert view.symbolic == "∂J/∂u[0] = B[MM, u[0]](∂J/∂u[1])"
+    kw = next(s.number for s in tr.steps if s.kind == "B2" and s.which == "W")
+    assert bpv.present(tr, kw).symbolic == "∂J/∂W[1] = ∂J/∂u[1] u[0]ᵀ"   # not overridden
+
+
+def test_an_unwritten_function_is_a_clear_error():
+    class Todo(bpv.Sigmoid):
+        def backward(self, z, v):
+            raise NotImplementedError()
+    net = bpv.Sequential([bpv.MM(np.eye(2)), Todo()], loss="squared")
+    with pytest.raises(bpv.BackpropError, match="not written yet"):
+        net.backprop([1.0, 2.0], [0.0, 1.0])

@@ -339,7 +339,7 @@ def test_steppers_the_controls_cannot_describe_have_none(why):
     s.click("backward")
     in_step(s)
     assert not s.model.rebuild(x=(1.0, 2.0))
-    assert ("batch" if why == "batch" else "no standard loss") in s.model.error
+    assert ("batch" if why == "batch" else "standard losses") in s.model.error
 
 
 def test_play_is_stopped_and_slider_put_back_at_an_unrevealed_prediction(stepper):

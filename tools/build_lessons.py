@@ -49,7 +49,7 @@ def build(src: Path) -> Path:
     nb.metadata = {"kernelspec": KERNEL, "language_info": {"name": "python"}}
     for i, cell in enumerate(nb.cells):      # stable ids: a rebuild changes only what changed
         cell.id = f"{src.stem[:2]}-{i:03d}"
-    NotebookClient(nb, timeout=300, kernel_name="python3",
+    NotebookClient(nb, timeout=300, kernel_name="python3", record_timing=False,
                    resources={"metadata": {"path": str(NB)}}).execute()
     nb.metadata.pop("widgets", None)
     for cell in nb.cells:

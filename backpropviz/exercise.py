@@ -1,0 +1,836 @@
+"""Graded exercises: ``bpv.check(module)`` tests a learner's backward functions.
+
+A learner writes the backward functions of a module whose forward is given::
+
+    class MySigmoid(bpv.Sigmoid):
+        def backward(self, z, v):
+            s = 1 / (1 + np.exp(-z))
+            return s * (1 - s) * v
+
+    bpv.check(MySigmoid)          # or bpv.check(MySigmoid()), or any Module / Loss instance
+
+``check`` compares each backward function, (B1) B[M, z](v) and every parameter's (B2)
+B[M, θ](v), with central finite differences of the module's *forward*, using the
+vector-Jacobian identity of (7.57)–(7.59): the gradient of Σ v ⊙ M(z) with respect to z is
+B[M, z](v) (for a loss, the gradient of v·ℓ(t, y) with respect to t). It tries several seeded
+random inputs, single examples and batches (one example per column) where the module takes them.
+
+The report says which function and which entry is wrong, gives a counterexample (z, v, the
+parameters) with the numerical and the learner's numbers, names the likely slip from the rule
+table (rules.py: missing transpose, z vᵀ for v zᵀ, forgot σ′(z), forgot to squash, forgot 1/B,
+forgot the sum over the batch) or the wrong shape (§7.4.1), and runs a small network containing
+the module: in Jupyter it draws that network with the nodes whose gradient disagrees with finite
+differences marked. Its text (``str(report)``) is deterministic.
+
+Whatever the learner's code does (raise, return None, return the wrong shape, change its input in
+place) becomes a message in the report, never a traceback: ``report.errors`` holds each as a
+``BackpropError`` naming the module and the function (``report.raise_errors()`` raises the first).
+``check`` itself raises ``BackpropError`` only when it cannot test the module at all (not a
+module, a two-input op, a class it cannot make, a forward that fails).
+"""
+from __future__ import annotations
+
+import copy
+import html
+import traceback
+import warnings
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import expr as E
+from . import keys as K
+from . import modules as M
+from . import rules as R
+from .check import numerical_grad
+from .errors import BackpropError, shape_str
+from .keys import Key
+from .networks import Sequential
+from .text import fnum, inline
+
+RTOL, ATOL, EPS = 1e-5, 1e-6, 1e-6
+MARK_LABEL = "disagrees with finite differences"
+
+
+# --- slips that the rule table does not list (exercises meet them more often than the Stepper) ---
+
+def _close(a, b) -> bool:
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-2, atol=1e-3))
+
+
+def _forgot_v(ans, r, want):
+    v = np.asarray(r["v"], float)
+    if np.allclose(v, 1.0) or np.shape(ans) != np.shape(want):
+        return False
+    return _close(ans * v, want) and not _close(ans, want)
+
+
+def _batch_outer(ans, r, want):
+    z = np.asarray(r.get("z", 0.0))
+    return np.ndim(z) == 2 and np.ndim(want) == 2 and np.shape(ans) != np.shape(want)
+
+
+def _extra_mean(ans, r, want):
+    z = np.asarray(r.get("z", 0.0))
+    return np.ndim(z) == 2 and z.shape[1] > 1 and _close(np.asarray(ans) * z.shape[1], want)
+
+
+FORGOT_V = R.Slip("forgot v", "Your answer is right up to the factor v: the backward function "
+                  "multiplies by the upstream gradient v = ∂J/∂u; here {rule}.", _forgot_v)
+BATCH_OUTER = R.Slip("v zᵀ for a batch", "For a batch, v ∈ R^{m×B} and z ∈ R^{n×B} hold one "
+                     "example per column, and ∂J/∂W = v zᵀ (7.65) is one matrix product: it "
+                     "sums the B outer products over the columns and has the shape of W.",
+                     _batch_outer)
+EXTRA_MEAN = R.Slip("extra 1/B", "That is 1/B of the answer: the 1/B of the batch's mean is "
+                    "already inside v (the loss put it there, (7.70)); MM's rule is {rule}.",
+                    _extra_mean)
+
+EXTRA_SLIPS = {("MM", "B2", "W"): (BATCH_OUTER, EXTRA_MEAN), ("MM", "B2", "b"): (EXTRA_MEAN,)}
+
+
+# --- the report --------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Case:
+    """One try of one function: its inputs (by the rule's symbols), the numerical answer and the
+    learner's (or what went wrong)."""
+
+    label: str                              # "single example 2", "batch 1 (B = 4)"
+    inputs: tuple[tuple[str, object], ...]  # (symbol, value): W, b, z, v or t, y, v
+    expected: np.ndarray
+    got: np.ndarray | None
+    error: str | None                       # the learner's code raised, returned None, …
+    ok: bool
+    rule: str = ""                          # the rule for this case (with 1/B for a batch)
+    slip: R.Slip | None = None
+
+    @property
+    def batch(self) -> bool:
+        return self.label.startswith("batch")
+
+
+@dataclass(frozen=True)
+class FunctionReport:
+    """One backward function: (B1) B[M, z](v) or a parameter's (B2) B[M, θ](v)."""
+
+    method: str             # "backward", "grad_W"
+    kind: str               # "B1" or "B2"
+    wrt: str                # z, t, W, b, …
+    owner: str              # the class whose method this is
+    mine: bool              # written in the learner's class (not inherited from backpropviz)
+    name: str               # "B[MM, z](v) = ∂J/∂z"
+    rule: str               # "Wᵀ v (7.63)"
+    cases: tuple[Case, ...]
+
+    @property
+    def ok(self) -> bool:
+        return all(c.ok for c in self.cases)
+
+    @property
+    def n_ok(self) -> int:
+        return sum(c.ok for c in self.cases)
+
+    @property
+    def counterexample(self) -> Case | None:
+        """The first failing case whose slip is recognised, else the first failing case with
+        numbers, else the first failing case."""
+        bad = [c for c in self.cases if not c.ok]
+        for pick in (lambda c: c.slip is not None, lambda c: c.got is not None, lambda c: True):
+            for c in bad:
+                if pick(c):
+                    return c
+        return None
+
+    @property
+    def slip(self) -> R.Slip | None:
+        c = self.counterexample
+        return None if c is None else c.slip
+
+
+@dataclass(frozen=True, eq=False)
+class CheckReport:
+    """What ``bpv.check`` found: one ``FunctionReport`` per backward function, the network run,
+    the marked nodes. ``str(report)`` is the text; in Jupyter it also draws the network."""
+
+    module: str                                  # the learner's class name
+    label: str                                   # the notes' symbol of the module
+    functions: tuple[FunctionReport, ...]
+    setup: str                                   # what the cases were
+    rtol: float
+    atol: float
+    eps: float
+    seed: int
+    network: str = ""                            # the network's modules, in words
+    network_note: str = ""                       # what backprop through it found
+    marked: frozenset = frozenset()              # nodes whose ∂J/∂· disagrees with FD
+    trace: object = field(default=None, repr=False)
+
+    @property
+    def ok(self) -> bool:
+        """True only when every function agrees with finite differences on every case."""
+        return all(f.ok for f in self.functions)
+
+    def __bool__(self):
+        return self.ok
+
+    def function(self, method: str) -> FunctionReport:
+        for f in self.functions:
+            if f.method == method:
+                return f
+        raise BackpropError(f"check({self.module}): no function {method!r}; functions: "
+                            + ", ".join(f.method for f in self.functions))
+
+    @property
+    def errors(self) -> tuple[BackpropError, ...]:
+        """What made the learner's functions unusable, one BackpropError per distinct problem,
+        each naming the module and the function: an exception raised inside the learner's code
+        (as a message, with the learner's line), None or non-numbers returned, an input changed
+        in place, or a result of the wrong shape (§7.4.1)."""
+        out = {}
+        for f in self.functions:
+            for c in f.cases:
+                if c.error is not None:
+                    msg = c.error
+                elif c.got.shape != c.expected.shape:
+                    msg = (f"{self.module}.{f.method} returned shape {shape_str(c.got)}, but "
+                           f"{K.text(Key.gradient(f.wrt))} has the shape of {f.wrt}, "
+                           f"{shape_str(c.expected)} (§7.4.1; {c.label})")
+                else:
+                    continue
+                out.setdefault(msg, BackpropError(msg))
+        return tuple(out.values())
+
+    def raise_errors(self) -> "CheckReport":
+        """Raise the first of ``errors`` (a BackpropError, without the learner's traceback);
+        return the report if there is none (it may still have wrong numbers: see ``ok``)."""
+        if self.errors:
+            raise BackpropError(str(self.errors[0])) from None
+        return self
+
+    @property
+    def slips(self) -> dict[str, str]:
+        """The named slip of each wrong function, by method: {"backward": "transpose"}."""
+        return {f.method: f.slip.name for f in self.functions if f.slip is not None}
+
+    @property
+    def verdict(self) -> str:
+        n, good = len(self.functions), sum(f.ok for f in self.functions)
+        tol = f"rtol {self.rtol:g}, atol {self.atol:g}"
+        if self.ok:
+            return (f"OK: {self.module}'s {'function agrees' if n == 1 else f'{n} functions agree'}"
+                    f" with central differences ({tol}).")
+        return f"NOT YET: {good} of {n} functions of {self.module} agree ({tol})."
+
+    @property
+    def text(self) -> str:
+        width = max(len(f.method) for f in self.functions)
+        rule_w = max(len(f.name + f.rule) for f in self.functions) + 3
+        lines = [f"bpv.check({self.module}): the backward functions of {self.label} against "
+                 f"central differences of its forward", self.setup,
+                 f"A case agrees when |yours − numerical| ≤ {self.atol:g} + {self.rtol:g}·"
+                 f"|numerical| in every entry.", ""]
+        for f in self.functions:
+            note = "" if f.mine else f"  ({f.owner}'s own, not yours)"
+            lines.append(f"  {'✔' if f.ok else '✘'} {f.method:<{width}}  "
+                         f"{f.name + ' = ' + f.rule:<{rule_w}}  "
+                         f"{f.n_ok} of {len(f.cases)} cases agree{note}")
+        for f in self.functions:
+            if not f.ok:
+                lines += [""] + _explain(f)
+        if self.network:
+            lines += ["", f"In a network: {self.network}.", "  " + self.network_note]
+        lines += ["", self.verdict]
+        return "\n".join(lines)
+
+    def __str__(self):
+        return self.text
+
+    __repr__ = __str__
+
+    def picture(self, engine: str | None = None) -> "Drawing | None":
+        """The network after its last step, the nodes whose gradient disagrees with finite
+        differences framed and marked ✘ (None if the network could not be run). Drawn without
+        the caption: the caption would state the rule the learner was asked for beside the
+        learner's numbers."""
+        if self.trace is None:
+            return None
+        from .draw import render
+        pic = render(self.trace, engine=engine, marked=self.marked, mark_label=MARK_LABEL)
+        svg = pic.renderer.svg(pic.step, caption=False, marked=self.marked,
+                               mark_label=MARK_LABEL)
+        return Drawing(svg, f"{self.network}\n{self.network_note}")
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        colour = "#1a7f37" if self.ok else "#b3261e"
+        body = [f'<div class="bpv-check" style="border-left:4px solid {colour};padding-left:8px">'
+                f'<pre class="tex2jax_ignore mathjax_ignore" style="white-space:pre-wrap">'
+                f'{html.escape(self.text)}</pre>']
+        try:
+            pic = self.picture()
+        except BackpropError as e:          # no Graphviz engine, or a graph too odd to draw
+            pic, body = None, body + [f"<p>(no drawing: {html.escape(str(e))})</p>"]
+        if pic is not None:
+            body.append(pic.svg)
+        body.append("</div>")
+        return {"text/plain": self.text, "text/html": "".join(body)}
+
+
+class Drawing:
+    """The network drawn for a report: SVG in Jupyter, the network in words as text."""
+
+    def __init__(self, svg: str, text: str):
+        self.svg, self.text = svg, text
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return {"image/svg+xml": self.svg, "text/plain": self.text}
+
+    def save_svg(self, path):
+        from pathlib import Path
+        Path(path).write_text(self.svg, encoding="utf-8")
+        return Path(path)
+
+    def __repr__(self):
+        return self.text
+
+
+def _worst_entry(got, want) -> str:
+    err = np.abs(got - want)
+    idx = np.unravel_index(int(np.argmax(err)), want.shape) if want.ndim else ()
+    where = f"entry {list(map(int, idx))}" if idx else "the number"
+    return f"{where} is off most: numerical {fnum(want[idx])}, yours {fnum(got[idx])}"
+
+
+def _explain(f: FunctionReport) -> list[str]:
+    c = f.counterexample
+    lines = [f"✘ {f.method}, {f.name}, is wrong."]
+    if c.slip is not None:
+        lines.append(f"  Likely slip ({c.slip.name}): " + c.slip.hint.replace("{rule}", c.rule))
+    elif c.error is None and c.got.shape != c.expected.shape:
+        flipped = c.got.ndim == 2 and c.got.shape[::-1] == c.expected.shape
+        grad = K.text(Key.gradient(f.wrt))
+        lines.append(f"  Wrong shape: yours is {shape_str(c.got)}, but {grad} has the shape of "
+                     f"{f.wrt} itself, {shape_str(c.expected)} (§7.4.1)"
+                     + (": a missing or extra transpose?" if flipped else "."))
+    elif c.error is None:
+        sign = _close(c.got, -c.expected)
+        lines.append("  Not quite: " + ("every sign is flipped; " if sign else "")
+                     + f"the rule is {c.rule}.")
+    if c.rule != f.rule:
+        lines.append(f"  For a batch the rule is {c.rule}.")
+    lines.append(f"  Counterexample ({c.label}):")
+    for sym, val in c.inputs:
+        lines.append(f"    {sym} = {inline(val)}")
+    lines.append(f"    numerical: {inline(c.expected)}")
+    if c.error is not None:
+        lines.append(f"    yours: {c.error}")
+    else:
+        lines.append(f"    yours:     {inline(c.got)}")
+        if c.got.shape == c.expected.shape:
+            lines.append("    " + _worst_entry(c.got, c.expected))
+    errors = {}
+    others = [o for o in f.cases if o is not c and not o.ok]
+    for other in others:
+        if other.error is not None:
+            errors.setdefault(other.error, []).append(other.label)
+    for err, where in errors.items():
+        said = ("the other case" if len(where) == 1 else f"the other {len(where)} cases") \
+            if len(where) == len(others) else ", ".join(where)
+        lines.append(f"  Also in {said}: {err}")
+    return lines
+
+
+# --- running the learner's code -----------------------------------------------------------------
+
+def _learner_line(err: BaseException, fn) -> str:
+    """The learner's line where ``err`` was raised: 'line 4: return self.W @ v'."""
+    code = getattr(getattr(fn, "__func__", fn), "__code__", None)
+    if code is None:
+        return ""
+    frames = [fr for fr in traceback.extract_tb(err.__traceback__)
+              if fr.filename == code.co_filename]
+    if not frames:
+        return ""
+    fr = frames[-1]
+    line = " ".join(fr.line.split())            # one line, its spaces collapsed
+    return f" (line {fr.lineno}: {line})" if line else f" (line {fr.lineno})"
+
+
+def _describe(err: Exception, fn, method: str) -> str:
+    if isinstance(err, NotImplementedError) and not str(err):
+        return (f"{method} raised NotImplementedError: not written yet (replace "
+                f"`raise NotImplementedError()` with your code)")
+    msg = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    return f"{method} raised {type(err).__name__}" + (f": {msg}" if msg else "") \
+        + _learner_line(err, fn)
+
+
+def _culprit(err: Exception, mod) -> str:
+    """An exception that escaped backprop, described with the learner's function it came from."""
+    for kind, which, method, _ in reversed(_functions(mod)):
+        fn = getattr(type(mod), method, None)
+        code = getattr(fn, "__code__", None)
+        if code is not None and any(fr.filename == code.co_filename and fr.name == method
+                                    for fr in traceback.extract_tb(err.__traceback__)):
+            return _describe(err, fn, f"{type(mod).__name__}.{method}")
+    return _describe(err, None, "backprop")
+
+
+def _call(fn, method: str, args: tuple, names: tuple):
+    """Run the learner's function on copies of args: (answer, None) or (None, what went wrong)."""
+    copies = tuple(np.array(a, dtype=float) if isinstance(a, np.ndarray) else a for a in args)
+    try:
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = fn(*copies)
+    except Exception as err:                   # noqa: BLE001 — the learner's code, any error
+        return None, _describe(err, fn, method)
+    for name, a, c in zip(names, args, copies):
+        if isinstance(a, np.ndarray) and not np.array_equal(a, c):
+            return None, (f"{method} changed its input {name} in place; compute a new array "
+                          f"instead (in a network, values and gradients are read-only)")
+    if out is None:
+        return None, f"{method} returned None: is a `return` missing?"
+    try:
+        arr = np.array(out, dtype=float)
+    except (TypeError, ValueError):
+        return None, f"{method} returned {type(out).__name__} {str(out)[:40]!r}, not numbers"
+    if not np.isfinite(arr).all():
+        return None, f"{method} returned NaN or inf: {inline(arr)}"
+    return arr, None
+
+
+def _agrees(got, want, rtol, atol) -> bool:
+    return got is not None and got.shape == want.shape and \
+        bool(np.all(np.abs(got - want) <= atol + rtol * np.abs(want)))
+
+
+# --- the module under test ----------------------------------------------------------------------
+
+def _rand(rng, shape) -> np.ndarray:
+    """Numbers a learner can retype: one decimal, 0.2 ≤ |x| ≤ 2 (away from ReLU's kink)."""
+    mag = rng.uniform(0.2, 2.0, size=shape)
+    sign = rng.choice(np.array([-1.0, 1.0]), size=shape)
+    return np.round(mag * sign, 1)
+
+
+def _param(rng, shape) -> np.ndarray:
+    """A parameter; a square matrix is drawn again until it is far from symmetric, so that
+    W v and Wᵀ v (a missing transpose) differ."""
+    while True:
+        p = _rand(rng, shape)
+        if len(shape) != 2 or shape[0] != shape[1] or shape[0] == 1 or \
+                np.abs(p - p.T).max() >= 0.5:
+            return p
+
+
+def _positive(rng) -> float:
+    return float(np.round(rng.uniform(0.2, 2.0), 1))
+
+
+def _instance(module):
+    """(a module, a factory of modules with new parameters and shapes, or None)."""
+    if isinstance(module, type):
+        if not issubclass(module, M.Module):
+            raise BackpropError(f"check: {module.__name__} is not a module; subclass one, e.g. "
+                                f"class MySigmoid(bpv.Sigmoid)")
+        if issubclass(module, M.MM):
+            factory = lambda W, b: module(W, b)      # noqa: E731
+            try:
+                return factory(np.ones((3, 2)), np.zeros(3)), factory
+            except Exception as err:               # noqa: BLE001
+                raise BackpropError(f"check({module.__name__}): making one with "
+                                    f"{module.__name__}(W, b) failed ({type(err).__name__}: "
+                                    f"{err}); give an instance: check({module.__name__}(W, b))") \
+                    from None
+        try:
+            return module(), None
+        except Exception as err:                   # noqa: BLE001
+            raise BackpropError(f"check({module.__name__}): making one with "
+                                f"{module.__name__}() failed ({type(err).__name__}: {err}); give "
+                                f"an instance: check({module.__name__}(...))") from None
+    if isinstance(module, M.Module):
+        return module, None
+    raise BackpropError(f"check: give a module (a class such as MySigmoid, or an instance such as "
+                        f"MySigmoid()); got {type(module).__name__} {str(module)[:40]!r}")
+
+
+def _owner(mod, method: str) -> type:
+    for c in type(mod).__mro__:
+        if method in vars(c):
+            return c
+    return type(mod)
+
+
+def _is_builtin(c: type) -> bool:
+    return c.__module__.startswith("backpropviz.")
+
+
+def _functions(mod) -> list[tuple[str, object, str, str]]:
+    """(kind, which, method, wrt) of each backward function: (B1) first, then each (B2)."""
+    out = [("B1", 0, mod.rule("B1", 0).method or "backward", mod.inputs[0])]
+    for p in mod.param_names:
+        out.append(("B2", p, mod.rule("B2", p).method or "param_grads", p))
+    return out
+
+
+def _reference_rule(mod, kind, which) -> R.Rule:
+    """The rule the learner's function should follow: the nearest class's entry with an
+    expression (a learner's override without @rule keeps the tag but drops the expression)."""
+    for c in type(mod).__mro__:
+        r = getattr(c, "rules", {}).get((kind, which))
+        if r is not None and r.expr is not None:
+            return r
+    return mod.rule(kind, which)
+
+
+def _rule_text(mod, kind, which, ndims, batch) -> str:
+    r = _reference_rule(mod, kind, which)
+    ctx = R.Context(ndims, dict(mod.consts), batch)
+    e = r.expression(ctx)
+    wrt = mod.inputs[0] if kind == "B1" else which
+    if e is None:
+        text = f"B[{mod.label}, {wrt}](v)"
+    else:
+        text = e.render(E.Format(False, False, lambda name, as_=None: name, ctx.ndim))
+    return f"{text} {r.tag}"
+
+
+def _forward(mod, *args):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return np.asarray(mod.forward(*args), dtype=float)
+
+
+def _label(mod, t, rng):
+    if isinstance(mod, M.LogisticLoss):
+        return rng.integers(0, 2, size=t.shape).astype(float)
+    if isinstance(mod, M.CrossEntropyLoss):
+        k = t.shape[0]
+        idx = rng.integers(0, k, size=t.shape[1:])
+        return (np.arange(k).reshape((k,) + (1,) * (t.ndim - 1)) == idx).astype(float)
+    return _rand(rng, t.shape)
+
+
+def _input_shape(mod, shape, rng) -> tuple:
+    if shape is not None:
+        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
+        if not shape or not all(isinstance(n, (int, np.integer)) and n > 0 for n in shape):
+            raise BackpropError(f"check: shape must be positive whole numbers, e.g. shape=(3,); "
+                                f"got {shape!r}")
+        return tuple(int(n) for n in shape)
+    if isinstance(mod, M.MM):
+        return (mod.n_in,)
+    if isinstance(mod, M.Loss):
+        return (3,)
+    candidates = [(3,)]
+    for p in mod.params.values():
+        candidates += [tuple(np.shape(p))[-1:]] if np.ndim(p) else []
+    for s in dict.fromkeys(c for c in candidates if c):
+        try:
+            out = _forward(mod, _rand(rng, s))
+            if np.isfinite(out).all():
+                return s
+        except Exception:                          # noqa: BLE001 — try the next shape
+            continue
+    raise BackpropError(f"check({type(mod).__name__}): its forward takes none of the input "
+                        f"shapes tried ({', '.join(map(shape_str, candidates))}); say which: "
+                        f"check(module, shape=(n,))")
+
+
+def _takes_batches(mod, shape, batch, rng) -> bool:
+    if not batch or isinstance(mod, (M.MM, M.Loss, M.Activation)):
+        return bool(batch) and len(shape) == 1
+    if len(shape) != 1:
+        return False
+    try:
+        out = _forward(mod, _rand(rng, shape + (batch,)))
+        return out.ndim == 2 and out.shape[1] == batch
+    except Exception:                              # noqa: BLE001
+        return False
+
+
+MM_SHAPES = ((3, 2), (2, 2), (2, 3))     # W's shapes when check makes the MM: square and not
+
+
+def _cases(mod, factory, shape, n_cases, batch, rng):
+    """The numbers of every case: (label, batch size or None, module, inputs by symbol)."""
+    is_loss = isinstance(mod, M.Loss)
+    out = []
+    plans = [(i, None) for i in range(n_cases)]
+    if _takes_batches(mod, shape, batch, rng):
+        plans += [(i, batch) for i in range(n_cases)]
+    for i, B in plans:
+        label = f"single example {i + 1}" if B is None else f"batch {i + 1} (B = {B})"
+        if factory is not None:                      # an MM that check makes: shapes vary
+            m, n = MM_SHAPES[i % len(MM_SHAPES)]
+            case_mod = factory(_param(rng, (m, n)), _param(rng, (m,)))
+            zshape = (n,)
+        else:
+            params = {p: _param(rng, np.shape(val)) for p, val in mod.params.items()}
+            case_mod = mod.with_params(**params) if params else mod
+            zshape = shape
+        z = _rand(rng, zshape + ((B,) if B else ()))
+        if is_loss:
+            y = _label(mod, z, rng)
+            v = 1.0 if i == 0 else _positive(rng)
+            inputs = {"t": z, "y": y, "v": v}
+        else:
+            try:
+                u = _forward(case_mod, z)
+            except Exception as err:                  # noqa: BLE001
+                raise BackpropError(f"check({type(mod).__name__}): its forward failed on an "
+                                    f"input of shape {shape_str(z)} ({type(err).__name__}: "
+                                    f"{err})") from None
+            v = _rand(rng, u.shape)
+            inputs = {**case_mod.params, "z": z, "v": v}
+        out.append((label, B, case_mod, inputs))
+    return out
+
+
+def _expected(case_mod, kind, which, inputs, eps):
+    """Central differences of the forward: the gradient of Σ v ⊙ M(z) (or v·ℓ(t, y))."""
+    v = inputs["v"]
+    if isinstance(case_mod, M.Loss):
+        t, y = inputs["t"], inputs["y"]
+        return numerical_grad(lambda tt: v * _forward(case_mod, tt, y), t, eps)
+    z = inputs["z"]
+    if kind == "B1":
+        return numerical_grad(lambda zz: np.vdot(v, _forward(case_mod, zz)), z, eps)
+    return numerical_grad(lambda th: np.vdot(v, _forward(case_mod.with_params(**{which: th}), z)),
+                          inputs[which], eps)
+
+
+def _find_slip(mod, kind, which, got, inputs, want) -> R.Slip | None:
+    if got is None:
+        return None
+    slips = tuple(mod.rule(kind, which).slips) + EXTRA_SLIPS.get(
+        ("MM" if isinstance(mod, M.MM) else "", kind, which), ())
+    if kind == "B1":
+        slips += (FORGOT_V,)
+    values = {k: np.asarray(val, dtype=float) for k, val in inputs.items()}
+    for slip in slips:
+        try:
+            with np.errstate(all="ignore"):
+                if slip.matches(got, values, want):
+                    return slip
+        except (KeyError, ValueError, IndexError, TypeError):   # the slip needs another symbol
+            continue
+    return None
+
+
+# --- a network with the learner's module, and the nodes where backprop disagrees ------------------
+
+def _network(mod, factory, shape, rng, B):
+    """(net, x, y) containing the module (x with B columns, or one example for B None), or None
+    where no small network fits it."""
+    cols = (B,) if B else ()
+    logistic = M.LogisticLoss()
+    if isinstance(mod, M.Loss):
+        k = shape[0]
+        layer = M.MM(_param(rng, (k, 2)), _param(rng, (k,)))
+        return Sequential([layer], loss=mod), _rand(rng, (2,) + cols), \
+            _label(mod, np.zeros((k,) + cols), rng)
+    if isinstance(mod, M.MM):
+        if factory is not None:
+            first = factory(_param(rng, (2, 2)), _param(rng, (2,)))
+            second = factory(_param(rng, (2, 2)), _param(rng, (2,)))
+        else:
+            m = mod.n_out
+            first = mod.with_params(W=_param(rng, mod.W.shape), b=_param(rng, mod.b.shape))
+            second = copy.copy(mod)
+            second.W, second.b = M.frozen(_param(rng, (m, m))), M.frozen(_param(rng, (m,)))
+        x = _rand(rng, (first.n_in,) + cols)
+        y = rng.integers(0, 2, size=(second.n_out,) + cols).astype(float)
+        return Sequential([first, M.Sigmoid(), second], loss=logistic), x, y
+    if len(shape) != 1:
+        return None
+    params = {p: _param(rng, np.shape(val)) for p, val in mod.params.items()}
+    middle = mod.with_params(**params) if params else mod
+    try:
+        out = _forward(middle, np.full(shape + cols, 0.3))
+    except Exception:                                  # noqa: BLE001
+        return None
+    if out.shape[1:] != cols or out.ndim != 1 + len(cols):
+        return None
+    n = shape[0]
+    try:
+        net = Sequential([M.MM(_param(rng, (n, 2)), _param(rng, (n,))), middle,
+                          M.MM(_param(rng, (1, out.shape[0])), _param(rng, (1,)))],
+                         loss=logistic)
+    except BackpropError:       # Sequential's size check assumes n outputs for n inputs
+        return None
+    return net, _rand(rng, (2,) + cols), rng.integers(0, 2, size=(1,) + cols).astype(float)
+
+
+def _network_words(net, x, mine: str) -> str:
+    shown = "one example" if x.ndim == 1 else f"a batch of {x.shape[1]} examples, one per column"
+    dims = str(x.shape[0]) if x.ndim == 1 else f"{{{x.shape[0]}×{x.shape[1]}}}"
+    parts = [f"x = u[0] ∈ R^{dims} ({shown})"]
+    for m in net.program(input_grad=True).modules:
+        parts.append(f"{m.name} = {m.label}" + (f" (your {m.op})" if m.op == mine else ""))
+    return ", ".join(parts)
+
+
+def _marks(net, trace, rtol, atol, eps) -> list[str]:
+    """The nodes whose ∂J/∂node disagrees with central differences of J, in the order the
+    backward pass computes them (gradcheck's approach, for every node: a value u[i] is perturbed
+    and the modules after it run forward again; a parameter through its module's forward)."""
+    mods = net.modules
+    y = trace.given.get("y")
+
+    def J_from(i, u):                  # J as a function of u[i]
+        for m in mods[i:]:
+            u = _forward(m, u, y) if isinstance(m, M.Loss) else _forward(m, u)
+        return u
+
+    fd = {}
+    for i in range(len(mods)):                          # u[0] … u[k−1]
+        name = f"u[{i}]"
+        fd[name] = lambda u, i=i: J_from(i, u)
+    for e in net.program(input_grad=True).eqns:         # parameters: through their module
+        i = int(e.name.split("_")[1])
+        for p, local in zip(e.params, e.module.param_names):
+            fd[p] = lambda th, i=i, m=e.module, local=local: J_from(
+                i, _forward(m.with_params(**{local: th}), trace.value(f"u[{i - 1}]")))
+    order = [s.writes.node for s in trace.specs if s.kind in ("B1", "B2", "acc")
+             and not s.writes.is_contribution]
+    marked = []
+    for name in dict.fromkeys(order):
+        if name not in fd:
+            continue
+        want = numerical_grad(fd[name], trace.value(name), eps)
+        got = np.asarray(trace.grad(name), dtype=float)
+        if not (np.isfinite(got).all() and _agrees(got, want, rtol, atol)):
+            marked.append(name)
+    return marked
+
+
+def _run_network(mod, factory, shape, rng, rtol, atol, eps, batch):
+    """(words, note, marked, trace) for a small network containing the learner's module: one
+    example, then (if every gradient agreed there) a batch, where 1/B and the sums over the
+    batch show."""
+    mine = type(mod).__name__
+    result = ("", "", frozenset(), None)
+    for B in (None, batch if batch and _takes_batches(mod, shape, batch, rng) else None):
+        built = _network(mod, factory, shape, rng, B)
+        if built is None or (B is None and result[3] is not None):
+            continue
+        net, x, y = built
+        words = _network_words(net, x, mine)
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                trace = net.backprop(x, y, input_grad=True)
+        except Exception as err:                    # noqa: BLE001 — the learner's code failed
+            msg = str(err) if isinstance(err, BackpropError) else _culprit(err, mod)
+            return words, f"Backprop through it failed, so there is no drawing: {msg}", \
+                frozenset(), None
+        marked = _marks(net, trace, rtol, atol, eps)
+        if marked:
+            names = ", ".join(K.text(Key.gradient(n)) for n in marked)
+            note = (f"Backprop disagrees with finite differences at {names} (✘ in the "
+                    f"drawing): a wrong gradient spoils every gradient computed from it.")
+            return words, note, frozenset(marked), trace
+        result = (words, "Every gradient backprop computes agrees with finite differences.",
+                  frozenset(), trace)
+    return result
+
+
+# --- check ----------------------------------------------------------------------------------------
+
+def check(module, *, seed: int = 0, cases: int = 3, batch: int | None = 4, shape=None,
+          rtol: float = RTOL, atol: float = ATOL, eps: float = EPS,
+          network: bool = True) -> CheckReport:
+    """Check a module's backward functions against central differences of its forward.
+
+    ``module``: a module class (``MySigmoid``; an MM subclass is made with random W, b of
+    several shapes) or an instance (its parameters' shapes are kept, their values drawn anew).
+    ``cases`` single examples and, where the module takes a batch (one example per column),
+    ``cases`` batches of ``batch`` columns (``batch=None``: none), drawn from
+    ``numpy.random.default_rng(seed)``; ``shape``: the input's shape for a module check cannot
+    guess it for. A case agrees when |yours − numerical| ≤ atol + rtol·|numerical| entrywise.
+    ``network``: also run a small network containing the module (drawn in Jupyter, with the
+    nodes whose gradient disagrees with finite differences marked).
+
+    Returns a ``CheckReport``: ``report.ok``, ``report.slips``, ``str(report)``.
+    """
+    mod, factory = _instance(module)
+    if len(mod.inputs) != 1 and not isinstance(mod, M.Loss):
+        raise BackpropError(f"check({type(mod).__name__}): it takes {len(mod.inputs)} inputs; "
+                            f"check works on one-input modules (z) and losses (t, y)")
+    for what, val in (("seed", seed), ("cases", cases)):
+        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < (
+                0 if what == "seed" else 1):
+            raise BackpropError(f"check: {what} must be a whole number"
+                                f"{' ≥ 0' if what == 'seed' else ' ≥ 1'}; got {val!r}")
+    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer))
+                              or batch < 2):
+        raise BackpropError(f"check: batch must be a whole number ≥ 2 (or None); got {batch!r}")
+    for what, val in (("rtol", rtol), ("atol", atol), ("eps", eps)):
+        if not isinstance(val, (int, float, np.floating)) or not val >= 0 or val == np.inf:
+            raise BackpropError(f"check: {what} must be a number ≥ 0; got {val!r}")
+    rng = np.random.default_rng(seed)
+    shape = _input_shape(mod, shape, rng)
+    plans = _cases(mod, factory, shape, int(cases), batch, rng)
+
+    functions = []
+    for kind, which, method, wrt in _functions(mod):
+        owner = _owner(mod, method)
+        results = []
+        for label, B, case_mod, inputs in plans:
+            want = _expected(case_mod, kind, which, inputs, eps)
+            fn = case_mod.function(kind, which)
+            names = ("t", "y", "v") if isinstance(case_mod, M.Loss) else ("z", "v")
+            got, error = _call(fn, f"{type(mod).__name__}.{method}",
+                               tuple(inputs[n] for n in names), names)
+            ok = error is None and _agrees(got, want, rtol, atol)
+            ndims = {s: np.ndim(val) for s, val in inputs.items()}
+            rule = _rule_text(case_mod, kind, which, ndims, B)
+            slip = None if ok else _find_slip(case_mod, kind, which, got, inputs, want)
+            shown = tuple((s, inputs[s]) for s in inputs)
+            results.append(Case(label, shown, want, got, error, ok, rule, slip))
+        mine = not _is_builtin(owner) or _is_builtin(type(mod))
+        name = f"B[{mod.label}, {wrt}](v) = {K.text(Key.gradient(wrt))}"
+        single = {s: np.ndim(val) for s, val in plans[0][3].items()}
+        functions.append(FunctionReport(method, kind, wrt, owner.__name__, mine, name,
+                                        _rule_text(mod, kind, which, single, None),
+                                        tuple(results)))
+
+    n_single = sum(1 for p in plans if p[1] is None)
+    n_batch = len(plans) - n_single
+    sym = mod.inputs[0]
+    if factory is not None:
+        shapes = ", ".join(f"{m}×{n}" for m, n in MM_SHAPES[:min(cases, len(MM_SHAPES))])
+        what = f"W is {shapes}"
+    else:
+        what = f"{sym} is {shape_str(np.empty(shape))}"
+        what += "".join(f", {p} is {shape_str(val)}" for p, val in mod.params.items())
+    setup = (f"Cases: {n_single} single example{'s' if n_single > 1 else ''}"
+             + (f" and {n_batch} batch{'es' if n_batch > 1 else ''} of B = {batch} columns"
+                if n_batch else " (no batches)")
+             + f" ({what}), numbers from seed {seed}.")
+    label = _module_formula(mod)
+    words, note, marked, trace = ("", "", frozenset(), None)
+    if network:
+        net_rng = np.random.default_rng([int(seed), 7])
+        words, note, marked, trace = _run_network(mod, factory, shape, net_rng, rtol, atol,
+                                                   eps, batch)
+    return CheckReport(type(mod).__name__, label, tuple(functions), setup, rtol, atol, eps,
+                       int(seed), words, note, marked, trace)
+
+
+def _module_formula(mod) -> str:
+    """How the report names the module: its forward rule where it has one, 'MM: W z + b'."""
+    r = mod.rule("F")
+    ins = {s: 1 for s in mod.inputs} | {p: np.ndim(val) for p, val in mod.params.items()}
+    e = r.expression(R.Context(ins, dict(mod.consts), None))
+    name = mod.label + (f"[{', '.join(mod.param_names)}]" if mod.param_names else "")
+    name += "(" + ", ".join(mod.inputs) + ")"
+    if e is None:
+        return name
+    body = e.render(E.Format(False, False, lambda n, as_=None: n, lambda n: ins.get(n, 0)))
+    return name if body == name else f"{name} = {body}"
+
+
+__all__ = ["check", "CheckReport", "FunctionReport", "Case", "Drawing", "RTOL", "ATOL", "EPS"]
