@@ -42,6 +42,8 @@ from .record import Trace
 from .text import array_lines, shape_text
 
 MAX_NODES = 3000
+MAX_GIF_FRAMES, MAX_GIF_NODES = 120, 400   # a GIF is one Graphviz run per frame
+PROGRESS_FROM = 200       # steps or frames: exports longer than this show a progress bar
 FWD, BWD, INK, GREY, BAD = "#0072B2", "#D55E00", "#222222", "#BBBBBB", "#CC0000"
 MARK = "#CC79A7"                         # Okabe–Ito reddish purple: marked nodes (a frame and ✘)
 CHAR_W, LINE_H, PAD = 7.3, 16.0, 8.0     # monospace 12px: width of a character, height of a line
@@ -79,9 +81,17 @@ def run_engine(dot_source: str, fmt: str = "json", engine: str | None = None) ->
     proc = subprocess.run([exe, f"-T{fmt}"], input=dot_source.encode("utf-8"),
                           capture_output=True, timeout=120)
     if proc.returncode != 0 or not proc.stdout:
-        raise BackpropError(f"Graphviz ({Path(exe).name}) failed: "
-                            f"{proc.stderr.decode('utf-8', 'replace')[:300]}")
+        # Graphviz's own error lines, not a stream of font warnings cut off at some length
+        lines = proc.stderr.decode("utf-8", "replace").splitlines()
+        errors = [ln for ln in lines if "rror" in ln] or lines[-1:] or ["no output"]
+        raise BackpropError(f"Graphviz ({Path(exe).name}) failed: " + "; ".join(errors[:3])[:400])
     return proc.stdout
+
+
+def short(text: str, n: int = 48) -> str:
+    """A name as drawn: long names are shortened (the full name stays in the data attributes
+    and the text output)."""
+    return text if len(text) <= n else text[:n - 1] + "…"
 
 
 def esc(text: str) -> str:
@@ -173,7 +183,7 @@ class Layout:
         for i, n in enumerate(trace.nodes):
             shown = n.name if n.display is None else f"{n.display} = {n.name}"
             value = trace.value(n.name)
-            box = Box(f"v{i}", n.name, n.kind, f"{shown}  {shape_text(value)}",
+            box = Box(f"v{i}", n.name, n.kind, f"{short(shown)}  {shape_text(value)}",
                       [Key(n.name)] + keys_of.get(n.name, []))
             chars = max(len(box.title), max(len(K.label(k)) + 2 + _reserved_chars(trace[k])
                                             for k in box.keys))
@@ -182,7 +192,7 @@ class Layout:
             self.boxes[n.name] = box
         self.ovals = {}
         for i, m in enumerate(trace.modules):
-            label = f"{m.name}: {m.label}"
+            label = f"{m.name}: {short(m.label)}"
             self.ovals[m.name] = Oval(f"m{i}", m.name, label, len(label) * CHAR_W + 34, 36.0)
         self.edges = []
         for m in trace.modules:
@@ -539,19 +549,64 @@ class Renderer:
         return run_engine(self.dot(k, marked), "png", self.layout.engine)
 
     def flipbook(self, title: str = "backpropviz") -> str:
-        """One offline HTML file: every step's SVG, a slider, ◀ ▶ buttons and the equations."""
-        n = len(self.trace)
-        frames = "".join(
-            f'<div class="frame" data-step="{k}"{"" if k == 0 else " hidden"}>{self.svg(k)}'
-            f'<pre class="eq">{esc(self.text(k))}</pre></div>' for k in range(n + 1))
-        return _FLIPBOOK.format(title=esc(title), n=n, frames=frames)
+        """One offline HTML file of the whole pass: the drawing once, with every row both
+        known and blank, and per step only what changes (what is highlighted, the caption, the
+        equations); a script shows step k. Its size grows with the graph plus the steps, not
+        their product."""
+        tr, L, n = self.trace, self.layout, len(self.trace)
+        never = n + 1
+        at = lambda key: min(tr.known_at(key), never)
+        parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="bpv" width="{L.width:.0f}" '
+                 f'height="{L.total_h:.0f}" viewBox="0 0 {L.width:.0f} {L.total_h:.0f}" '
+                 f'role="img" aria-labelledby="fb-title fb-desc" style="max-width:100%;height:auto">'
+                 f'<title id="fb-title"></title><desc id="fb-desc"></desc>', _STYLE,
+                 "".join(f'<text class="cap{" head" if i == 0 else ""}" x="8" y="{18 + 20 * i}" '
+                         f'data-line="{i}"></text>' for i in range(3))]
+        for e, (path, head, lab) in zip(L.edges, self._edge_svg):
+            t = min(tr.travelled_at(e.module, e.node), never)
+            path = path.format("edge param" if e.param else "edge").replace(
+                "<path ", f'<path data-m="{esc(e.module)}" data-n="{esc(e.node)}" data-t="{t}" ', 1)
+            parts += (path, head, lab)
+        for o in L.ovals.values():
+            parts.append(f'<g class="module" data-module="{esc(o.module)}"><ellipse class="oval" '
+                         f'data-m="{esc(o.module)}" cx="{o.x:.1f}" cy="{o.y:.1f}" '
+                         f'rx="{o.width / 2:.1f}" ry="{o.height / 2:.1f}"/><text x="{o.x:.1f}" '
+                         f'y="{o.y + 4:.1f}" text-anchor="middle">{esc(o.label)}</text></g>')
+        for b in L.boxes.values():
+            head, rows = self._boxes[b.id]
+            parts.append(head[0] + f'<rect data-box="{esc(b.name)}" class="box {b.kind}' + head[1]
+                         + "".join(f'<g class="fk" data-at="{at(key)}">{shown}</g>'
+                                   f'<g class="fb" data-at="{at(key)}">{blank}</g>'
+                                   for key, shown, blank in rows) + "</g>")
+        parts += [self._legend(), "</svg>"]
+        steps = [[s.phase[0].upper(), s.module, s.node, sorted({k.node for k in s.reads})]
+                 for s in tr.specs]
+        views = [present(tr, k) for k in progress(range(n + 1), "flipbook")]
+        caption = [(v.lines + ["", "", ""])[:3] if k == 0 else
+                   [v.lines[0], v.lines[1], v.lines[2].strip() + "   " + v.lines[3].strip()[2:]]
+                   for k, v in enumerate(views)]
+        equations = ["\n".join(v.lines) for v in views]
+        data = _script_json({"n": n, "steps": steps, "caption": caption, "eq": equations})
+        return _FLIPBOOK.format(title=esc(title), n=n, svg="".join(parts), data=data)
 
-    def gif(self, ms_per_step: int = 900) -> bytes:
-        """An animated GIF of the whole pass, one frame per step (drawn by Graphviz)."""
+    def gif(self, ms_per_step: int = 900, steps=None) -> bytes:
+        """An animated GIF, one frame per step (drawn by Graphviz, one run per frame): the whole
+        pass, or ``steps`` (step numbers). Bounded: at most MAX_GIF_FRAMES frames of a graph of
+        at most MAX_GIF_NODES nodes; the flipbook has no such limit."""
         import io
         from PIL import Image
+        steps = list(range(len(self.trace) + 1) if steps is None else steps)
+        for k in steps:
+            self.trace.check_step(k)
+        nodes = len(self.layout.boxes) + len(self.layout.ovals)
+        if len(steps) > MAX_GIF_FRAMES or nodes > MAX_GIF_NODES:
+            raise BackpropError(
+                f"a GIF of {len(steps)} frames of a {nodes}-node graph is too big (at most "
+                f"{MAX_GIF_FRAMES} frames of at most {MAX_GIF_NODES} nodes: Graphviz draws each "
+                f"frame anew). Pass steps=range(a, b) with fewer steps, draw the module-level "
+                f"view, or save the flipbook (save_flipbook), which has every step")
         frames = [Image.open(io.BytesIO(self.png(k))).convert("RGB")
-                  for k in range(len(self.trace) + 1)]
+                  for k in progress(steps, "GIF frames")]
         w = max(f.width for f in frames)
         h = max(f.height for f in frames)
         canvas = []
@@ -574,7 +629,6 @@ _FLIPBOOK = """<!DOCTYPE html>
 body {{ font-family: 'DejaVu Sans', Arial, sans-serif; margin: 16px; }}
 .controls {{ display: flex; gap: 8px; align-items: center; margin-bottom: 8px; }}
 .controls input[type=range] {{ width: 360px; }}
-.frame svg {{ max-width: 100%; height: auto; }}
 pre.eq {{ background: #f6f6f6; padding: 8px; white-space: pre-wrap; }}
 </style></head><body>
 <h1 style="font-size:18px">{title}</h1>
@@ -584,13 +638,40 @@ pre.eq {{ background: #f6f6f6; padding: 8px; white-space: pre-wrap; }}
 <button id="next" aria-label="next step">&#9654;</button>
 <span id="counter" aria-live="polite"></span>
 </div>
-{frames}
+<div class="frame">{svg}</div>
+<pre class="eq" id="eq" aria-live="polite"></pre>
+<script id="bpv-data" type="application/json">{data}</script>
 <script>
 (function () {{
-  var n = {n}, frames = document.querySelectorAll('.frame'), slider = document.getElementById('slider');
+  var D = JSON.parse(document.getElementById('bpv-data').textContent), n = D.n;
+  var slider = document.getElementById('slider'), svg = document.querySelector('.frame svg');
+  var rows = svg.querySelectorAll('[data-at]'), edges = svg.querySelectorAll('path[data-m]');
+  var ovals = svg.querySelectorAll('ellipse[data-m]'), boxes = svg.querySelectorAll('rect[data-box]');
+  var caps = svg.querySelectorAll('text[data-line]');
+  function setClass(el, name, on) {{ if (on) el.classList.add(name); else el.classList.remove(name); }}
   function show(k) {{
     k = Math.max(0, Math.min(n, k)); slider.value = k;
-    frames.forEach(function (f) {{ f.hidden = Number(f.dataset.step) !== k; }});
+    var s = k > 0 ? D.steps[k - 1] : null, ph = s ? (s[0] === 'F' ? 'F' : 'B') : '';
+    var reads = s ? s[3] : [];
+    rows.forEach(function (g) {{
+      var known = Number(g.dataset.at) <= k;
+      g.style.display = (g.classList.contains('fk') === known) ? '' : 'none'; }});
+    boxes.forEach(function (r) {{
+      var name = r.dataset.box, wrote = s && name === s[2], read = s && !wrote && reads.indexOf(name) >= 0;
+      ['cur-F', 'cur-B', 'read', 'read-F', 'read-B'].forEach(function (c) {{ r.classList.remove(c); }});
+      if (wrote) r.classList.add('cur-' + ph);
+      if (read) {{ r.classList.add('read'); r.classList.add('read-' + ph); }} }});
+    ovals.forEach(function (o) {{
+      setClass(o, 'cur-F', s && o.dataset.m === s[1] && ph === 'F');
+      setClass(o, 'cur-B', s && o.dataset.m === s[1] && ph === 'B'); }});
+    edges.forEach(function (e) {{
+      var now = s && e.dataset.m === s[1] && (e.dataset.n === s[2] || reads.indexOf(e.dataset.n) >= 0);
+      setClass(e, 'now-F', now && ph === 'F'); setClass(e, 'now-B', now && ph === 'B');
+      setClass(e, 'back', !now && Number(e.dataset.t) <= k); }});
+    caps.forEach(function (t, i) {{ t.textContent = D.caption[k][i] || ''; }});
+    svg.querySelector('title').textContent = D.caption[k][0];
+    svg.querySelector('desc').textContent = D.eq[k];
+    document.getElementById('eq').textContent = D.eq[k];
     document.getElementById('counter').textContent = 'step ' + k + '/' + n;
   }}
   slider.addEventListener('input', function () {{ show(Number(slider.value)); }});
@@ -599,11 +680,29 @@ pre.eq {{ background: #f6f6f6; padding: 8px; white-space: pre-wrap; }}
   document.addEventListener('keydown', function (e) {{
     if (e.key === 'ArrowRight') show(Number(slider.value) + 1);
     if (e.key === 'ArrowLeft') show(Number(slider.value) - 1);
+    if (e.key === 'Home') show(0);
+    if (e.key === 'End') show(n);
   }});
   show(0);
 }})();
 </script></body></html>
 """
+
+
+def _script_json(data) -> str:
+    """JSON that is safe inside a <script> element whatever names it holds."""
+    return (json.dumps(data, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
+            .replace("&", "\\u0026"))
+
+
+def progress(items, what: str):
+    """A progress bar (tqdm: a widget in a notebook, text in a terminal) over an export that
+    takes more than about a second; plain iteration for small ones."""
+    items = list(items)
+    if len(items) < PROGRESS_FROM:
+        return items
+    from tqdm.auto import tqdm
+    return tqdm(items, desc=what, leave=False, delay=1.0)     # shown only after a second
 
 
 # --- the object a notebook shows -----------------------------------------------------------------

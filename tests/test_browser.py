@@ -463,3 +463,35 @@ def test_every_lesson_opens_in_voila(browser, voila_dir, name):
                f"error output in Voilà: {errors[:2]} {'Traceback' if 'Traceback' in text else ''}")
     finally:
         context.close()
+
+
+def test_flipbook_steps_in_the_browser(browser, tmp_path):
+    """The offline flipbook: ▶ shows each step's highlights, caption and equations from its data."""
+    import backpropviz as bpv
+    from backpropviz import draw
+    mm = bpv.MM(np.array([[0.5, -1.0], [2.0, 0.25]]), np.array([0.1, -0.1]),
+                name="</script><b>x</b>")
+    tr = bpv.trace(lambda z: ((mm(z) + z) ** 2).sum(), np.array([1.0, 0.5]))
+    path = tmp_path / "flipbook.html"
+    path.write_text(draw.renderer(tr).flipbook("</script> flipbook"), encoding="utf-8")
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        errors = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(path.as_uri())
+        for k in range(1, len(tr) + 1):
+            page.click("#next")
+            page.wait_for_function("(k) => document.getElementById('counter').textContent"
+                                   " === 'step ' + k + '/' + " + str(len(tr)), arg=k)
+            hl = bpv.present(tr, k).highlight
+            shown = page.evaluate("""() => ({
+                wrote: [...document.querySelectorAll('rect.cur-F, rect.cur-B')].map(r => r.dataset.box),
+                read: [...document.querySelectorAll('rect.read')].map(r => r.dataset.box).sort(),
+                eq: document.getElementById('eq').textContent })""")
+            assert shown["wrote"] == [hl.wrote], (k, shown)
+            assert shown["read"] == sorted(hl.read - {hl.wrote}), (k, shown)
+            assert shown["eq"] == "\n".join(bpv.present(tr, k).lines)
+        assert not errors and page.evaluate("() => document.querySelectorAll('b').length") == 0
+    finally:
+        context.close()

@@ -1,4 +1,5 @@
 """The renderer: DOT source (no binary needed), SVG per step under both engines, export, escaping."""
+import json
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -366,13 +367,64 @@ def test_export_svg_png_flipbook_gif(tmp_path):
     png = Image.open(pic.save_png(tmp_path / "s.png"))
     assert png.format == "PNG" and png.width > 200
     html = pic.save_flipbook(tmp_path / "f.html", title="2-layer example").read_text("utf-8")
-    assert html.count('class="frame"') == len(tr) + 1
+    assert html.count("<svg") == 1                     # the drawing once, the steps as data
+    data = json.loads(re.search(r'<script id="bpv-data" type="application/json">(.*?)</script>',
+                                html, re.S)[1])
+    assert data["n"] == len(tr) and len(data["steps"]) == len(tr) and len(data["eq"]) == len(tr) + 1
+    assert data["steps"][8][1:3] == ["M_3", "W[2]"] and sorted(data["steps"][8][3]) == ["u[2]", "u[3]"]
     assert 'id="slider"' in html and 'id="prev"' in html and 'id="next"' in html
     assert "∂J/∂W[2] = ∂J/∂u[3] u[2]ᵀ" in html
     external = re.findall(r'(?:src|href)\s*=\s*"(?!#)[^"]*"', html)
     assert external == [] and "http://" not in html.replace("http://www.w3.org/2000/svg", "")
     gif = Image.open(pic.save_gif(tmp_path / "a.gif"))
     assert gif.format == "GIF" and gif.n_frames == len(tr) + 1
+
+
+def _big_trace(n):
+    def f(z):
+        for i in range(n):
+            z = (z * 1.01).sin() if i % 2 else z + 0.1
+        return z.sum()
+    return bpv.trace(f, np.array([0.3, -0.2]))
+
+
+def test_exports_of_a_big_graph_are_bounded():
+    """The flipbook holds the drawing once and per step only what changes; a GIF (one Graphviz
+    run per frame) is refused above its limits with what to do instead."""
+    small, big = _big_trace(20), _big_trace(200)
+    sizes = [len(draw.renderer(t).flipbook()) for t in (small, big)]
+    per_node = sizes[1] / (len(big.nodes) + len(big))
+    assert per_node < 3 * sizes[0] / (len(small.nodes) + len(small))     # linear, not quadratic
+    with pytest.raises(bpv.BackpropError, match=r"frames .* steps=range\(a, b\).*flipbook"):
+        draw.renderer(big).gif()
+    frames = draw.renderer(small).gif(steps=range(0, 5))
+    from PIL import Image
+    import io
+    assert Image.open(io.BytesIO(frames)).n_frames == 5
+
+
+def test_flipbook_data_cannot_close_its_script():
+    mm = bpv.MM(np.eye(2), name="</script><script>alert(1)</script>")
+    tr = bpv.trace(lambda z: mm(z).sum(), np.array([1.0, 2.0]))
+    html = draw.renderer(tr).flipbook(title="</script>")
+    body = html.split('<script id="bpv-data" type="application/json">', 1)[1]
+    data = body.split("</script>", 1)[0]
+    assert "<" not in data and json.loads(data)["n"] == len(tr)
+
+
+def test_long_names_are_shortened_in_drawings_only():
+    name = "a" * 150
+    mm = bpv.MM(np.eye(2), name=name)
+    tr = bpv.trace(lambda z: mm(z).sum(), np.array([1.0, 2.0]))
+    svg = bpv.render(tr, 1).svg
+    assert "a" * 47 + "…" in svg and "a" * 60 not in svg.split("<desc")[0].split("<title")[0]
+    assert name in bpv.step_text(tr, 1)
+
+
+def test_graphviz_errors_show_graphvizs_own_line():
+    with pytest.raises(bpv.BackpropError, match=r"Graphviz .*failed: .*(syntax|rror)") as info:
+        draw.run_engine("digraph { a -> }", "svg")
+    assert len(str(info.value)) < 500
 
 
 def test_backslash_l_in_a_name_is_text_not_a_dot_line_break():
