@@ -236,3 +236,22 @@ def test_a_large_input_is_summarized_in_the_fields_and_rebuilds_unchanged():
     s.click("rebuild")
     assert s.model.trace is not before and "bpv-error" not in s.message.value
     np.testing.assert_array_equal(s.model.trace.value("u[0]"), before.value("u[0]"))
+
+
+_ELEMENTS = st.one_of(st.floats(allow_nan=True, allow_infinity=True, width=64),
+                      st.integers(-10 ** 400, 10 ** 400), st.booleans(),
+                      st.complex_numbers(max_magnitude=10), st.text(max_size=3), st.none())
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ELEMENTS, min_size=0, max_size=3), st.one_of(_ELEMENTS, st.just(1.0)))
+def test_any_numbers_give_a_trace_or_one_clear_error(x, y):
+    """Whatever a learner types: a finite trace, or a BackpropError (never another exception,
+    never a warning)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        try:
+            tr = NET.backprop(x, y)
+        except bpv.BackpropError:
+            return
+    assert math.isfinite(tr.loss)
