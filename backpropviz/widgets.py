@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import functools
 import html
-import io
 
 import ipywidgets as W
 import numpy as np
 
 from . import keys as K
+from .keys import Key
 from . import modules as M
 from .errors import BackpropError, shape_str
 from .hints import tolerance_text
@@ -177,7 +177,7 @@ class Inspector(W.VBox, _Part):
         self.follow = W.Checkbox(value=True, description="follow the current step",
                                  indent=False).add_class("bpv-follow")
         self.node_info = W.HTML().add_class("bpv-node-info")
-        self.heatmap = W.Image(format="png", layout=W.Layout(max_width="520px"))
+        self.heatmap = W.HTML(layout=W.Layout(max_width="620px", overflow="auto"))
         self.heatmap.add_class("bpv-heatmap")
         super().__init__([W.HBox([self.node_pick, self.follow]),
                           W.HBox([self.node_info, self.heatmap])])
@@ -232,7 +232,7 @@ class Inspector(W.VBox, _Part):
         if value is not None and np.ndim(value) == 2 and np.size(value) > 1:
             drawn = (name, grad is not None)
             if self._heat[0] is not m.trace or self._heat[1] != drawn:
-                self._heat = (m.trace, drawn, heatmap_png(name, value, grad))
+                self._heat = (m.trace, drawn, heatmap_html(name, value, grad))
             self.heatmap.value = self._heat[2]
             self.heatmap.layout.display = "block"
         else:
@@ -261,6 +261,7 @@ class PredictBox(W.VBox, _Part):
         super().__init__([self.predict_toggle, self.feedback, self.ask])
         self._attach(stepper)
         self.tries: dict[int, int] = {}
+        self.outcome: dict[int, str] = {}     # step → "first", "hint" (after a wrong try), "revealed"
         self.check_btn.on_click(self._on_check)
         self.reveal_btn.on_click(self._on_reveal)
         self.predict_toggle.observe(lambda _: self.stepper.refresh_all(), names="value")
@@ -273,6 +274,8 @@ class PredictBox(W.VBox, _Part):
         ok, msg = m.check_prediction(self.answer.value)
         if not ok:
             self.tries[k] = self.tries.get(k, 0) + 1
+        else:
+            self.outcome.setdefault(k, "first" if not self.tries.get(k) else "hint")
         self.feedback.value = (f'<span style="color:{"#1a7f37" if ok else "#b3261e"}">'
                                f"{'✔' if ok else '✘'} {html.escape(msg)}</span>")
         if ok:
@@ -283,16 +286,24 @@ class PredictBox(W.VBox, _Part):
 
     @shown_in_widget
     def _on_reveal(self, _):
+        self.outcome.setdefault(self.model.step + 1, "revealed")
         self.model.reveal()
         self.answer.value = ""
         self.feedback.value = ""
         self.stepper.move(self.model.step + 1)
 
+    def score_html(self) -> str:
+        return (f'<div class="bpv-score" role="status" style="font-weight:bold">'
+                f"{html.escape(_score(self.outcome))}</div>")
+
     def refresh(self, what):
         m = self.model
         if what == "trace":
             self.feedback.value = ""             # it was about the old trace
-            self.tries = {}
+            self.tries, self.outcome = {}, {}
+        if self.predict_toggle.value and m.step == m.n and self.outcome and \
+                "bpv-score" not in self.feedback.value:
+            self.feedback.value += self.score_html()
         ask = self.predict_toggle.value and m.needs_prediction(m.step + 1)
         self.ask.layout.display = "flex" if ask else "none"
         if not ask:
@@ -308,6 +319,13 @@ class PredictBox(W.VBox, _Part):
                              f"(shape {html.escape(shape_str(want))}; "
                              f"{html.escape(tolerance_text())}):</span>")
         self.answer.placeholder = "e.g. " + _example(want)
+
+
+def _score(outcome: dict) -> str:
+    n = len(outcome)
+    c = {k: sum(1 for v in outcome.values() if v == k) for k in ("first", "hint", "revealed")}
+    return (f"Done: {n} prediction{'s' * (n != 1)}: {c['first']} right first time, "
+            f"{c['hint']} after a hint, {c['revealed']} revealed.")
 
 
 def _example(a) -> str:
@@ -445,6 +463,8 @@ class RebuildControls(W.VBox, _Part):
 
     def refresh(self, what):
         if what != "trace":
+            if hasattr(self, "_comparison"):
+                self._show_comparison()
             return
         rb = self.model.rebuilder
         st = rb.settings
@@ -474,13 +494,28 @@ class RebuildControls(W.VBox, _Part):
             self._busy = False
         if not keep:
             self._mark({})
-        rows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td style='font-family:monospace'>"
-                       f"{html.escape(v)}</td></tr>" for k, v in rb.loss_comparison())
+        self._comparison = rb.loss_comparison()
+        self._show_comparison()
+
+    def _show_comparison(self):
+        """Each loss's ∂J/∂u[k−1], once the learner has seen that gradient (in predict mode it
+        would give away the first answer)."""
+        m, rb = self.model, self.model.rebuilder
+        k = len(rb.net.layers)
+        target = Key.gradient(f"u[{k}]")
+        at = m.trace.known_at(target)
+        hidden = self.stepper.predicting and m.step < at
         warn = rb.warning()
-        self.compare.value = ((f'<div class="bpv-warning" role="note" style="color:#8a4b00">⚠ '
-                               f"{html.escape(warn)}</div>" if warn else "")
-                              + "<div>Same network, same x and y, each loss:</div>"
-                              f"<table>{rows}</table>")
+        head = (f'<div class="bpv-warning" role="note" style="color:#8a4b00">⚠ '
+                f"{html.escape(warn)}</div>" if warn else "")
+        if hidden:
+            body = (f"<div>Each loss's {html.escape(K.text(target))} is compared here once you "
+                    f"have reached step {at}.</div>")
+        else:
+            rows = "".join(f"<tr><td><b>{html.escape(k)}</b></td><td style='font-family:"
+                           f"monospace'>{html.escape(v)}</td></tr>" for k, v in self._comparison)
+            body = f"<div>Same network, same x and y, each loss:</div><table>{rows}</table>"
+        self.compare.value = head + body
 
 
 class Stepper(W.VBox):
@@ -539,7 +574,8 @@ class Stepper(W.VBox):
             self.nav.refresh(what)
 
     def refresh_all(self):
-        for part in (self.nav, self.equation_panel, self.graph, self.inspector, self.predict_box):
+        parts = (self.nav, self.equation_panel, self.graph, self.inspector, self.predict_box)
+        for part in parts + ((self.controls,) if getattr(self, "controls", None) else ()):
             part._safe_refresh("all")
 
     def say(self, text: str, error: bool = False):
@@ -601,20 +637,38 @@ for _part, _names in _PART_ATTRS.items():      # stepper.slider, stepper.answer,
                                          doc=f"the {_part}'s {_name}"))
 
 
-def heatmap_png(name: str, value, grad) -> bytes:
-    """A matrix and its gradient side by side, on one symmetric colour scale."""
-    from matplotlib.figure import Figure      # no pyplot: the user's backend stays as it is
-    arrays = [("value " + name, value)] + ([(K.text(K.Key.gradient(name)), grad)]
-                                           if grad is not None else [])
-    vmax = max(float(np.max(np.abs(a))) for _, a in arrays) or 1.0
-    fig = Figure(figsize=(2.3 * len(arrays) + 0.8, 2.4), dpi=80)
-    axes = fig.subplots(1, len(arrays), squeeze=False)[0]
-    for ax, (title, a) in zip(axes, arrays):
-        im = ax.imshow(np.asarray(a), cmap="RdBu_r", vmin=-vmax, vmax=vmax)
-        ax.set_title(title, fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    fig.colorbar(im, ax=list(axes), shrink=0.8)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    return buf.getvalue()
+def _cell_colour(t: float) -> tuple[str, str]:
+    """(background, text colour) for t in [−1, 1] on one diverging scale: blue, white, red."""
+    t = max(-1.0, min(1.0, t))
+    end = (178, 24, 43) if t > 0 else (33, 102, 172)
+    rgb = tuple(round(255 + (c - 255) * abs(t)) for c in end)
+    return "#%02x%02x%02x" % rgb, ("#ffffff" if abs(t) > 0.6 else "#222222")
+
+
+def heatmap_html(name: str, value, grad) -> str:
+    """A matrix and its gradient as tables of numbers on one symmetric colour scale: readable
+    from the back of a room, by a screen reader (the numbers are text), and cheap to draw (no
+    plotting library in the kernel)."""
+    arrays = [(f"value {name}", np.asarray(value, float))]
+    if grad is not None:
+        arrays.append((K.text(K.Key.gradient(name)), np.asarray(grad, float)))
+    finite = [np.abs(a[np.isfinite(a)]) for _, a in arrays]
+    vmax = max((float(f.max()) for f in finite if f.size), default=0.0) or 1.0
+    tables = []
+    for title, a in arrays:
+        rows = []
+        for row in np.atleast_2d(a)[:12]:
+            cells = []
+            for x in row[:12]:
+                bg, fg = _cell_colour(x / vmax) if np.isfinite(x) else ("#ffffff", "#cc0000")
+                cells.append(f'<td style="background:{bg};color:{fg};padding:2px 6px;'
+                             f'text-align:right">{html.escape(fnum(x))}</td>')
+            rows.append("<tr>" + "".join(cells) + "</tr>")
+        more = " (first 12 × 12 shown)" if a.ndim == 2 and max(a.shape) > 12 else ""
+        tables.append(f'<table class="bpv-heat" style="border-collapse:collapse;'
+                      f'font-family:monospace;margin-right:12px"><caption style="font-weight:bold;'
+                      f'text-align:left">{html.escape(title)} ({shape_str(a)}){more}</caption>'
+                      + "".join(rows) + "</table>")
+    return (f'<div style="display:flex;flex-wrap:wrap">{"".join(tables)}</div>'
+            f'<div style="font-size:12px;color:#555">one colour scale for both: blue negative, '
+            f'red positive, |x| up to {html.escape(fnum(vmax))}</div>')

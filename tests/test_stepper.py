@@ -110,7 +110,8 @@ def test_inspector_shows_value_then_gradient(stepper):
     s.node_pick.value = "W[2]"
     s.slider.value = 1
     assert "not yet computed" in s.node_info.value and "[[0.5, -0.5]]" in s.node_info.value
-    assert s.heatmap.layout.display == "block" and s.heatmap.value[:4] == b"\x89PNG"
+    assert s.heatmap.layout.display == "block" and "<table" in s.heatmap.value
+    assert "0.5" in s.heatmap.value and "not yet" not in s.heatmap.value
     s.slider.value = 8                                 # one step before ∂J/∂W[2] is written
     assert "not yet computed" in s.node_info.value
     s.slider.value = 9
@@ -353,13 +354,14 @@ def test_play_is_stopped_and_slider_put_back_at_an_unrevealed_prediction(stepper
     in_step(s)
 
 
-def test_heatmap_leaves_the_matplotlib_backend_alone(stepper):
-    import matplotlib
-    matplotlib.use("svg")
+def test_heatmap_is_a_table_of_numbers_without_matplotlib(stepper):
+    import sys
     stepper.node_pick.value = "W[1]"
-    stepper.slider.value = 14
-    assert stepper.heatmap.value[:4] == b"\x89PNG"
-    assert matplotlib.get_backend() == "svg"
+    stepper.slider.value = 13
+    heat = stepper.heatmap.value
+    assert heat.count("<table") == 2 and "∂J/∂W[1]" in heat        # value and gradient
+    assert "-0.07021" in heat and "background:#" in heat
+    assert "matplotlib.pyplot" not in sys.modules
 
 
 def test_user_names_are_kept_out_of_mathjax():
@@ -502,3 +504,40 @@ def test_logistic_loss_on_a_sigmoid_output_is_warned_about():
     assert "applied twice" in s.message.value and "bpv-error" not in s.message.value
     s.loss_in.value = "squared"
     assert "bpv-warning" not in s.compare.value and "rebuilt" in s.message.value
+
+
+def test_predict_mode_does_not_give_away_a_gradient_in_the_loss_comparison(stepper):
+    s = stepper
+    assert "∂J/∂u[4] = [" in s.compare.value                  # not predicting: shown
+    s.predict_toggle.value = True
+    assert "∂J/∂u[4] = [" not in s.compare.value and "once you have reached step 7" in s.compare.value
+    for _ in range(6):
+        s.click("next")
+    s.click("reveal")                                          # step 7: ∂J/∂u[4]
+    assert s.step == 7 and "∂J/∂u[4] = [" in s.compare.value
+
+
+def test_a_run_of_predictions_ends_with_a_score(stepper):
+    s = stepper
+    s.predict_toggle.value = True
+    right_first, hinted = False, False
+    while s.step < s.model.n:
+        k = s.step + 1
+        if not s.model.needs_prediction(k):
+            s.click("next")
+            continue
+        want = s.model.trace[s.model.trace.specs[k - 1].writes]
+        if not right_first:
+            s.answer.value = str(np.ravel(want).tolist())
+            right_first = True
+        elif not hinted:
+            s.answer.value = str((np.ravel(want) + 5).tolist())
+            s.click("check")
+            s.answer.value = str(np.ravel(want).tolist())
+            hinted = True
+        else:
+            s.click("reveal")
+            continue
+        s.click("check")
+    assert s.step == s.model.n
+    assert "Done: 8 predictions: 1 right first time, 1 after a hint, 6 revealed." in s.feedback.value
