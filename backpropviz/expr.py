@@ -156,11 +156,21 @@ class Bin(Expr):
             left = self.a.render(fmt, left_need, as_="column")     # an outer product v zᵀ
         else:
             left = self.a.render(fmt, left_need)
-        right = self.b.render(fmt, right_need)
+        if self.op == "@" and fmt.numbers and isinstance(self.b, Sym) and \
+                fmt.ndim(self.b.name) == 1 and _matrix(self.a, fmt):
+            right = self.b.render(fmt, right_need, as_="column")   # W z, Wᵀ v: z and v columns
+        else:
+            right = self.b.render(fmt, right_need)
         return left + (self._TEX if fmt.tex else self._TEXT)[self.op] + right
 
     def eval(self, env):
         return self._NP[self.op](self.a.eval(env), self.b.eval(env))
+
+
+def _matrix(x: Expr, fmt) -> bool:
+    """Whether x's value is a matrix (W, or Wᵀ), so that a vector beside it is a column."""
+    inner = x.a if isinstance(x, Transpose) else x
+    return isinstance(inner, Sym) and fmt.ndim(inner.name) == 2
 
 
 class Neg(Expr):

@@ -149,10 +149,10 @@ SUM_USERS = Slip("sum over users", "That is one user's contribution. The value i
 
 # --- rules that belong to no module ------------------------------------------------------------
 
-# ∂J/∂J = 1 starts the backward pass: after a loss it is the 1 in B[ℓ, a[r]](1) of (7.73)/(7.76);
-# for any other J (a traced function) it is the start of §7.4.2's backward pass
+# ∂J/∂J = 1 starts every backward pass: the 1 that the last module's backward function is applied
+# to, B[ℓ, a[r]](1) in (7.73)/(7.76); one tag for every J, so learners meet one name for it
 SEED = Rule("seed", "(7.73)", E.Const(1.0))
-SEED_ANY = Rule("seed", "(§7.4.2)", E.Const(1.0))
+SEED_ANY = SEED
 
 
 def _acc_expr(ctx: Context):

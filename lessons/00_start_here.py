@@ -54,8 +54,9 @@ print(bpv.trace_text(trace))
 # %% [markdown]
 # Steps 1–5 are the forward pass (F). Step 6 starts the backward pass with
 # $\partial J/\partial u^{[5]} = 1$: the 1 that the loss's backward function is applied to,
-# $\mathcal{B}[\ell, \cdot](1)$ in (7.73). Then each module, from $M_5$ back to $M_1$, applies
-# (B2) for its parameters and (B1) for its input.
+# $\mathcal{B}[\ell, \cdot](1)$ in (7.73) (lesson 04). Then each module, from $M_5$ back to $M_1$,
+# applies (B2) for its parameters and (B1) for its input — except $M_1$, whose input is $x$:
+# the notes' backward pass does not need $\partial J/\partial x$, so $M_1$ only applies (B2).
 #
 # ## One step, drawn
 #
@@ -63,7 +64,7 @@ print(bpv.trace_text(trace))
 # ($u^{[i]}$, $\theta^{[i]}$, $y$) with their shape; ovals are modules. Blue, solid: the forward
 # pass; vermillion, dashed: the backward pass. A thick outline is what the step writes, a dotted
 # outline what its rule reads; grey bars are numbers not computed yet (blank, not zero). Step 9
-# is (B2) with (7.65): $\partial J/\partial W^{[2]} = v\, z^\top$ with
+# is (B2) with (7.65) (derived in lesson 03): $\partial J/\partial W^{[2]} = v\, z^\top$ with
 # $v = \partial J/\partial u^{[3]}$ (a column) and $z = u^{[2]}$, so it reads $u^{[2]}$ and
 # $\partial J/\partial u^{[3]}$.
 
@@ -129,7 +130,7 @@ print("largest difference below 1e-8:", max(r.max_abs_err for r in report.rows) 
 # ## Summary
 #
 # * Backprop is a list of steps: (F) for every module, the 1 that starts the backward pass, then
-#   (B2) and (B1) for every module from the last to the first.
+#   (B2) and (B1) for every module from the last to the first ($M_1$: (B2) only).
 # * Step $k$ means the same state in the drawing, the text, the stepper and the code; step 0 is
 #   before any step.
 # * The picture marks what each rule writes and what it reads; the text says the same in words.
@@ -141,7 +142,7 @@ print("largest difference below 1e-8:", max(r.max_abs_err for r in report.rows) 
 # %%
 q1 = bpv.Question("How many steps does the backward pass of this network take?",
                   answer=len(trace) - trace.n_forward,
-                  why="One start, then (B2) twice and (B1) once per MM, (B1) for the others.")
+                  why="One start; (B1) for M_5, M_4, M_3, M_2; (B2) twice for M_3 and M_1.")
 q2 = bpv.Question("At which step number is ∂J/∂b[2] computed?", answer=10,
                   why="M_3 applies (B2) for W[2] at step 9 (7.65), then for b[2] at step 10 (7.66).")
 

@@ -96,7 +96,8 @@ print(bpv.trace_text(chain))
 
 # %% [markdown]
 # Steps 1–2 are the forward pass. The backward pass starts from $\partial J/\partial J = 1$
-# (step 3, the start of the backward pass of §7.4.2). Step 4 goes back through $\Sigma$: every
+# (step 3, tagged (7.73): the 1 that the last module's backward function is applied to, as in the
+# notes' $\mathcal{B}[\ell, a^{[r]}](1)$; lesson 04). Step 4 goes back through $\Sigma$: every
 # $u_j$ gets $\partial J/\partial u_j = 1$ (the tool writes "∂J/∂u[2] 𝟏": the number
 # ∂J/∂u[2] times the vector of ones 𝟏, here [1, 1, 1]).
 #

@@ -27,7 +27,9 @@ from IPython.display import display
 # ## 1. The loss as a chain of modules (7.60)
 #
 # If every piece of a network has a backward function, we can treat the whole loss as pieces in a
-# row. Losses are modules too. So the loss $J$ on one example $(x, y)$ is a composition:
+# row: the notes' building blocks MM, $\sigma$, Conv2D, LN, … (in some copies of the notes $\sigma$
+# comes out as two garbled characters, an encoding slip: read it as $\sigma$). Losses are modules
+# too. So the loss $J$ on one example $(x, y)$ is a composition:
 #
 # $$J = M_k(M_{k-1}(\cdots M_1(x))). \tag{7.60}$$
 #
@@ -109,7 +111,9 @@ print(f"{'value':<6} {'shape':>8} {'numbers':>8}")
 for name, u in sizes.items():
     print(f"{name:<6} {shape_text(u):>8} {u.size:>8,}")
 n = sum(u.size for u in sizes.values())
-print(f"kept for the backward pass: {n:,} numbers = {sum(u.nbytes for u in sizes.values()):,} bytes")
+kept = {k: u for k, u in sizes.items() if k != "u[4]"}   # J itself is read by no backward step
+print(f"kept for the backward pass (u[0] … u[3], not J): {sum(u.size for u in kept.values()):,} "
+      f"numbers = {sum(u.nbytes for u in kept.values()):,} bytes")
 
 # %% [markdown]
 # This memory grows with the batch size and the depth. It is why training needs much more memory
@@ -138,7 +142,7 @@ print(f"kept for the backward pass: {n:,} numbers = {sum(u.nbytes for u in sizes
 #
 # The pass starts from $\partial J/\partial u^{[k]} = 1$ (step 5, which the tool tags (7.73)) and
 # goes from $M_k$ back to $M_1$. For each module, the tool does (B2) first and then (B1), the order of
-# the notes' Algorithm 3. Here are a (B2) step and a (B1) step:
+# the notes' Algorithm 3 (lesson 04). Here are a (B2) step and a (B1) step:
 
 # %%
 print(bpv.step_text(trace, 7))
@@ -347,8 +351,8 @@ q1 = bpv.Question("z feeds two modules. The backward pass gives ∂J/∂z via M_
 q2 = bpv.Question("bpv.mlp([3, 4, 1], loss='logistic') on one example: how many numbers do "
                   "u[0], u[1], u[2], u[3], u[4] hold together?",
                   answer=13, why="3 + 4 + 4 + 1 + 1: x, MM, σ, MM, and J.")
-q3 = bpv.Question("In this lesson's MLP, suppose u[1] were [0.5, -1.1] and ∂J/∂u[2] = "
-                  "[-0.2872, 0.2872]. What is ∂J/∂u[1] = B[ReLU, u[1]](∂J/∂u[2])?",
+q3 = bpv.Question("M_2 = ReLU at u[1] = [0.5, -1.1], with some upstream gradient "
+                  "v = ∂J/∂u[2] = [-0.2872, 0.2872]. What is B[ReLU, u[1]](v)?",
                   answer=[-0.2872, 0.0],
                   why="(B1) needs u[i-1]: ReLU passes v only where u[1] > 0.")
 display(q1, q2, q3)

@@ -370,9 +370,8 @@ print("entries sum to  =", f"{(y_hat - y).sum():.1f}")
 # The gradient pushes the true class's logit up (negative entry: increasing $t_2$ lowers $J$) and
 # the others down, in proportion to how much probability they wrongly get. Its entries sum to $0$.
 #
-# *Note on the tool:* `ce(t, 2)` accepts a class index, but the module's `backward(t, y)` expects
-# the one-hot $y$ (with an index it would subtract the number 2, not $e_2$). Inside a network
-# (below) class indices are converted for you.
+# *Note on the tool:* the label can be given as the one-hot $y = e_2$ or as the class index 2:
+# `ce(t, 2)`, `ce.backward(t, 2)` and a network (below) turn the index into $e_2$ for you.
 
 # %% [markdown]
 # ## 7. The same rules inside a network
@@ -404,7 +403,7 @@ print(bpv.step_text(trace, 6))
 # %% [markdown]
 # Steps 7–9 are MM's three rules at $M_3$: (7.65) with $v = \partial J/\partial u^{[3]}$ and
 # $z = u^{[2]}$ (the numbers line writes $v$ as a column and $z^\top$ as a row), (7.66), and
-# (7.63). In step 7 the second column of $\partial J/\partial W^{[2]}$ is $0$: it multiplies
+# (7.63) (there $v$ is again a column, beside the matrix $W^{[2]\top}$). In step 7 the second column of $\partial J/\partial W^{[2]}$ is $0$: it multiplies
 # $u^{[2]}_2 = 0$, the output of the hidden unit that is off.
 
 # %%
