@@ -17,6 +17,7 @@ from .networks import Sequential, mlp
 from .record import ModuleInfo, NodeInfo, Step, StepSpec, Trace
 from . import trace          # a callable module: bpv.trace(f, x) traces f
 from .trace import Var
+from . import circuit        # a callable module: bpv.circuit(trace) is the scalar circuit
 from .check import GradcheckReport, gradcheck, numerical_grad
 from . import check          # a callable module: bpv.check(MySigmoid) checks a learner's module
 from .presentation import present

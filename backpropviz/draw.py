@@ -42,6 +42,7 @@ from .record import Trace
 from .text import array_lines, shape_text
 
 MAX_NODES = 3000
+MAX_SCALAR_VALUES = 1200     # value nodes of a scalar circuit drawn at most
 MAX_GIF_FRAMES, MAX_GIF_NODES = 120, 400   # a GIF is one Graphviz run per frame
 PROGRESS_FROM = 200       # steps or frames: exports longer than this show a progress bar
 FWD, BWD, INK, GREY, BAD = "#0072B2", "#D55E00", "#222222", "#BBBBBB", "#CC0000"
@@ -163,6 +164,14 @@ class Layout:
 
     def __init__(self, trace: Trace, engine: str | None = None, place: bool = True):
         n_nodes = len(trace.nodes) + len(trace.modules)
+        scalar_values = sum(1 for n in trace.nodes if getattr(n, "part_of", None) is not None)
+        if scalar_values > MAX_SCALAR_VALUES:
+            # measured here: dot lays out ~1,000 value nodes in about 1 s, ~3,000 in about 30 s
+            raise BackpropError(
+                f"this scalar circuit has {scalar_values} value nodes and {len(trace.modules)} "
+                f"operations, more than the {MAX_SCALAR_VALUES} value nodes drawn (the layout would "
+                f"take tens of seconds and be unreadable); step through it as text "
+                f"(bpv.step_text), count it (circuit.counts), or draw the module-level trace")
         if n_nodes > MAX_NODES:
             raise BackpropError(
                 f"the graph has {n_nodes} nodes, more than the {MAX_NODES} that can be drawn "

@@ -196,7 +196,8 @@ class MM(Module):
             return self.W @ z + self.b
         if z.ndim != 2:     # matmul would broadcast a 3-d z silently
             raise ValueError(f"MM input must be a vector or a matrix; got shape {shape_str(z)}")
-        return self.W @ z + self.b[:, None]      # b added to every example (column)
+        # b added to every example (column); no cached copy of b that could go stale
+        return self.W @ z + self.b[:, None]
 
     @rule("B1", "(7.63)", W.T @ v, slips=(R.TRANSPOSE,))
     def backward(self, z, v):
@@ -628,9 +629,6 @@ class Sum(Op):
 
 # --- indexing: z[i], z[:2], W[i, j], z[[0, 2, 2]]; backward: scatter into zeros (7.58) ----------
 
-_SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
-
-
 def _slice_text(p, n):
     """Positions p (≥ 2 of them, or one) written as a slice a:b:s if they are evenly spaced, else
     None; n is the axis length (None if unknown), so that ends can be left out as Python does."""
@@ -658,31 +656,27 @@ def index_text(shape, positions) -> str:
     """An index as NumPy would write it, from z's shape (None: a vector of unknown length) and the
     flat positions of the entries it selects: [0], [:2], [1, 0], [0] (a row), [[0, 2, 2]]."""
     pos = np.asarray(positions, dtype=np.int64)
+    if shape is not None and len(shape) > 2:
+        return ".flat[" + _list_text(pos) + "]"
     if shape is None or len(shape) <= 1:
         n = None if shape is None else (shape[0] if shape else 1)
         if pos.ndim == 0:
             return f"[{int(pos)}]"
-        t = _slice_text(pos.ravel(), n) if pos.ndim == 1 else None
-        return "[" + (t if t is not None else _axis_text(pos, n)) + "]" if pos.ndim == 1 else \
-            "[" + _list_text(pos) + "]"
-    m, n = shape[0], int(np.prod(shape[1:]))
-    if len(shape) != 2:
-        return "[" + _list_text(pos) + "]"
+        return "[" + ((_slice_text(pos, n) if pos.ndim == 1 else None) or _list_text(pos)) + "]"
+    m, n = shape
     r, c = np.divmod(pos, n)
     if pos.ndim == 0:
         return f"[{int(r)}, {int(c)}]"
-    if pos.ndim == 1:
-        if np.all(r == r[0]):
-            cols = _axis_text(c, n)
-            return f"[{int(r[0])}]" if cols == ":" else f"[{int(r[0])}, {cols}]"
-        if np.all(c == c[0]):
-            return f"[{_axis_text(r, m)}, {int(c[0])}]"
-        return f"[{_list_text(r)}, {_list_text(c)}]"
-    if pos.ndim == 2 and np.all(r == r[:, :1]) and np.all(c == c[:1, :]):
+    if pos.ndim == 1 and np.all(r == r[0]):                       # part of a row
+        cols = _axis_text(c, n)
+        return f"[{int(r[0])}]" if cols == ":" else f"[{int(r[0])}, {cols}]"
+    if pos.ndim == 1 and np.all(c == c[0]):                       # part of a column
+        return f"[{_axis_text(r, m)}, {int(c[0])}]"
+    if pos.ndim == 2 and np.all(r == r[:, :1]) and np.all(c == c[:1, :]):    # rows × columns
         rows, cols = _axis_text(r[:, 0], m), _axis_text(c[0], n)
         if rows.startswith("[") + cols.startswith("[") < 2:      # NumPy would zip two lists
             return f"[{rows}]" if cols == ":" else f"[{rows}, {cols}]"
-    return "[(" + "), (".join(f"{int(i)}, {int(j)}" for i, j in zip(r.ravel(), c.ravel())) + ")]"
+    return f"[{_list_text(r)}, {_list_text(c)}]"                  # entry by entry: (r_k, c_k)
 
 
 def _list_text(p):
@@ -725,8 +719,7 @@ class _Gather(E.Expr):
         return (self.a,)
 
     def _render(self, fmt):
-        idx = self.text.replace("[", r"{[}").replace("]", r"]}") if fmt.tex else self.text
-        return self.a.render(fmt, E.ATOM) + (r"\text{" + self.text + "}" if fmt.tex else idx)
+        return self.a.render(fmt, E.ATOM) + (r"\text{" + self.text + "}" if fmt.tex else self.text)
 
     def eval(self, env):
         x = np.asarray(self.a.eval(env), dtype=float)
@@ -753,9 +746,10 @@ class _Scatter(E.Expr):
     def eval(self, env):
         shape = np.shape(self.shape.eval(env)) if isinstance(self.shape, E.Expr) else self.shape
         g = np.zeros(int(np.prod(shape)))
-        np.add.at(g, self.positions.ravel(),
-                  np.broadcast_to(np.asarray(self.v.eval(env), float), self.positions.shape).ravel()
-                  if self.positions.ndim else np.asarray(self.v.eval(env), float).ravel()[:1])
+        vals = np.asarray(self.v.eval(env), dtype=float)      # a vector may come as a column
+        vals = vals.ravel() if vals.size == self.positions.size else \
+            np.broadcast_to(vals, self.positions.shape).ravel()
+        np.add.at(g, self.positions.ravel(), vals)
         return g.reshape(shape)
 
 
@@ -827,7 +821,7 @@ class Index(Op):
 
 def _positions(index, shape) -> np.ndarray:
     """The flat positions (into z.ravel()) of the entries z[index] selects, shaped like z[index]."""
-    if isinstance(index, (list, tuple)) and not isinstance(index, tuple):
+    if isinstance(index, list):             # a list is an array of positions, as in NumPy
         index = np.asarray(index)
     if shape is None:
         pos = np.asarray(index)
