@@ -81,7 +81,8 @@ from .keys import Key
 from .program import Eqn, Program
 from .record import ModuleInfo, NodeInfo, StepSpec, Trace
 
-__all__ = ["circuit", "Circuit", "Counts", "entry_name"]
+__all__ = ["circuit", "Circuit", "Counts", "entry_name", "to_circuit", "to_modules",
+           "decomposition_reason"]
 
 _SUB = str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉")
 _CACHE: OrderedDict = OrderedDict()      # structure key → _Structure, most recent last
@@ -1049,3 +1050,100 @@ class _CallableModule(types.ModuleType):
 
 
 sys.modules[__name__].__class__ = _CallableModule
+
+
+# --- module-level steps ↔ circuit steps (the Stepper's granularity switch) --------------------
+
+def decomposition_reason(trace: Trace) -> str:
+    """Why no scalar circuit can be built from this trace ('' if every module decomposes)."""
+    if isinstance(trace, Circuit):
+        return ""
+    for mi in trace.modules:
+        try:
+            _expander(mi)
+        except BackpropError as e:
+            return str(e)
+    return ""
+
+
+def _step_map(c: Circuit) -> np.ndarray:
+    """For every circuit step j (index j, 0 … len(c)), the module-level step whose work it is.
+
+    A forward step belongs to the (F) step of the module that owns its operation (``part_of``);
+    the seed to the seed; a backward step writing (a contribution to) the gradient of an entry
+    of a module-level node T, inside the operations of module-level module O, to the
+    module-level step of O that writes the gradient of T (a sum (7.53) of T's entries to the
+    module-level sum of T where there is one); the gradient of a number inside a module (a
+    product, a partial sum) to the module-level step of the next circuit step that has one: the
+    module-level step that completes at or after it.
+    """
+    st = c.structure
+    hit = getattr(st, "_step_map", None)
+    if hit is not None and hit[0] is c.source.specs:
+        return hit[1]
+    src = c.source
+    f_step, by_target, acc_step = {}, {}, {}
+    seed = 0
+    for k, s in enumerate(src.specs, 1):
+        if s.kind == "F":
+            f_step[s.module] = k
+        elif s.kind == "seed":
+            seed = k
+        elif s.kind == "acc":
+            acc_step[s.node] = k
+        else:
+            by_target.setdefault((s.module, s.node), []).append((s.which, k))
+    owner_of_op = np.asarray(st.module_names, dtype=object)[st.op_owner[st.order]] \
+        if st.order.size else np.zeros(0, object)
+    info = st.node_info()
+    out = np.zeros(len(c.specs) + 1, dtype=np.int64)        # 0: not known yet
+    owner = None
+    for j, s in enumerate(c.specs, 1):
+        if s.kind == "F":
+            out[j] = f_step.get(info[s.node].part_of[0], 0)
+            continue
+        if s.kind == "seed":
+            out[j] = seed
+            continue
+        target = info[s.node].part_of[1]
+        if s.kind == "B1":
+            owner = owner_of_op[int(s.module[2:]) - 1]
+        elif target in acc_step:                 # a sum (7.53) of a module-level sum
+            out[j] = acc_step[target]
+            continue
+        cands = by_target.get((owner, target))
+        if cands:
+            same = [k for w, k in cands if w == s.which]
+            out[j] = same[0] if len(same) == 1 else cands[-1][1]
+    # numbers inside a module: the module-level step of the next circuit step that has one
+    nxt = 0
+    for j in range(len(c.specs), 0, -1):
+        if out[j]:
+            nxt = out[j]
+        else:
+            out[j] = nxt or len(src.specs)
+    st._step_map = (src.specs, out)
+    return out
+
+
+def to_modules(c: Circuit, j: int) -> int:
+    """The module-level step (of ``c.source``) whose work circuit step j is part of (0 ↔ 0)."""
+    j = c.check_step(j)
+    return int(_step_map(c)[j])
+
+
+def to_circuit(c: Circuit, k: int) -> int:
+    """The circuit step at which module-level step k is complete: for (F) of M_i, the step that
+    writes the last entry of u[i]; for (B1), (B2) and the sums, the step after which every entry
+    of that gradient (or contribution) is known; the seed ↔ the circuit's seed; 0 ↔ 0.
+    A module-level step with no circuit work of its own (a sum of contributions that go to
+    different entries) is complete when the last of the steps before it is."""
+    k = c.source.check_step(k)
+    m = _step_map(c)
+    last = getattr(c.structure, "_last_of", None)
+    if last is None or last[0] is not m:
+        done = np.zeros(len(c.source.specs) + 1, dtype=np.int64)
+        np.maximum.at(done, m, np.arange(m.size))
+        done = np.where(done > 0, done, np.maximum.accumulate(done))
+        last = c.structure._last_of = (m, done)
+    return int(last[1][k])

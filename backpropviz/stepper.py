@@ -18,14 +18,23 @@ from .rebuild import Rebuilder, parse_array
 from .record import Trace
 from .text import inline
 
-__all__ = ["StepperModel", "parse_array"]
+__all__ = ["StepperModel", "parse_array", "GRANULARITIES"]
+
+GRANULARITIES = ("modules", "scalar circuit")
 
 
 class StepperModel:
     """A trace and the position in it; rebuilds keep the last good trace when input is bad.
 
     ``observe(fn)`` calls fn(what) after a change: "step" (the position moved), "trace" (a new
-    trace), "revealed" (a prediction was checked right or revealed).
+    trace, or the other granularity of the same pass), "revealed" (a prediction was checked
+    right or revealed).
+
+    Granularity: ``module_trace`` is the module-level pass; ``circuit_trace`` the same pass as a
+    scalar circuit (Theorem 7.4.1), built when first shown; ``trace`` is the one shown
+    (``granularity`` "modules" or "scalar circuit"). Switching maps the step to the matching
+    place in the other view (``to_circuit``/``to_modules``); rebuilds change the module network
+    and, in the circuit view, the circuit is rebuilt from the new pass.
     """
 
     def __init__(self, net_or_trace, x=None, y=None):
@@ -34,6 +43,17 @@ class StepperModel:
         self.revealed: set[int] = set()
         self._observers = []
         self.rebuilder: Rebuilder | None = None
+        self.granularity = GRANULARITIES[0]
+        self.circuit_trace = None
+        self._revealed_other: set[int] = set()     # the predictions revealed in the other view
+        self._came_from = None                     # ((trace, step) switched to, step left)
+        from .circuit import Circuit
+        if isinstance(net_or_trace, Circuit):      # a circuit: its module-level pass beside it
+            self.trace = self.circuit_trace = net_or_trace
+            self.module_trace = net_or_trace.source
+            self.granularity = GRANULARITIES[1]
+            self._fixed = "build the stepper from a network to change it"
+            return
         if isinstance(net_or_trace, Trace):
             self.trace = net_or_trace
             self._fixed = "build the stepper from a network to change it"
@@ -44,6 +64,66 @@ class StepperModel:
         else:
             raise BackpropError("Stepper: give a network and x, y (Stepper(net, x, y)) or a trace "
                                 f"(Stepper(trace)); got {type(net_or_trace).__name__}")
+        self.module_trace = self.trace
+
+    # --- granularity: modules ↔ scalar circuit -----------------------------------------------------
+    @property
+    def circuit_reason(self) -> str:
+        """Why this pass has no scalar circuit ('' if it has one: every module decomposes)."""
+        from .circuit import decomposition_reason
+        return decomposition_reason(self.module_trace)
+
+    @property
+    def in_circuit(self) -> bool:
+        return self.granularity == GRANULARITIES[1]
+
+    def _circuit(self, trace: Trace):
+        from .circuit import circuit
+        return circuit(trace)
+
+    def module_step(self) -> int:
+        """The module-level step matching the current step (the step itself in the module view)."""
+        if not self.in_circuit:
+            return self.step
+        from .circuit import to_modules
+        return to_modules(self.trace, self.step)
+
+    def set_granularity(self, granularity: str) -> bool:
+        """Show the pass as modules or as a scalar circuit, at the matching step; on failure
+        (no decomposition, an overflow in a literal formula) ``error`` says why, the view stays
+        and False is returned."""
+        from .circuit import to_circuit
+        if granularity not in GRANULARITIES:
+            self.error = (f"granularity: choose one of {', '.join(GRANULARITIES)}; "
+                          f"got {granularity!r}")
+            return False
+        if granularity == self.granularity:
+            return True
+        try:
+            if granularity == GRANULARITIES[1]:
+                reason = self.circuit_reason
+                if reason:
+                    raise BackpropError(reason)
+                if self.circuit_trace is None or self.circuit_trace.source is not self.module_trace:
+                    self.circuit_trace = self._circuit(self.module_trace)
+                trace = self.circuit_trace
+                # all done stays all done (the last module step, ∂J/∂b[1], completes before the
+                # last entries of ∂J/∂W[1] in the circuit)
+                step = len(trace) if self.step == self.n else to_circuit(trace, self.step)
+            else:
+                trace = self.module_trace
+                back = self._came_from
+                step = back[1] if back and back[0] == (self.trace, self.step) else \
+                    len(trace) if self.step == self.n else self.module_step()
+        except BackpropError as e:
+            self.error = str(e)
+            return False
+        self.error = ""
+        self._came_from = ((trace, step), self.step)   # switching back without moving: same step
+        self.granularity, self.trace, self.step = granularity, trace, step
+        self.revealed, self._revealed_other = self._revealed_other, self.revealed
+        self._changed("trace")
+        return True
 
     # --- observers --------------------------------------------------------------------------------
     def observe(self, fn) -> None:
@@ -120,9 +200,18 @@ class StepperModel:
             self.error = str(e)
             return False
         self.error = ""
-        self.trace = trace
-        self.revealed = set()
-        self.step = min(self.step, self.n)       # keep the position where the new trace allows
+        step = min(self.module_step(), len(trace))   # the position, where the new trace allows
+        self.module_trace, self.circuit_trace = trace, None
+        self.revealed, self._revealed_other = set(), set()
+        if self.in_circuit:                          # the circuit of the new pass
+            from .circuit import to_circuit
+            try:
+                self.circuit_trace = self._circuit(trace)
+                trace, step = self.circuit_trace, to_circuit(self.circuit_trace, step)
+            except BackpropError as e:
+                self.granularity = GRANULARITIES[0]
+                self.error = f"rebuilt, shown as modules: {e}"
+        self.trace, self.step = trace, step
         self._changed("trace")
         return True
 

@@ -21,7 +21,7 @@ from .errors import BackpropError, shape_str
 from .hints import tolerance_text
 from .presentation import rhs
 from .rebuild import MAX_EDITABLE_PARAMS, Settings, parse_array, parse_sizes, same_network
-from .stepper import StepperModel
+from .stepper import GRANULARITIES, StepperModel
 from .text import array_lines, exact, fnum, summary
 from .values import whole
 
@@ -151,12 +151,20 @@ class GraphView(W.HTML, _Part):
         super().__init__(layout=W.Layout(overflow="auto"))
         self.add_class("bpv-graph")
         self._renderer = None
+        self._refused = (None, None)     # (trace, error): a graph too large is refused once
         self._attach(stepper)
 
     def svg(self, caption: bool = False) -> str:
         from .draw import renderer
-        if self._renderer is None or self._renderer.trace is not self.model.trace:
-            self._renderer = renderer(self.model.trace)
+        trace = self.model.trace
+        if self._refused[0] is trace:
+            raise self._refused[1]
+        if self._renderer is None or self._renderer.trace is not trace:
+            try:
+                self._renderer = renderer(trace)
+            except BackpropError as e:
+                self._refused = (trace, e)
+                raise
         return self._renderer.svg(self.model.step, caption)
 
     def refresh(self, what):
@@ -457,6 +465,9 @@ class RebuildControls(W.VBox, _Part):
             self.say("rebuilt from the fields that could be read; the marked ones were not used",
                      error=True)
             return
+        if m.error:                                # rebuilt, but not shown as a circuit
+            self.say(m.error, error=True)
+            return
         warn = m.rebuilder.warning()
         self.say(("⚠ " + warn) if warn else
                  f"rebuilt: {m.n} steps, J = {fnum(m.trace.loss)}; now at step {m.step}")
@@ -503,8 +514,8 @@ class RebuildControls(W.VBox, _Part):
         m, rb = self.model, self.model.rebuilder
         k = len(rb.net.layers)
         target = Key.gradient(f"u[{k}]")
-        at = m.trace.known_at(target)
-        hidden = self.stepper.predicting and m.step < at
+        at = m.module_trace.known_at(target)      # in the circuit view too: a module-level key
+        hidden = self.stepper.predicting and m.module_step() < at
         warn = rb.warning()
         head = (f'<div class="bpv-warning" role="note" style="color:#8a4b00">⚠ '
                 f"{html.escape(warn)}</div>" if warn else "")
@@ -516,6 +527,58 @@ class RebuildControls(W.VBox, _Part):
                            f"monospace'>{html.escape(v)}</td></tr>" for k, v in self._comparison)
             body = f"<div>Same network, same x and y, each loss:</div><table>{rows}</table>"
         self.compare.value = head + body
+
+
+class GranularityBar(W.HBox, _Part):
+    """modules | scalar circuit: the same pass as modules or as atomic operations on single
+    numbers (Theorem 7.4.1), at the matching step. Shown only where every module of the pass
+    has a decomposition."""
+
+    TOOLTIPS = ["the pass as modules M_i: one step per rule (F), (B1), (B2)",
+                "the same pass as atomic operations on single numbers (Theorem 7.4.1): one step "
+                "per +, ×, exp, …"]
+
+    def __init__(self, stepper):
+        m = stepper.model
+        self.toggle = W.ToggleButtons(options=list(GRANULARITIES), value=m.granularity,
+                                      description="view", tooltips=self.TOOLTIPS,
+                                      tooltip="granularity of the steps: modules or the scalar "
+                                              "circuit of Theorem 7.4.1")
+        self.toggle.add_class("bpv-granularity")
+        self.label = W.HTML(
+            '<span class="bpv-granularity-help" style="font-size:12px;color:#555">switching '
+            "keeps the place in the pass: a module step is the circuit steps that complete it"
+            "</span>")
+        super().__init__([self.toggle, self.label], layout=W.Layout(align_items="center"))
+        self._attach(stepper)
+        self._busy = False
+        available = not m.circuit_reason
+        self.layout.display = "flex" if available else "none"
+        self.toggle.observe(self._on_toggle, names="value")
+
+    @shown_in_widget
+    def _on_toggle(self, change):
+        if self._busy:
+            return
+        m = self.model
+        if m.set_granularity(change["new"]):
+            self.stepper.predict_box.feedback.value = ""
+            c = m.circuit_trace
+            self.say(f"{m.granularity}: {m.n} steps, now at step {m.step}"
+                     + (f" ({c.counts.forward} operations)" if m.in_circuit and c is not None
+                        else ""))
+        else:
+            self.say(m.error, error=True)
+            self.refresh("failed")
+
+    def refresh(self, what):
+        m = self.model
+        self._busy = True
+        try:
+            if self.toggle.value != m.granularity:
+                self.toggle.value = m.granularity
+        finally:
+            self._busy = False
 
 
 class Stepper(W.VBox):
@@ -530,6 +593,7 @@ class Stepper(W.VBox):
                  **kwargs):
         self.model = StepperModel(net_or_trace, x, y)
         self.message = W.HTML().add_class("bpv-message")
+        self.granularity = GranularityBar(self)
         self.nav = NavBar(self, interval)
         self.equation_panel = EquationPanel(self)
         self.predict_box = PredictBox(self, predict)
@@ -537,7 +601,7 @@ class Stepper(W.VBox):
         self.inspector = Inspector(self)
         rb = self.model.rebuilder
         self.controls = RebuildControls(self) if rb is not None and rb.settings else None
-        parts = [self.nav, self.equation_panel, self.predict_box, self.message, self.graph,
+        parts = [self.granularity, self.nav, self.equation_panel, self.predict_box, self.message, self.graph,
                  self.inspector] + ([self.controls] if self.controls else [])
         super().__init__(parts, **kwargs)
         self.add_class("bpv-stepper")
@@ -574,7 +638,8 @@ class Stepper(W.VBox):
             self.nav.refresh(what)
 
     def refresh_all(self):
-        parts = (self.nav, self.equation_panel, self.graph, self.inspector, self.predict_box)
+        parts = (self.granularity, self.nav, self.equation_panel, self.graph, self.inspector,
+                 self.predict_box)
         for part in parts + ((self.controls,) if getattr(self, "controls", None) else ()):
             part._safe_refresh("all")
 

@@ -20,8 +20,8 @@
 # * numpy: `np.exp`, `@` (matrix product), `.T` (transpose), `.sum(axis=...)`, `.ndim`;
 # * about 45 minutes.
 #
-# **How it is graded.** This copy is the teacher's, with the solutions between
-# `### BEGIN SOLUTION` and `### END SOLUTION`. In the student version (made by nbgrader, see the
+# **How it is graded.** This copy is the teacher's, with the solutions inside nbgrader's solution
+# markers. In the student version (made by nbgrader, see the
 # teacher's guide) each solution is replaced by `# YOUR CODE HERE` and `raise NotImplementedError()`:
 # write your code there (delete the `raise`); do not change the test cells, which are locked. Each test cell
 # runs `bpv.check` on your module and a few direct asserts: when it passes it prints one line;

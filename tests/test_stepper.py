@@ -541,3 +541,183 @@ def test_a_run_of_predictions_ends_with_a_score(stepper):
         s.click("check")
     assert s.step == s.model.n
     assert "Done: 8 predictions: 1 right first time, 1 after a hint, 6 revealed." in s.feedback.value
+
+
+# --- the granularity switch: modules ↔ scalar circuit (issue 8) ------------------------------
+
+from backpropviz import circuit as C          # noqa: E402
+from backpropviz.keys import Key               # noqa: E402
+
+
+def _mapped_traces():
+    mm = bpv.MM(np.array([[0.3, -0.2], [0.1, 0.4]]), np.array([0.1, -0.1]))
+    return {
+        "MLP, one example": bpv.mlp([2, 3, 2, 1], activation="tanh", seed=1).backprop(
+            np.array([0.5, -1.0]), 1.0),
+        "notes' network": notes_net().backprop(X, Y),
+        "traced, shared MM and a skip": bpv.trace(lambda z: (mm(bpv.Tanh()(mm(z))) + z).sum(),
+                                                  np.array([0.3, -0.7])),
+        "traced, indexing and x * x": bpv.trace(lambda z: z[0] * z[1] + (z * z).sin().sum(),
+                                                np.array([0.3, 0.2, 0.5])),
+    }
+
+
+@pytest.mark.parametrize("name", list(_mapped_traces()))
+def test_steps_map_both_ways_between_modules_and_the_circuit(name):
+    tr = _mapped_traces()[name]
+    c = bpv.circuit(tr)
+    assert C.to_circuit(c, 0) == 0 and C.to_modules(c, 0) == 0
+    seed = next(k for k, s in enumerate(tr.specs, 1) if s.kind == "seed")
+    assert C.to_circuit(c, seed) == c.n_forward + 1 and C.to_modules(c, c.n_forward + 1) == seed
+    for k in range(len(tr) + 1):                                   # round trip
+        assert C.to_modules(c, C.to_circuit(c, k)) == k, (k, tr.specs[k - 1])
+    for j in range(len(c) + 1):          # a circuit step belongs to a step completing at or after it
+        assert C.to_circuit(c, C.to_modules(c, j)) >= j
+    for k, s in enumerate(tr.specs, 1):  # complete: every entry of what step k writes is known
+        if s.writes.user is not None or s.kind == "seed":
+            continue
+        key = (lambda e: Key(e, s.writes.grad))
+        done = max(c.known_at(key(e)) for e in c.entries(s.node).ravel())
+        if s.kind == "F":
+            assert C.to_circuit(c, k) == done
+            assert c.specs[done - 1].node == c.entries(s.node).ravel()[-1]
+        elif done < float("inf"):
+            assert C.to_circuit(c, k) == done, s
+
+
+def test_forward_steps_of_the_circuit_belong_to_their_module():
+    tr = notes_net().backprop(X, Y)
+    c = bpv.circuit(tr)
+    for j in range(1, c.n_forward + 1):
+        owner = c.node(c.specs[j - 1].node).part_of[0]
+        assert tr.specs[C.to_modules(c, j) - 1].module == owner
+
+
+def test_switching_to_the_circuit_and_back_keeps_the_step(stepper):
+    s = stepper
+    bar = s.granularity
+    assert bar.layout.display != "none" and "bpv-granularity" in bar.toggle._dom_classes
+    assert bar.toggle.tooltip and bar.toggle.description == "view"
+    assert list(bar.toggle.options) == ["modules", "scalar circuit"]
+    n = s.model.n
+    for k in range(n + 1):
+        s.move(k)
+        bar.toggle.value = "scalar circuit"
+        m = s.model
+        assert m.trace is m.circuit_trace and isinstance(m.trace, C.Circuit)
+        assert s.step == (len(m.trace) if k == n else C.to_circuit(m.trace, k))
+        in_step(s) if s.step == 0 else None
+        assert f'data-step="{s.step}"' in s.graph.value
+        assert s.slider.max == len(m.trace)
+        bar.toggle.value = "modules"
+        assert m.trace is m.module_trace and s.step == k and s.slider.max == n
+        in_step(s)
+    # moving in the circuit view: back at the module step whose work the circuit step is
+    bar.toggle.value = "scalar circuit"
+    s.move(10)
+    bar.toggle.value = "modules"
+    assert s.step == C.to_modules(s.model.circuit_trace, 10)
+    assert "bpv-error" not in s.message.value
+
+
+def test_rebuilding_in_the_circuit_view_rebuilds_the_circuit(stepper):
+    s = stepper
+    s.granularity.toggle.value = "scalar circuit"
+    s.move(5)
+    before = s.model.module_step()
+    s.x_in.value = "0.5, -1"
+    s.click("rebuild")
+    m = s.model
+    assert m.in_circuit and isinstance(m.trace, C.Circuit) and m.trace.source is m.module_trace
+    np.testing.assert_array_equal(m.module_trace.value("u[0]"), [0.5, -1.0])
+    assert m.module_step() == before
+    for name in ("W[1]", "b[2]"):
+        np.testing.assert_allclose(m.trace.module_grad(name), m.module_trace.grad(name))
+    s.granularity.toggle.value = "modules"
+    assert s.step == before
+
+
+def test_a_circuit_too_large_to_draw_is_shown_as_text_with_the_reason():
+    s = bpv.Stepper(bpv.mlp([2, 32, 32, 1], seed=0), np.array([0.5, -1.0]), np.array([1.0]))
+    s.granularity.toggle.value = "scalar circuit"
+    assert s.model.in_circuit
+    s.click("next")
+    assert "<pre>" in s.graph.value and "value nodes" in s.graph.value
+    assert "1200" in s.graph.value or "1,200" in s.graph.value
+    assert "Traceback" not in s.graph.value + s.message.value
+
+
+def test_no_switch_without_a_decomposition_and_no_error():
+    class Twice(bpv.Module):
+        label = "twice"
+
+        def forward(self, z):
+            return 2.0 * z
+
+        def backward(self, z, v):
+            return 2.0 * v
+    tr = bpv.trace(lambda z: Twice()(z).sum(), np.array([1.0, 2.0]))
+    s = bpv.Stepper(tr)
+    assert s.granularity.layout.display == "none"
+    assert s.message.value == ""
+    assert not s.model.set_granularity("scalar circuit") and "decomposition" in s.model.error
+    s.granularity.toggle.value = "scalar circuit"          # forced: a message, no traceback
+    assert "decomposition" in s.message.value and "bpv-error" in s.message.value
+    assert s.granularity.toggle.value == "modules" and s.model.trace is tr
+
+
+def test_a_failing_switch_is_a_message_not_a_traceback(stepper, monkeypatch):
+    def boom(trace):
+        raise bpv.BackpropError("circuit: overflows here")
+    monkeypatch.setattr(stepper.model, "_circuit", boom)
+    stepper.move(3)
+    stepper.granularity.toggle.value = "scalar circuit"
+    assert "overflows here" in stepper.message.value
+    assert stepper.granularity.toggle.value == "modules" and stepper.step == 3
+    in_step(stepper)
+
+
+def test_a_stepper_of_a_circuit_switches_to_its_modules():
+    c = bpv.circuit(notes_net().backprop(X, Y))
+    s = bpv.Stepper(c)
+    assert s.granularity.toggle.value == "scalar circuit" and s.model.trace is c
+    s.move(C.to_circuit(c, 7))
+    s.granularity.toggle.value = "modules"
+    assert s.model.trace is c.source and s.step == 7
+
+
+def test_random_actions_with_the_granularity_switch_never_desynchronise():
+    rng = random.Random(8)
+    s = bpv.Stepper(bpv.mlp([2, 3, 1], activation="tanh", loss="logistic", seed=0),
+                    np.array([0.5, -1.0]), 1.0)
+    back_to = None
+    for i in range(300):
+        a = rng.choice(["next", "prev", "backward", "slider", "view", "view", "rebuild", "loss",
+                        "predict", "reveal"])
+        if a in ("next", "prev", "backward", "reveal"):
+            s.click(a)
+        elif a == "slider" and not s.slider.disabled:
+            s.slider.value = rng.randint(0, s.slider.max)
+        elif a == "view":
+            before, done, left = s.model.module_step(), s.step == s.model.n, s.step
+            s.granularity.toggle.value = "modules" if s.model.in_circuit else "scalar circuit"
+            if done:          # all done stays all done, unless it was reached by switching
+                assert s.step in (s.model.n, back_to)
+            else:
+                assert s.model.module_step() == before
+            back_to = left
+        elif a == "rebuild":
+            s.x_in.value = f"{rng.uniform(-2, 2):.3f}, {rng.uniform(-2, 2):.3f}"
+            s.sizes_in.value = rng.choice(["2, 3, 1", "2, 2, 1"])
+            s.click("rebuild")
+            assert "bpv-error" not in s.message.value, s.message.value
+        elif a == "loss":
+            s.loss_in.value = rng.choice(["logistic", "squared"])
+        elif a == "predict":
+            s.predict_toggle.value = not s.predict_toggle.value
+        m = s.model
+        assert s.granularity.toggle.value == m.granularity
+        assert m.trace is (m.circuit_trace if m.in_circuit else m.module_trace)
+        if m.in_circuit:
+            assert m.trace.source is m.module_trace
+        in_step(s)
