@@ -388,15 +388,28 @@ class Renderer:
         self._rows = {k: array_lines(trace[k]) for b in layout.boxes.values() for k in b.keys}
         self._bad = {k for k in self._rows if not np.isfinite(np.asarray(trace[k], float)).all()}
         self._edge_svg = self._static_edges()
+        self._oval_svg = self._static_ovals()
         self._boxes = {b.id: self._box_parts(b) for b in layout.boxes.values()}
 
     def _static_edges(self) -> list[tuple]:
+        """Each edge's SVG before and after its class, and when the backward pass crosses it."""
         out = []
         for e in self.layout.edges:
-            out.append((f'<path class="{{}}" d="{e.path}"/>',
-                        f'<polygon class="arr" points="{e.arrow}"/>' if e.arrow else "",
-                        f'<text class="elab" x="{e.lx:.1f}" y="{e.ly + 3:.1f}" '
-                        f'text-anchor="middle">{esc(e.label)}</text>'))
+            out.append((f'<path class="', f'" d="{e.path}"/>'
+                        + (f'<polygon class="arr" points="{e.arrow}"/>' if e.arrow else "")
+                        + f'<text class="elab" x="{e.lx:.1f}" y="{e.ly + 3:.1f}" '
+                          f'text-anchor="middle">{esc(e.label)}</text>',
+                        self.trace.travelled_at(e.module, e.node)))
+        return out
+
+    def _static_ovals(self) -> list[tuple]:
+        out = []
+        for o in self.layout.ovals.values():
+            out.append((o.module, f'<g id="{o.id}" class="module" data-module="{esc(o.module)}">'
+                        f'<ellipse class="', f'" cx="{o.x:.1f}" cy="{o.y:.1f}" '
+                        f'rx="{o.width / 2:.1f}" ry="{o.height / 2:.1f}"/>'
+                        f'<text x="{o.x:.1f}" y="{o.y + 4:.1f}" text-anchor="middle">'
+                        f'{esc(o.label)}</text></g>'))
         return out
 
     # one SVG per step; the geometry is fixed, only classes, text and blanks change
@@ -430,18 +443,16 @@ class Renderer:
                  f'style="max-width:100%;max-height:82vh;width:auto;height:auto" data-step="{k}">',
                  f'<title id="{tid}">{esc(title)}</title><desc id="{did}">{esc(desc)}</desc>',
                  _STYLE, self._caption(view) if caption else ""]
-        for e, (path, head, lab) in zip(L.edges, self._edge_svg):
-            cls = " ".join(c for c in ("edge", "param" if e.param else "",
-                                       _style(edge_state(self.trace, hl, e.module, e.node), hl)[0])
-                           if c)
-            parts += (path.format(cls), head, lab)
-        for o in L.ovals.values():
-            cls = "oval " + (_style("module", hl)[0] if o.module == hl.module else "")
-            parts.append(f'<g id="{o.id}" class="module" data-module="{esc(o.module)}">'
-                         f'<ellipse class="{cls.strip()}" cx="{o.x:.1f}" cy="{o.y:.1f}" '
-                         f'rx="{o.width / 2:.1f}" ry="{o.height / 2:.1f}"/>'
-                         f'<text x="{o.x:.1f}" y="{o.y + 4:.1f}" text-anchor="middle">'
-                         f'{esc(o.label)}</text></g>')
+        # the classes of each state, once per step (the states themselves come from present.py)
+        edge_cls = {(state, param): " ".join(c for c in ("edge", "param" if param else "",
+                                                         _style(state, hl)[0]) if c)
+                    for state in (None, "now", "travelled") for param in (False, True)}
+        for e, (before, after, travel) in zip(L.edges, self._edge_svg):
+            state = edge_state(self.trace, hl, e.module, e.node, travel)
+            parts += (before, edge_cls[state, e.param], after)
+        current = ("oval " + _style("module", hl)[0]).strip()
+        for module, before, after in self._oval_svg:
+            parts += (before, current if module == hl.module else "oval", after)
         for b in L.boxes.values():
             parts.append(self._box(b, hl))
             if b.name in marked:
@@ -486,16 +497,16 @@ class Renderer:
             blank = (f'<rect class="blank" x="{x + PAD + lab_w:.1f}" y="{ty - 11:.1f}" '
                      f'width="{b.width - 2 * PAD - lab_w:.1f}" height="{len(lines) * LINE_H - 3:.1f}" '
                      f'data-blank="{esc(K.text(key))}"/>')
-            rows.append((key, lab + known, lab + blank))
+            rows.append((self.trace.known_at(key), lab + known, lab + blank))
             line += len(lines)
         return head, rows
 
     def _box(self, b: Box, hl: Highlight) -> str:
         head, rows = self._boxes[b.id]
         cls = f"box {b.kind} " + _style(node_state(hl, b.name), hl)[0]
-        known = self.trace.is_known
+        k = hl.k
         return (head[0] + f'<rect class="{cls.strip()}' + head[1]
-                + "".join(shown if known(key, hl.k) else blank for key, shown, blank in rows)
+                + "".join(shown if at <= k else blank for at, shown, blank in rows)
                 + "</g>")
 
     def _caption(self, view) -> str:
@@ -564,18 +575,16 @@ class Renderer:
         their product."""
         tr, L, n = self.trace, self.layout, len(self.trace)
         never = n + 1
-        at = lambda key: min(tr.known_at(key), never)
         parts = [f'<svg xmlns="http://www.w3.org/2000/svg" class="bpv" width="{L.width:.0f}" '
                  f'height="{L.total_h:.0f}" viewBox="0 0 {L.width:.0f} {L.total_h:.0f}" '
                  f'role="img" aria-labelledby="fb-title fb-desc" style="max-width:100%;height:auto">'
                  f'<title id="fb-title"></title><desc id="fb-desc"></desc>', _STYLE,
                  "".join(f'<text class="cap{" head" if i == 0 else ""}" x="8" y="{18 + 20 * i}" '
                          f'data-line="{i}"></text>' for i in range(3))]
-        for e, (path, head, lab) in zip(L.edges, self._edge_svg):
-            t = min(tr.travelled_at(e.module, e.node), never)
-            path = path.format("edge param" if e.param else "edge").replace(
-                "<path ", f'<path data-m="{esc(e.module)}" data-n="{esc(e.node)}" data-t="{t}" ', 1)
-            parts += (path, head, lab)
+        for e, (before, after, travel) in zip(L.edges, self._edge_svg):
+            before = before.replace("<path ", f'<path data-m="{esc(e.module)}" '
+                                    f'data-n="{esc(e.node)}" data-t="{min(travel, never)}" ', 1)
+            parts += (before, "edge param" if e.param else "edge", after)
         for o in L.ovals.values():
             parts.append(f'<g class="module" data-module="{esc(o.module)}"><ellipse class="oval" '
                          f'data-m="{esc(o.module)}" cx="{o.x:.1f}" cy="{o.y:.1f}" '
@@ -584,9 +593,9 @@ class Renderer:
         for b in L.boxes.values():
             head, rows = self._boxes[b.id]
             parts.append(head[0] + f'<rect data-box="{esc(b.name)}" class="box {b.kind}' + head[1]
-                         + "".join(f'<g class="fk" data-at="{at(key)}">{shown}</g>'
-                                   f'<g class="fb" data-at="{at(key)}">{blank}</g>'
-                                   for key, shown, blank in rows) + "</g>")
+                         + "".join(f'<g class="fk" data-at="{min(t, never)}">{shown}</g>'
+                                   f'<g class="fb" data-at="{min(t, never)}">{blank}</g>'
+                                   for t, shown, blank in rows) + "</g>")
         parts += [self._legend(), "</svg>"]
         steps = [[s.phase[0].upper(), s.module, s.node, sorted({k.node for k in s.reads})]
                  for s in tr.specs]

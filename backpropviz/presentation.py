@@ -211,11 +211,15 @@ def node_state(hl: Highlight, name: str) -> str | None:
     return "read" if name in hl.read else None
 
 
-def edge_state(trace: Trace, hl: Highlight, module: str, node: str) -> str | None:
-    """'now' (the current rule goes along it), 'travelled' (the backward pass has) or None."""
+def edge_state(trace: Trace, hl: Highlight, module: str, node: str,
+               travelled_at: float | None = None) -> str | None:
+    """'now' (the current rule goes along it), 'travelled' (the backward pass has) or None.
+    ``travelled_at``: the edge's trace.travelled_at, when the caller has it at hand."""
     if module == hl.module and (node == hl.wrote or node in hl.read):
         return "now"
-    return "travelled" if trace.travelled_at(module, node) <= hl.k else None
+    if travelled_at is None:
+        travelled_at = trace.travelled_at(module, node)
+    return "travelled" if travelled_at <= hl.k else None
 
 
 
