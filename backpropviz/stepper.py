@@ -47,6 +47,7 @@ class StepperModel:
         self.circuit_trace = None
         self._revealed_other: set[int] = set()     # the predictions revealed in the other view
         self._came_from = None                     # ((trace, step) switched to, step left)
+        self.expanded = None                       # the module shown expanded in place, if any
         from .circuit import Circuit
         if isinstance(net_or_trace, Circuit):      # a circuit: its module-level pass beside it
             self.trace = self.circuit_trace = net_or_trace
@@ -83,6 +84,9 @@ class StepperModel:
 
     def module_step(self) -> int:
         """The module-level step matching the current step (the step itself in the module view)."""
+        if self.expanded is not None:
+            from .circuit import unexpanded_step
+            return unexpanded_step(self.trace, self.step)
         if not self.in_circuit:
             return self.step
         from .circuit import to_modules
@@ -109,7 +113,8 @@ class StepperModel:
                 trace = self.circuit_trace
                 # all done stays all done (the last module step, ∂J/∂b[1], completes before the
                 # last entries of ∂J/∂W[1] in the circuit)
-                step = len(trace) if self.step == self.n else to_circuit(trace, self.step)
+                step = len(trace) if self.step == self.n else \
+                    to_circuit(trace, self.module_step())
             else:
                 trace = self.module_trace
                 back = self._came_from
@@ -119,11 +124,54 @@ class StepperModel:
             self.error = str(e)
             return False
         self.error = ""
-        self._came_from = ((trace, step), self.step)   # switching back without moving: same step
+        self._came_from = ((trace, step), self.module_step() if self.expanded else self.step)
+        self.expanded = None                           # switching back without moving: same step
         self.granularity, self.trace, self.step = granularity, trace, step
         self.revealed, self._revealed_other = self._revealed_other, self.revealed
         self._changed("trace")
         return True
+
+    # --- one module expanded in place -----------------------------------------------------------------
+    def expandable(self) -> list:
+        """The modules of the pass that can be expanded in place (ModuleInfo, in order)."""
+        from .circuit import expandable
+        return expandable(self.module_trace)
+
+    def set_expanded(self, module: str | None) -> bool:
+        """Show the pass at module level with ``module`` ("M_1") expanded into its atomic
+        operations, or (None, "none") every module closed, at the matching step; on failure
+        ``error`` says why, the view stays and False is returned."""
+        from .circuit import expand, expanded_step
+        module = None if module in (None, "", "none") else module
+        if module == self.expanded and (module is not None or not self.in_circuit):
+            return True
+        try:
+            back = self._came_from
+            k = back[1] if back and back[0] == (self.trace, self.step) and not self.in_circuit \
+                else self.n_module if self.step == self.n else self.module_step()
+            if module is None:
+                trace, step = self.module_trace, k
+            else:
+                trace = expand(self.module_trace, module)
+                step = len(trace) if self.step == self.n else expanded_step(trace, k)
+        except BackpropError as e:
+            self.error = str(e)
+            return False
+        self.error = ""
+        if self.in_circuit:
+            self.revealed, self._revealed_other = self._revealed_other, self.revealed
+        self.revealed = set() if module is not None or self.expanded is not None else \
+            self.revealed
+        # closing or opening again without moving: back at the same module step
+        self._came_from = ((trace, step), k)
+        self.granularity, self.expanded = GRANULARITIES[0], module
+        self.trace, self.step = trace, step
+        self._changed("trace")
+        return True
+
+    @property
+    def n_module(self) -> int:
+        return len(self.module_trace)
 
     # --- observers --------------------------------------------------------------------------------
     def observe(self, fn) -> None:
@@ -202,6 +250,14 @@ class StepperModel:
         self.error = ""
         step = min(self.module_step(), len(trace))   # the position, where the new trace allows
         self.module_trace, self.circuit_trace = trace, None
+        if self.expanded is not None:                # the same module of the new pass, expanded
+            from .circuit import expand, expanded_step
+            try:
+                trace = expand(trace, self.expanded)
+                step = expanded_step(trace, step)
+            except BackpropError as e:
+                self.expanded = None
+                self.error = f"rebuilt, shown as modules: {e}"
         self.revealed, self._revealed_other = set(), set()
         if self.in_circuit:                          # the circuit of the new pass
             from .circuit import to_circuit

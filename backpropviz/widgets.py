@@ -549,12 +549,37 @@ class GranularityBar(W.HBox, _Part):
             '<span class="bpv-granularity-help" style="font-size:12px;color:#555">switching '
             "keeps the place in the pass: a module step is the circuit steps that complete it"
             "</span>")
-        super().__init__([self.toggle, self.label], layout=W.Layout(align_items="center"))
+        self.expand = W.Dropdown(options=self._options(m), value="none", description="expand",
+                                 tooltip="open one module into its multiplications, additions, "
+                                         "… while the rest stays at module level",
+                                 layout=W.Layout(width="auto"))
+        self.expand.add_class("bpv-expand")
+        super().__init__([self.toggle, self.expand, self.label],
+                         layout=W.Layout(align_items="center", flex_flow="row wrap"))
         self._attach(stepper)
         self._busy = False
         available = not m.circuit_reason
         self.layout.display = "flex" if available else "none"
         self.toggle.observe(self._on_toggle, names="value")
+        self.expand.observe(self._on_expand, names="value")
+
+    @staticmethod
+    def _options(m):
+        return [("none", "none")] + [(f"{mi.name} = {mi.label}", mi.name)
+                                     for mi in m.expandable()]
+
+    @shown_in_widget
+    def _on_expand(self, change):
+        if self._busy:
+            return
+        m = self.model
+        if m.set_expanded(change["new"]):
+            self.stepper.predict_box.feedback.value = ""
+            self.say(f"{m.expanded} expanded: {m.n} steps, now at step {m.step}"
+                     if m.expanded else f"modules: {m.n} steps, now at step {m.step}")
+        else:
+            self.say(m.error, error=True)
+            self.refresh("failed")
 
     @shown_in_widget
     def _on_toggle(self, change):
@@ -577,6 +602,13 @@ class GranularityBar(W.HBox, _Part):
         try:
             if self.toggle.value != m.granularity:
                 self.toggle.value = m.granularity
+            if what == "trace":
+                options = self._options(m)
+                if list(self.expand.options) != options:
+                    self.expand.options = options
+            want = m.expanded or "none"
+            if self.expand.value != want:
+                self.expand.value = want
         finally:
             self._busy = False
 

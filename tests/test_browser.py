@@ -495,3 +495,46 @@ def test_flipbook_steps_in_the_browser(browser, tmp_path):
         assert not errors and page.evaluate("() => document.querySelectorAll('b').length") == 0
     finally:
         context.close()
+
+
+def test_granularity_switch_and_expand_in_the_browser(app, lesson):
+    """modules → scalar circuit, one step, back to modules; then expand M_1 in place and close it."""
+    L = app
+    go_to_start(L, lesson)
+    ref = lesson_trace()                       # the same pass, switched here without a kernel
+    module_graph = L.page.evaluate(
+        "(root) => document.querySelector(root + ' .bpv-graph').innerHTML.length", L.root)
+    assert ref.set_granularity("scalar circuit")
+    c_counter0 = ref.counter()
+    L.click("click 'scalar circuit'", ".bpv-granularity button:has-text('scalar circuit')")
+    L.wait_for(f"circuit counter {c_counter0!r} and a data-node of the circuit",
+               "(s, w) => s.counter === w && s.step === '0'", c_counter0)
+    L.do("the graph shows scalar nodes (u[1]₁)", lambda: L.page.wait_for_selector(
+        L.sel(".bpv-graph [data-node='u[1]₁']"), state="attached"))
+    changed = L.page.evaluate(
+        "(root) => document.querySelector(root + ' .bpv-graph').innerHTML.length", L.root)
+    expect(L, "the circuit's graph differs", changed != module_graph, "same graph shown")
+    L.shot("scalar-circuit")
+    ref.next()
+    L.click_until_step_changes("▶ in the circuit", ".bpv-next")
+    L.wait_for("circuit step 1", "(s, w) => s.counter === w && s.step === '1'", ref.counter())
+    assert ref.set_granularity("modules")
+    L.click("click 'modules'", ".bpv-granularity button:has-text('modules')")
+    L.wait_for("module counter again", "(s, w) => s.counter === w", ref.counter())
+    L.shot("back-to-modules")
+    label = f"M_1 = {ref.module_trace.modules[0].label}"
+    assert ref.set_expanded("M_1")
+    L.do(f"choose {label!r} in the expand dropdown", lambda: L.page.locator(
+        L.sel(".bpv-expand select")).select_option(label=label))
+    L.wait_for("expanded counter", "(s, w) => s.counter === w", ref.counter())
+    L.do("the graph shows an expanded node (u[1]₁)", lambda: L.page.wait_for_selector(
+        L.sel(".bpv-graph [data-node='u[1]₁']"), state="attached"))
+    L.shot("expanded-M_1")
+    assert ref.set_expanded(None)
+    L.do("choose 'none' again", lambda: L.page.locator(
+        L.sel(".bpv-expand select")).select_option(label="none"))
+    L.wait_for("module counter after closing", "(s, w) => s.counter === w", ref.counter())
+    L.do("no expanded node left", lambda: L.page.wait_for_selector(
+        L.sel(".bpv-graph [data-node='u[1]₁']"), state="detached"))
+    expect(L, "no error message", "Traceback" not in (L.read()["message"] or ""), "traceback")
+    L.shot("expand-closed")

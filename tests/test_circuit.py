@@ -503,3 +503,65 @@ def test_a_big_circuit_is_not_drawn_but_can_be_stepped_as_text():
     with pytest.raises(bpv.BackpropError, match=r"value nodes.*bpv.step_text"):
         bpv.render(c, 1)
     assert bpv.step_text(c, len(c)).startswith(f"step {len(c)}/{len(c)}")
+
+
+# --- one module expanded in place (issue 8) ------------------------------------------------------
+
+@pytest.mark.parametrize("batch", [0, 3], ids=["one", "batch"])
+@pytest.mark.parametrize("loss", LOSSES)
+def test_expanding_one_module_keeps_the_rest_and_the_gradients(loss, batch):
+    tr = random_mlp_trace("sigmoid", loss, batch, input_grad=True)
+    grads = module_level_grads(tr)
+    for mi in tr.modules:
+        x = C.circuit(tr, expand=mi.name)
+        assert isinstance(x, C.Expanded) and x.source is tr and x.expanded == mi.name
+        for name, g in grads.items():                      # every module-level gradient
+            np.testing.assert_allclose(x.grad(name), g, rtol=1e-10, atol=1e-13, err_msg=name)
+        for n in tr.nodes:                                 # every module-level node and value
+            np.testing.assert_allclose(x.value(n.name), tr.value(n.name), rtol=1e-12,
+                                       atol=1e-14, err_msg=n.name)
+        # only that module is at scalar level, with part_of; the others keep their class
+        ops = [m.op for m in x.modules if x.names[m.name] != mi.name]
+        assert sorted(ops) == sorted(m.op for m in tr.modules if m.name != mi.name)
+        inner = [n for n in x.nodes if n.part_of is not None and n.kind == "value"]
+        assert inner and all(n.part_of[0] in (mi.name, None) or n.part_of[1] in mi.inputs
+                             + mi.params for n in inner)
+        # the routing modules: (·)ᵢ into entries, [·] back into u[i] (unless u[i] is a number)
+        if np.ndim(tr.value(mi.output)):
+            last = [m for m in x.modules if x.names[m.name] == mi.name][-1]
+            assert last.op == "Stack" and last.output == mi.output
+        # the step maps keep the place and the phase
+        nf = tr.n_forward
+        for k in range(len(tr) + 1):
+            j = C.expanded_step(x, k)
+            assert 0 <= j <= len(x) and (j <= x.n_forward) == (k <= nf)
+            assert C.unexpanded_step(x, j) <= k or k == 0
+        for j in range(len(x) + 1):
+            k = C.unexpanded_step(x, j)
+            assert 0 <= k <= len(tr) and (k <= nf) == (j <= x.n_forward)
+
+
+def test_expanded_mm_reads_as_the_notes_write_it_and_survives_json():
+    net = bpv.mlp([2, 2, 1], seed=0)
+    tr = net.backprop(np.array([1.0, -2.0]), 1.0)
+    x = C.expand(tr, "M_1")
+    from backpropviz import presentation as P
+    text = "\n".join(P.step_text(x, k) for k in range(1, len(x) + 1))
+    assert "u[0]₂ = (u[0])₂" in text and "u[1] = [u[1]₁, u[1]₂]" in text
+    assert "(7.58)" in text and "s[1] = W[1]₁,₁ ⊙ u[0]₁" in text
+    counts = {}
+    for m in x.modules:
+        counts[m.op] = counts.get(m.op, 0) + 1
+    assert counts["Mul"] == 4 and counts["Add"] == 4 and counts["Stack"] == 1   # 2×2 MM with b
+    assert counts["Entry"] == 2 + 4 + 2                                         # u[0], W[1], b[1]
+    back = type(x).__mro__[1].from_json(x.to_json())
+    assert back.same_as(x)
+    picture = draw.render(x, 20)
+    assert "u[1]₁" in str(getattr(picture, "data", picture))
+
+
+def test_expand_refuses_clearly():
+    tr = bpv.mlp([2, 2, 1], seed=0).backprop(np.array([1.0, -2.0]), 1.0)
+    with pytest.raises(bpv.BackpropError, match="no module named 'M_9'"):
+        C.expand(tr, "M_9")
+    assert C.expand(C.circuit(tr), "M_2").source is tr          # from a circuit: its source

@@ -721,3 +721,47 @@ def test_random_actions_with_the_granularity_switch_never_desynchronise():
         if m.in_circuit:
             assert m.trace.source is m.module_trace
         in_step(s)
+
+
+# --- expanding one module in place (issue 8) -----------------------------------------------------
+
+def test_expanding_a_module_in_the_stepper_keeps_the_place(stepper):
+    s = stepper
+    bar = s.granularity
+    drop = bar.expand
+    assert "bpv-expand" in drop._dom_classes and drop.description == "expand"
+    labels = [label for label, _ in drop.options]
+    assert labels[0] == "none" and labels[1] == "M_1 = MM[W[1], b[1]]"
+    tr = s.model.module_trace
+    n = s.model.n
+    for k in range(n + 1):
+        s.move(k)
+        drop.value = "M_1"
+        m = s.model
+        assert isinstance(m.trace, C.Expanded) and m.expanded == "M_1"
+        assert s.step == (len(m.trace) if k == n else C.expanded_step(m.trace, k))
+        assert (s.step <= m.trace.n_forward) == (k <= tr.n_forward)
+        assert s.slider.max == len(m.trace) and f'data-step="{s.step}"' in s.graph.value
+        assert bar.toggle.value == "modules"
+        drop.value = "none"
+        assert m.trace is m.module_trace and m.expanded is None and s.slider.max == n
+        assert s.step == k                       # back without moving: the same step
+    # from the expanded view to the circuit and back to modules, and a bad module: a message
+    drop.value = "M_3"
+    s.move(5)
+    bar.toggle.value = "scalar circuit"
+    assert s.model.in_circuit and s.model.expanded is None and drop.value == "none"
+    s.move(7)
+    drop.value = "M_2"
+    assert not s.model.in_circuit and bar.toggle.value == "modules"
+    assert not s.model.set_expanded("M_99") and "no module named" in s.model.error
+    assert "bpv-error" not in s.message.value
+
+
+def test_expanded_view_survives_a_rebuild(stepper):
+    s = stepper
+    s.granularity.expand.value = "M_1"
+    assert s.model.rebuild(seed=3)
+    m = s.model
+    assert isinstance(m.trace, C.Expanded) and m.trace.source is m.module_trace
+    assert 0 <= s.step <= len(m.trace) and s.granularity.expand.value == "M_1"
