@@ -46,7 +46,7 @@ class StepperModel:
         self.granularity = GRANULARITIES[0]
         self.circuit_trace = None
         self._revealed_other: set[int] = set()     # the predictions revealed in the other view
-        self._came_from = None                     # ((trace, step) switched to, step left)
+        self._came_from = None       # (kind of switch, (trace, step) switched to, step left)
         self.expanded = None                       # the module shown expanded in place, if any
         from .circuit import Circuit
         if isinstance(net_or_trace, Circuit):      # a circuit: its module-level pass beside it
@@ -118,13 +118,14 @@ class StepperModel:
             else:
                 trace = self.module_trace
                 back = self._came_from
-                step = back[1] if back and back[0] == (self.trace, self.step) else \
-                    len(trace) if self.step == self.n else self.module_step()
+                step = back[2] if back and back[:2] == ("granularity", (self.trace, self.step)) \
+                    else len(trace) if self.step == self.n else self.module_step()
         except BackpropError as e:
             self.error = str(e)
             return False
         self.error = ""
-        self._came_from = ((trace, step), self.module_step() if self.expanded else self.step)
+        self._came_from = ("granularity", (trace, step),
+                           self.module_step() if self.expanded else self.step)
         self.expanded = None                           # switching back without moving: same step
         self.granularity, self.trace, self.step = granularity, trace, step
         self.revealed, self._revealed_other = self._revealed_other, self.revealed
@@ -147,8 +148,9 @@ class StepperModel:
             return True
         try:
             back = self._came_from
-            k = back[1] if back and back[0] == (self.trace, self.step) and not self.in_circuit \
-                else self.n_module if self.step == self.n else self.module_step()
+            k = back[2] if back and back[:2] == ("expand", (self.trace, self.step)) \
+                and not self.in_circuit else self.n_module if self.step == self.n \
+                else self.module_step()
             if module is None:
                 trace, step = self.module_trace, k
             else:
@@ -163,7 +165,7 @@ class StepperModel:
         self.revealed = set() if module is not None or self.expanded is not None else \
             self.revealed
         # closing or opening again without moving: back at the same module step
-        self._came_from = ((trace, step), k)
+        self._came_from = ("expand", (trace, step), k)
         self.granularity, self.expanded = GRANULARITIES[0], module
         self.trace, self.step = trace, step
         self._changed("trace")

@@ -516,8 +516,18 @@ def test_granularity_switch_and_expand_in_the_browser(app, lesson):
     expect(L, "the circuit's graph differs", changed != module_graph, "same graph shown")
     L.shot("scalar-circuit")
     ref.next()
+    first = len(L.latencies)
     L.click_until_step_changes("▶ in the circuit", ".bpv-next")
     L.wait_for("circuit step 1", "(s, w) => s.counter === w && s.step === '1'", ref.counter())
+    for k in range(2, 16):                      # click → graph in the circuit view, timed
+        ref.next()
+        L.click_until_step_changes(f"▶ in the circuit to step {k}", ".bpv-next")
+        L.wait_for(f"circuit step {k}", "(s, w) => s.counter === w", ref.counter())
+    summary = latency_summary(L.latencies[first:])
+    RESULTS["latency"][L.app + " (scalar circuit)"] = summary
+    write_latency()
+    print(f"\n[{L.app}] scalar circuit view: click → graph updated over {summary['n']} clicks: "
+          f"median {summary['median_ms']} ms, p90 {summary['p90_ms']} ms")
     assert ref.set_granularity("modules")
     L.click("click 'modules'", ".bpv-granularity button:has-text('modules')")
     L.wait_for("module counter again", "(s, w) => s.counter === w", ref.counter())

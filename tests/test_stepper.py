@@ -765,3 +765,16 @@ def test_expanded_view_survives_a_rebuild(stepper):
     m = s.model
     assert isinstance(m.trace, C.Expanded) and m.trace.source is m.module_trace
     assert 0 <= s.step <= len(m.trace) and s.granularity.expand.value == "M_1"
+
+
+def test_expanding_after_coming_back_from_the_circuit_keeps_the_module_step():
+    """A switch's memory of where it came from is for that switch only (found by the browser
+    test: expanding after circuit → modules used the circuit's step number)."""
+    m = StepperModel(notes_net(), X, Y)
+    assert m.set_granularity("scalar circuit")
+    for _ in range(15):
+        m.next()
+    assert m.set_granularity("modules")
+    k = m.step
+    assert m.set_expanded("M_1"), m.error
+    assert m.set_expanded(None) and m.step == k
