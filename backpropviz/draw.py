@@ -170,8 +170,9 @@ class Layout:
             raise BackpropError(
                 f"this scalar circuit has {scalar_values} value nodes and {len(trace.modules)} "
                 f"operations, more than the {MAX_SCALAR_VALUES} value nodes drawn (the layout would "
-                f"take tens of seconds and be unreadable); step through it as text "
-                f"(bpv.step_text), count it (circuit.counts), or draw the module-level trace")
+                f"take tens of seconds and be unreadable); expand one module instead "
+                f"(bpv.circuit(trace, expand=\"M_1\"), or 'expand' in the Stepper), step through "
+                f"it as text (bpv.step_text), or count it (circuit.counts)")
         if n_nodes > MAX_NODES:
             raise BackpropError(
                 f"the graph has {n_nodes} nodes, more than the {MAX_NODES} that can be drawn "
