@@ -524,7 +524,7 @@ class _Structure:
             specs.append(_spec("forward", "F", mname[r], None, vkey[o], subs, rule,
                                _reads(subs, at)))
         src += outs
-        specs.append(_spec("backward", "seed", None, None, gkey[J], (), R.SEED_ANY, ()))
+        specs.append(_spec("backward", "seed", None, None, gkey[J], (), R.SEED, ()))
         src.append(n + J)
 
         def contribution(z, r, j):
@@ -543,23 +543,23 @@ class _Structure:
             a, c = ins_a[r], ins_b[r]
             mod, subs = mods[r], fwd_subs[r] + (("v", gkey[o]),)
             inputs = (a,) if c < 0 else (a, c)
-            for j, z in enumerate(inputs):
-                if need[z]:
+            for j, node in enumerate(inputs):
+                if need[node]:
                     rule, at = rules.backward(mod, j, subs)
-                    specs.append(_spec("backward", "B1", mname[r], j, contribution(z, r, j),
+                    specs.append(_spec("backward", "B1", mname[r], j, contribution(node, r, j),
                                        subs, rule, _reads(subs, at)))
                     src.append(slot[r] + j * stride[r] if result[r] < 0 else n + result[r])
                     b1_ops.append(r)
-            for z in (inputs if c != a else (a,)):
-                us = users.get(z, ())
+            for node in (inputs if c != a else (a,)):
+                us = users.get(node, ())
                 if len(us) > 1 and us[0] == r:
-                    keys = tuple(contribution(z, u, j) for u in dict.fromkeys(us)
+                    keys = tuple(contribution(node, u, j) for u in dict.fromkeys(us)
                                  for j in ((0, 1) if ins_a[u] == ins_b[u] else
-                                           (0 if ins_a[u] == z else 1,)))
+                                           (0 if ins_a[u] == node else 1,)))
                     subs_acc = tuple((f"c{i}", k) for i, k in enumerate(keys))
-                    specs.append(_spec("backward", "acc", None, None, gkey[z], subs_acc, R.ACC,
+                    specs.append(_spec("backward", "acc", None, None, gkey[node], subs_acc, R.ACC,
                                        keys))
-                    src.append(n + z)
+                    src.append(n + node)
                     acc_ops.append((r, len(keys) - 1))
         self.specs = tuple(specs)
         self.step_src = np.array(src, dtype=np.int64)

@@ -100,11 +100,6 @@ def esc(text: str) -> str:
     return html.escape(str(text), quote=True).replace("\n", "&#10;")
 
 
-def dot_string(text: str) -> str:
-    """A DOT double-quoted string."""
-    return '"' + str(text).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
 # --- what is drawn: boxes for values, ellipses for modules ------------------------------------
 
 @dataclass
@@ -396,7 +391,7 @@ class Renderer:
         """Each edge's SVG before and after its class, and when the backward pass crosses it."""
         out = []
         for e in self.layout.edges:
-            out.append((f'<path class="', f'" d="{e.path}"/>'
+            out.append(('<path class="', f'" d="{e.path}"/>'
                         + (f'<polygon class="arr" points="{e.arrow}"/>' if e.arrow else "")
                         + f'<text class="elab" x="{e.lx:.1f}" y="{e.ly + 3:.1f}" '
                           f'text-anchor="middle">{esc(e.label)}</text>',

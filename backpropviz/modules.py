@@ -26,7 +26,7 @@ import numpy as np
 from . import expr as E
 from . import rules as R
 from .errors import BackpropError, shape_str
-from .expr import B, W, a, b, t, v, y, z
+from .expr import W, a, b, t, v, y, z
 from .rules import TAG_BACKWARD, TAG_CHAIN, Rule, rule
 from .values import name as checked_name, numeric
 

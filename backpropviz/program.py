@@ -142,13 +142,13 @@ class Program:
         contrib: dict[tuple, list[Key]] = {}     # (module, node) → its keys, in use order
         for zn, us in users.items():
             for m in us:
-                n = us.count(m) > 1 and sum(1 for k in contrib.get((m, zn), ())) + 1
-                key = Key.gradient(zn) if len(us) == 1 else Key.gradient(zn, m, int(n or 0))
-                contrib.setdefault((m, zn), []).append(key)
+                keys = contrib.setdefault((m, zn), [])
+                # one user: the total itself; a module using zn twice numbers its uses 1, 2
+                n = len(keys) + 1 if us.count(m) > 1 else 0
+                keys.append(Key.gradient(zn) if len(us) == 1 else Key.gradient(zn, m, n))
         taken = {k: list(v) for k, v in contrib.items()}
 
-        seed = R.SEED if isinstance(eqns[-1].module, M.Loss) else R.SEED_ANY
-        specs.append(make_spec("backward", "seed", None, None, Key.gradient(out), (), seed))
+        specs.append(make_spec("backward", "seed", None, None, Key.gradient(out), (), R.SEED))
         plan.append((_seed, (Key(out),)))
         for e in reversed(eqns):      # (B2) then (B1) for M_k, …, M_1, as in Algorithm 3
             if e.output not in need or e.output not in users and e.output != out:

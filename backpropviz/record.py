@@ -103,13 +103,10 @@ def make_spec(phase, kind, module, which, writes, subs, rule, consts=None) -> St
     return StepSpec(phase, kind, module, which, writes, tuple(subs), rule, reads)
 
 
-def rule_for(kind: str, op: str | None, which, last_op: str | None = None) -> R.Rule:
-    """The rule table's entry for a step (the seed and the sums belong to no module; the seed's
-    tag depends on whether J is a loss, ``last_op``)."""
+def rule_for(kind: str, op: str | None, which) -> R.Rule:
+    """The rule table's entry for a step (the seed and the sums belong to no module)."""
     if kind == "seed":
-        last = REGISTRY.get(last_op)
-        from_loss = last is not None and any(c.__name__ == "Loss" for c in last.__mro__)
-        return R.SEED if from_loss else R.SEED_ANY
+        return R.SEED
     if kind == "acc":
         return R.ACC
     cls = REGISTRY.get(op)
@@ -541,8 +538,7 @@ def _load(d) -> Trace:
             _need(k in known, w, f"reads {k}, which is not known before this step")
             subs.append((p[0], k))
         try:
-            rule = rule_for(s["kind"], mod.op if mod else None, s["which"],
-                            modules[-1].op if modules else None)
+            rule = rule_for(s["kind"], mod.op if mod else None, s["which"])
         except BackpropError as e:
             raise _Bad(f"{w}: {e}") from None
         consts = dict(mod.consts) if mod else {"n": len(subs)}

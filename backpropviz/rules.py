@@ -152,7 +152,6 @@ SUM_USERS = Slip("sum over users", "That is one user's contribution. The value i
 # ∂J/∂J = 1 starts every backward pass: the 1 that the last module's backward function is applied
 # to, B[ℓ, a[r]](1) in (7.73)/(7.76); one tag for every J, so learners meet one name for it
 SEED = Rule("seed", "(7.73)", E.Const(1.0))
-SEED_ANY = SEED
 
 
 def _acc_expr(ctx: Context):

@@ -10,7 +10,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import backpropviz as bpv
-from backpropviz.rebuild import Rebuilder
 from backpropviz.stepper import StepperModel
 
 

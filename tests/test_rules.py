@@ -95,13 +95,21 @@ def test_rule_text_and_tex_render(cls, batch, kind, which):
 
 
 def test_a_wrong_expression_is_caught():
-    """The check can fail: a rule whose text says W v instead of Wᵀ v disagrees with the code."""
+    """The check can fail: a module whose rule text says 2 Wᵀ v while its code computes Wᵀ v is
+    found by the same evaluation the rule-table test uses."""
+    from backpropviz.rules import rule
+
+    class WrongText(M.MM):
+        @rule("B1", "(7.63)", (E.W.T @ E.v) * 2)
+        def backward(self, z, v):
+            return self.W.T @ v
+
     mod, vals = _inputs(M.MM, 0)
-    W, v = E.columns(mod.W), E.columns(np.ones(2))
-    with pytest.raises(ValueError):
-        (E.W @ E.v).eval({"W": W, "v": v})      # shapes do not even fit
-    wrong = (E.W.T @ E.v * 2).eval({"W": W, "v": v})
-    assert not np.allclose(wrong.ravel(), mod.backward(vals["z"], np.ones(2)))
+    wrong = WrongText(mod.W, mod.b)
+    code, shown, _ = _evaluate(wrong, "B1", 0, vals)
+    assert not np.allclose(shown.reshape(code.shape), code)
+    code, shown, _ = _evaluate(mod, "B1", 0, vals)          # the real MM agrees
+    np.testing.assert_allclose(shown.reshape(code.shape), code)
 
 
 def test_every_tag_of_the_module_rules_is_one_of_the_notes():
