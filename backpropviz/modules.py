@@ -432,10 +432,11 @@ class CrossEntropyLoss(Loss):
         if idx.size == n and np.all(idx == np.round(idx)) and np.all((idx >= 0) & (idx < k)):
             onehot = (np.arange(k)[:, None] == idx.astype(int)[None, :]).astype(float)
             return onehot[:, 0] if t.ndim == 1 else onehot
+        bad = idx[(idx != np.round(idx)) | (idx < 0) | (idx >= k)] if idx.size == n else idx
         raise BackpropError(
             f"{where}: cross-entropy labels must be one-hot with the logits' shape {shape_str(t)} "
-            f"or class indices in 0..{k - 1} (one per example); got {idx[:5]} "
-            f"(shape {shape_str(y)})")
+            f"or class indices in 0..{k - 1} (one per example); got {bad[:5]} "
+            f"(labels of shape {shape_str(y)})")
 
     @rule("F", "(F)", _mean(-E.total(y * E.log(E.softmax(t)))))
     def forward(self, t, y):

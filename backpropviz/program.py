@@ -196,6 +196,17 @@ class Program:
             for i, (fn, args) in enumerate(self.plan))
         nf = len(self.eqns)
         self._fwd_plan, self._bwd_plan = run_plan[:nf], run_plan[nf:]
+        # values(): arguments by position, 1 to 3 of them (no tuple built per call)
+        self._fast_plan = tuple((fn, out, len(args), *args, *(0,) * (3 - len(args)))
+                                if len(args) <= 3 else (fn, out, len(args), itemgetter(*args), 0, 0)
+                                for fn, args, out in
+                                ((fn, args, ng + i) for i, (fn, args) in enumerate(self.plan)))
+
+    def slot(self, key: Key) -> int:
+        """Where ``values`` puts the number of this key (a given node or a step's output)."""
+        if key.grad is None and key.user is None and key.node in self.given_names:
+            return self.given_names.index(key.node)
+        return self.n_given + self.where[key]
 
     # --- running ------------------------------------------------------------------------------
     def run(self, given: dict[str, np.ndarray]) -> Trace:
@@ -204,6 +215,28 @@ class Program:
         # NaN/inf flags (backward) already say, and would land in a notebook's stderr.
         with np.errstate(all="ignore"):
             return self._run(given)
+
+    def values(self, given: dict[str, np.ndarray]) -> list:
+        """The same forward (F) and backward (B1), (B2) steps as ``run``, with no Trace and no
+        per-step checks: the numbers of every given node and step in one list (see ``slot``).
+        Training's fast path; if anything fails or J is not finite, ``run`` is asked for the
+        precise error."""
+        store = [given[n] for n in self.given_names]
+        store.extend([None] * len(self.specs))
+        try:            # (the caller sets numpy's errstate once for many passes: it is not free)
+            for fn, out, n, a, b, c in self._fast_plan:
+                store[out] = (fn(store[a]) if n == 1 else fn(store[a], store[b]) if n == 2
+                              else fn(store[a], store[b], store[c]) if n == 3 else fn(*a(store)))
+        except Exception:                   # noqa: BLE001 — run() names the step and shapes
+            store = None
+        if store is None or not math.isfinite(store[self._loss_slot]):
+            self.run(given)                 # raises the error that names module, step, shapes
+            raise BackpropError("the backward pass gave NaN or inf (see the trace's flags)")
+        return store
+
+    @property
+    def _loss_slot(self) -> int:
+        return self.n_given + self.n_forward - 1
 
     def _run(self, given):
         store = [given[n] for n in self.given_names]

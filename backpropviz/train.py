@@ -1,0 +1,335 @@
+"""Training by gradient descent, θ ← θ − α ∂J/∂θ, with the backward functions of the trace.
+
+``Training`` runs the network's compiled program (the same (F), (B1), (B2) functions that
+``backprop`` records, vectorized over a batch: one example per column, J the batch mean) with no
+Trace; ``trace_at(t)`` records iteration t's pass on request, with the numbers training used.
+
+Iteration t (from 1) takes the parameters θ_{t−1}, the batch of iteration t and the learning rate
+in force, computes ∂J/∂θ and sets θ_t = θ_{t−1} − α ∂J/∂θ. Everything is a function of the seed
+and the settings, so any iteration can be replayed from the nearest checkpoint, exactly.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import modules as M
+from .errors import BackpropError, shape_str
+from .keys import Key
+from .networks import Sequential, mlp
+from .values import numeric, whole
+
+CHECKPOINT_EVERY = 100          # iterations between stored copies of θ (replay cost ≤ this)
+NORM_EVERY = 10                 # iterations between recorded weight and gradient norms
+MAX_ITERATIONS = 200_000        # a run (and a saved file) holds at most this many
+
+
+@dataclass(frozen=True)
+class Segment:
+    """Settings in force from iteration ``start`` on (a change of α or batch starts a new one)."""
+
+    start: int
+    lr: float
+    batch: int
+
+
+def check_lr(lr) -> float:
+    """α as a positive finite number, or a BackpropError saying what is wrong."""
+    if isinstance(lr, str):
+        try:
+            lr = float(lr.strip())
+        except ValueError:
+            raise BackpropError(f"the learning rate must be a number such as 0.5; got {lr!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)):
+        raise BackpropError(f"the learning rate must be a number such as 0.5; got {lr!r}")
+    lr = float(lr)
+    if not math.isfinite(lr) or lr <= 0:
+        raise BackpropError(f"the learning rate must be a positive number (α > 0); got {lr}")
+    if lr > 100:
+        raise BackpropError(f"the learning rate {lr} is too large to train with (at most 100)")
+    return lr
+
+
+def check_batch(batch, n: int) -> int:
+    """The batch size B, 1 ≤ B ≤ n (None: all n examples)."""
+    if batch is None or (isinstance(batch, str) and batch.strip().lower() in ("", "all")):
+        return n
+    if isinstance(batch, str):
+        try:
+            batch = int(batch.strip())
+        except ValueError:
+            raise BackpropError(f"the batch size must be a whole number from 1 to {n} (or 'all'); "
+                                f"got {batch!r}")
+    b = whole(batch, "the batch size")
+    if not 1 <= b <= n:
+        raise BackpropError(f"the batch size must be from 1 to {n} (the number of examples); got {b}")
+    return b
+
+
+def check_data(net: Sequential, X, Y) -> tuple[np.ndarray, np.ndarray]:
+    """X as d × n (one example per column) and Y as the loss's labels for it."""
+    if not isinstance(net, Sequential) or net.loss is None:
+        raise BackpropError("training needs a network with a loss, e.g. bpv.mlp([2, 16, 16, 1], "
+                            "loss='logistic')")
+    X = numeric(X, "the data X")
+    if X.ndim == 1:
+        X = X[None, :]
+    if X.ndim != 2:
+        raise BackpropError(f"the data X must be d × n (one example per column); got {shape_str(X)}")
+    first = next((m for m in net.layers if isinstance(m, M.MM)), None)
+    if first is not None and X.shape[0] != first.n_in:
+        hint = (f" (it is {X.shape[1]} × {X.shape[0]} the other way round: pass X.T)"
+                if X.shape[1] == first.n_in else "")
+        raise BackpropError(f"the data X has {X.shape[0]} rows but the network's first layer "
+                            f"M_1 takes {first.n_in} inputs; X is {shape_str(X)}{hint}")
+    Y = numeric(Y, "the labels Y")
+    n = X.shape[1]
+    if Y.ndim == 2 and Y.shape[1] != n or Y.ndim == 1 and Y.size != n or Y.ndim > 2:
+        raise BackpropError(f"the labels Y must give one label per example (column of X): X has "
+                            f"{n} examples but Y is {shape_str(Y)}")
+    t = np.empty(net._output_shape(X))
+    where = f"M_{len(net.modules)} = {net.loss.label}: the labels Y"
+    Y = net.loss.check_label(t, Y, where)
+    return _ro(X), _ro(Y)
+
+
+def _ro(a: np.ndarray) -> np.ndarray:
+    a = np.array(a, dtype=float)
+    a.flags.writeable = False
+    return a
+
+
+@dataclass
+class History:
+    """What each iteration leaves behind: J of its batch; every NORM_EVERY: ‖W‖ and ‖∂J/∂W‖."""
+
+    loss: list = field(default_factory=list)           # loss[t − 1] = J at iteration t
+    norm_at: list = field(default_factory=list)        # iterations with norms
+    weight_norms: list = field(default_factory=list)   # per entry: one ‖W[l]‖_F per layer
+    grad_norms: list = field(default_factory=list)     # per entry: one ‖∂J/∂W[l]‖_F per layer
+
+
+class Training:
+    """Gradient descent on ``net`` with data X (d × n) and labels Y; see the module's docstring."""
+
+    def __init__(self, net: Sequential, X, Y, lr=0.5, batch=None, seed: int = 0):
+        X, Y = check_data(net, X, Y)
+        self.X, self.Y, self.n = X, Y, X.shape[1]
+        self.seed = whole(seed, "the training seed")
+        self.net = net                     # θ_0, read-only, kept for replays
+        self._live = net.with_params({p: v for p, v in net.params.items()})
+        self.program = self._live.program(False)
+        # The copy's parameters become arrays this object owns and updates in place, so the
+        # compiled program (its functions read the modules' W and b) needs no recompiling.
+        self.params: dict[str, np.ndarray] = {}
+        for p, (m, local) in self.program.param_src.items():
+            arr = np.array(getattr(m, local), dtype=float)
+            setattr(m, local, arr)
+            self.params[p] = arr
+        self.names = list(self.params)
+        self.layers = [p for p in self.names if p.startswith("W")]     # norms are drawn per W
+        self._grad_slot = [self.program.slot(Key.gradient(p)) for p in self.names]
+        self._bind()
+        self.segments = [Segment(1, check_lr(lr), check_batch(batch, self.n))]
+        self.t = 0
+        self.history = History()
+        self.checkpoints = {0: self._copy()}
+        self.last_grads: dict[str, np.ndarray] = {}
+
+    def _bind(self):
+        """The plan's given values and the (θ array, slot of ∂J/∂θ) pairs of the update."""
+        self._given = {p: self.params[p] for p in self.names}
+        self._updates = [(self.params[p], i) for p, i in zip(self.names, self._grad_slot)]
+        self._loss_slot = self.program._loss_slot
+        self._last = None
+
+    # --- settings ---------------------------------------------------------------------------
+    @property
+    def lr(self) -> float:
+        return self.segments[-1].lr
+
+    @property
+    def batch(self) -> int:
+        return self.segments[-1].batch
+
+    def set(self, lr=None, batch=None) -> None:
+        """New α and/or B from the next iteration on; both are checked before either changes."""
+        new_lr = self.lr if lr is None else check_lr(lr)
+        new_b = self.batch if batch is None else check_batch(batch, self.n)
+        if (new_lr, new_b) == (self.lr, self.batch):
+            return
+        if self.segments[-1].start == self.t + 1:          # nothing ran with the old settings
+            self.segments[-1] = Segment(self.t + 1, new_lr, new_b)
+        else:
+            self.segments.append(Segment(self.t + 1, new_lr, new_b))
+
+    def segment_at(self, t: int) -> Segment:
+        return next(s for s in reversed(self.segments) if s.start <= t)
+
+    def batch_index(self, t: int):
+        """The columns of iteration t: consecutive slices of a seeded shuffle per epoch (None: all)."""
+        seg = self.segment_at(t)
+        if seg.batch == self.n:
+            return None
+        per_epoch = self.n // seg.batch
+        epoch, k = divmod(t - seg.start, per_epoch)
+        order = np.random.default_rng([self.seed, seg.start, epoch]).permutation(self.n)
+        return order[k * seg.batch:(k + 1) * seg.batch]
+
+    def batch_at(self, t: int) -> tuple[np.ndarray, np.ndarray]:
+        idx = self.batch_index(t)
+        if idx is None:
+            return self.X, self.Y
+        return self.X[:, idx], (self.Y[:, idx] if self.Y.ndim == 2 else self.Y[idx])
+
+    # --- training -----------------------------------------------------------------------------
+    def step(self, n: int = 1) -> float:
+        """n iterations of θ ← θ − α ∂J/∂θ; returns the last batch's J (before its update)."""
+        n = whole(n, "the number of iterations")
+        if self.t + n > MAX_ITERATIONS:
+            raise BackpropError(f"a run holds at most {MAX_ITERATIONS} iterations; it is at "
+                                f"{self.t}: press reset to start again")
+        J = math.nan
+        with np.errstate(all="ignore"):     # NaN/inf are caught below, with a clearer message
+            for _ in range(n):
+                J = self._iterate()
+        return J
+
+    def _iterate(self) -> float:
+        t = self.t + 1
+        seg = self.segments[-1] if t >= self.segments[-1].start else self.segment_at(t)
+        given = self._given
+        if seg.batch == self.n:
+            given["u[0]"], given["y"] = self.X, self.Y
+        else:
+            given["u[0]"], given["y"] = self.batch_at(t)
+        try:
+            store = self.program.values(given)
+        except BackpropError as e:
+            raise BackpropError(f"iteration {t}: {e}") from None
+        if t % NORM_EVERY == 0 or t == 1:
+            self._record_norms(t, [store[i] for i in self._grad_slot])
+        lr = seg.lr
+        for theta, i in self._updates:
+            theta -= lr * store[i]                      # θ_t = θ_{t−1} − α ∂J/∂θ
+        J = float(store[self._loss_slot])
+        self.history.loss.append(J)
+        self.t = t
+        if t % CHECKPOINT_EVERY == 0:
+            self.checkpoints[t] = self._copy()
+        self._last = store
+        return J
+
+    def _record_norms(self, t, grads):
+        gn = [math.sqrt(np.vdot(g, g)) for p, g in zip(self.names, grads) if p in self.layers]
+        if not all(map(math.isfinite, gn)):
+            raise BackpropError(f"iteration {t}: a gradient is NaN or inf (‖∂J/∂W‖ = "
+                                f"{', '.join(f'{x:.3g}' for x in gn)}); lower the learning rate "
+                                f"and reset")
+        h = self.history
+        h.norm_at.append(t)
+        h.grad_norms.append(gn)
+        h.weight_norms.append([math.sqrt(np.vdot(self.params[p], self.params[p]))
+                               for p in self.layers])
+
+    def grads_at_last(self) -> dict[str, np.ndarray]:
+        """∂J/∂θ as the last iteration used them (by parameter name; empty before any)."""
+        store = getattr(self, "_last", None)
+        return {} if store is None else {p: store[i] for p, i in zip(self.names, self._grad_slot)}
+
+    def _copy(self) -> dict[str, np.ndarray]:
+        return {p: v.copy() for p, v in self.params.items()}
+
+    # --- looking back -----------------------------------------------------------------------
+    def params_before(self, t: int) -> dict[str, np.ndarray]:
+        """θ_{t−1}, the parameters iteration t used: replayed from the nearest checkpoint."""
+        t = whole(t, "the iteration")
+        if not 1 <= t <= max(self.t, 1):
+            raise BackpropError(f"iteration {t} has not run: the run is at iteration {self.t} "
+                                f"(choose 1 to {max(self.t, 1)})")
+        if t - 1 == self.t:
+            return self._copy()
+        start = max(c for c in self.checkpoints if c <= t - 1)
+        replay = Training.__new__(Training)
+        replay.__dict__.update(self.__dict__)
+        replay._live = self.net.with_params(self.checkpoints[start])
+        replay.program = replay._live.program(False)
+        replay.params = {}
+        for p, (m, local) in replay.program.param_src.items():
+            arr = np.array(getattr(m, local), dtype=float)
+            setattr(m, local, arr)
+            replay.params[p] = arr
+        replay._bind()
+        replay.history, replay.checkpoints, replay.t = History(), {}, start
+        for _ in range(t - 1 - start):
+            replay._iterate()
+        return replay._copy()
+
+    def network_at(self, t: int) -> Sequential:
+        """The network as iteration t saw it (θ_{t−1}), read-only."""
+        return self.net.with_params(self.params_before(t))
+
+    def trace_at(self, t: int, example: int | None = None):
+        """Iteration t's forward and backward pass, recorded: on its whole batch (the gradients
+        training used, exactly), or on one example of it (``example`` = position in the batch;
+        the batch's ∂J/∂θ is the mean of its examples' ones)."""
+        net = self.network_at(t)
+        X, Y = self.batch_at(t)
+        if example is None:
+            return net.backprop(X, Y)
+        B = X.shape[1]
+        i = whole(example, "the example")
+        if not 0 <= i < B:
+            raise BackpropError(f"iteration {t}'s batch has {B} examples: choose 0 to {B - 1}; got {i}")
+        return net.backprop(X[:, i], Y[:, i] if Y.ndim == 2 else Y[i])
+
+    def example_index(self, t: int, i: int) -> int:
+        """The column of X that is example i of iteration t's batch."""
+        idx = self.batch_index(t)
+        return int(i if idx is None else idx[i])
+
+    # --- reading the network ------------------------------------------------------------------
+    def predict(self, X) -> np.ndarray:
+        """The network's output u[k−1] for inputs X (d × m), with the current θ."""
+        u = X
+        for m in self._live.layers:
+            u = m.forward(u)
+        return u
+
+    def loss_all(self) -> float:
+        """J on all n examples with the current θ."""
+        t = self.predict(self.X)
+        return float(self._live.loss.forward(t, self.Y))
+
+    def accuracy(self) -> float | None:
+        """The fraction of examples classified right (None for the squared loss)."""
+        t = self.predict(self.X)
+        loss = self._live.loss
+        if isinstance(loss, M.LogisticLoss):
+            return float(np.mean((t > 0) == (self.Y > 0.5)))
+        if isinstance(loss, M.CrossEntropyLoss):
+            y = self.Y.argmax(axis=0) if self.Y.ndim == 2 else self.Y
+            return float(np.mean(t.argmax(axis=0) == y))
+        return None
+
+
+def describe(net: Sequential) -> dict | None:
+    """An MLP's recipe {sizes, activation, loss} if net is one (MM, σ, MM, σ, …, MM), else None."""
+    layers = net.layers
+    mms = layers[0::2]
+    acts = layers[1::2]
+    if not mms or not all(isinstance(m, M.MM) for m in mms) or len(acts) != len(mms) - 1:
+        return None
+    names = {cls: k for k, cls in M.ACTIVATIONS.items()}
+    kinds = {names.get(type(a)) for a in acts}
+    if None in kinds or len(kinds) > 1:
+        return None
+    loss = next(k for k, c in M.LOSSES.items() if type(net.loss) is c)
+    return {"sizes": [mms[0].n_in] + [m.n_out for m in mms],
+            "activation": kinds.pop() if kinds else "relu", "loss": loss}
+
+
+__all__ = ["Training", "Segment", "History", "check_lr", "check_batch", "check_data", "describe",
+           "mlp"]
