@@ -28,7 +28,8 @@ __version__ = "0.2.0"
 _LAZY = {"render": ".draw", "show": ".draw", "Renderer": ".draw", "Layout": ".draw",
          "EngineMissing": ".draw", "Stepper": ".widgets", "StepperModel": ".stepper",
          "step_text": ".presentation", "trace_text": ".presentation", "Question": ".quiz",
-         "CheckReport": ".exercise"}
+         "CheckReport": ".exercise", "TrainingLab": ".trainlab", "Training": ".train",
+         "datasets": ".datasets", "labfile": ".labfile"}
 
 
 class _CallableCheck(type(check)):
@@ -53,5 +54,5 @@ def __getattr__(name):
     if name in _LAZY:
         import importlib
         module = importlib.import_module(_LAZY[name], __name__)
-        return getattr(module, name)
+        return module if module.__name__.endswith("." + name) else getattr(module, name)
     raise AttributeError(f"module 'backpropviz' has no attribute {name!r}")
