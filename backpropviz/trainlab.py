@@ -110,10 +110,10 @@ class LabFigure:
 
     def __init__(self):
         from matplotlib.figure import Figure
-        self.fig = Figure(figsize=(12.0, 3.7), dpi=80)
+        self.fig = Figure(figsize=(10.4, 3.5), dpi=80)     # 832 × 280 px: fits a notebook at 1280
         self.ax_b, self.ax_l, self.ax_n = self.fig.subplots(1, 3)
         # a fixed layout: constrained layout would cost most of each redraw
-        self.fig.subplots_adjust(left=0.05, right=0.99, bottom=0.14, top=0.9, wspace=0.22)
+        self.fig.subplots_adjust(left=0.055, right=0.99, bottom=0.15, top=0.9, wspace=0.25)
         self.live = LivePlot(self.fig)
         self.training = None
 
@@ -124,7 +124,7 @@ class LabFigure:
             ax.clear()
         self._boundary_setup(tr)
         self.ax_l.set(title="loss J of each batch", xlabel="iteration t", yscale="log")
-        self.ax_n.set(title="‖W[l]‖ (solid), ‖∂J/∂W[l]‖ (dashed)", xlabel="iteration t",
+        self.ax_n.set(title="‖W[l]‖ solid, ‖∂J/∂W[l]‖ dashed", xlabel="iteration t",
                       yscale="log")
         self.loss_line, = self.ax_l.plot([], [], color="#1f4e99", lw=1.2)
         self.marks = [ax.axvline(0, color="#b3261e", lw=1, ls=":", visible=False)
@@ -136,7 +136,7 @@ class LabFigure:
             w, = self.ax_n.plot([], [], color=c, lw=1.4, label=p)
             g, = self.ax_n.plot([], [], color=c, lw=1.0, ls="--")
             self.norm_lines.append((w, g))
-        self.ax_n.legend(loc="lower left", fontsize=10, ncol=2)
+        self.ax_n.legend(loc="center right", fontsize=10, framealpha=0.8)
         from matplotlib.ticker import NullLocator
         for ax in (self.ax_b, self.ax_l, self.ax_n):
             ax.title.set_fontsize(12)
@@ -198,6 +198,10 @@ class LabFigure:
         ax.set_ylim(self.extent[2:])
 
     def update(self, opened: int | None = None):
+        with np.errstate(all="ignore"):     # a diverging run's huge numbers: drawn, not warned
+            self._update(opened)
+
+    def _update(self, opened):
         tr = self.training
         h = tr.history
         t = np.arange(1, len(h.loss) + 1)

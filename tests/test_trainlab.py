@@ -1,0 +1,203 @@
+"""The TrainingLab widget from the kernel side: every control as a learner uses it, errors shown in
+the widget with the last good state kept, background training that pauses, save and load."""
+import asyncio
+import datetime
+import json
+
+import numpy as np
+import pytest
+
+import backpropviz as bpv
+from backpropviz.trainlab import TrainingLab, parse_hidden
+
+
+def state(lab):
+    tr = lab.training
+    return (tr.t, tr.lr, tr.batch, tr.history.loss[-1] if tr.history.loss else None,
+            {p: v.copy() for p, v in tr.params.items()})
+
+
+def same(a, b):
+    return a[:4] == b[:4] and all(np.array_equal(a[4][p], b[4][p]) for p in a[4])
+
+
+def test_buttons_train_and_open_an_iteration():
+    lab = TrainingLab(seed=1)
+    lab.one_w.click()
+    lab.one_w.click()
+    assert lab.training.t == 2 and "iteration <b>2</b>" in lab.status.value
+    lab.it_w.value, lab.ex_w.value = "2", "5"
+    lab.open_w.click()
+    assert lab.stepper is not None and lab.opened == {"iteration": 2, "example": 5, "step": 0}
+    tr = lab.training
+    want = tr.trace_at(2, example=5)
+    got = lab.stepper.model.trace
+    assert np.array_equal(got.grad("W[1]"), want.grad("W[1]"))
+    assert "example 5 of its batch" in lab.caption.value and lab.message.value == ""
+
+
+@pytest.mark.parametrize("field, text, message", [
+    ("lr_w", "0", "positive"), ("lr_w", "-3", "positive"), ("lr_w", "fast", "a number"),
+    ("lr_w", "nan", "positive"), ("batch_w", "0", "from 1 to 200"),
+    ("batch_w", "1e9", "whole number"), ("batch_w", "500", "from 1 to 200")])
+def test_a_bad_training_setting_is_marked_and_the_last_good_one_stays(field, text, message):
+    lab = TrainingLab()
+    lab.train(3)
+    before = state(lab)
+    getattr(lab, field).value = text
+    assert message in lab.field_errors.value
+    assert "bpv-bad" in getattr(lab, field)._dom_classes
+    assert same(state(lab), before)
+    lab.run_w.click()                       # ▶ refuses to start while a field is bad
+    assert not lab._running and "fix the marked field" in lab.message.value
+    lab.one_w.click()
+    assert lab.training.t == 3 and "fix the marked field" in lab.message.value
+    getattr(lab, field).value = "0.5" if field == "lr_w" else "all"
+    assert lab.field_errors.value == "" and "bpv-bad" not in getattr(lab, field)._dom_classes
+
+
+@pytest.mark.parametrize("field, text", [("hidden_w", "16, x"), ("hidden_w", "0"),
+                                         ("hidden_w", "1,2,3,4,5,6,7"), ("hidden_w", "9999"),
+                                         ("seed_w", "1.5"), ("seed_w", "-1")])
+def test_a_bad_network_setting_keeps_the_run(field, text):
+    lab = TrainingLab()
+    lab.train(4)
+    before = state(lab)
+    getattr(lab, field).value = text
+    assert "not changed" in lab.message.value and lab.field_errors.value
+    assert same(state(lab), before)
+
+
+def test_changing_the_network_or_data_starts_a_new_run():
+    lab = TrainingLab()
+    lab.train(5)
+    lab.hidden_w.value = "8"
+    assert lab.training.t == 0 and lab.shape["sizes"] == [2, 8, 1]
+    lab.data_w.value = "spirals3"
+    assert lab.shape["sizes"] == [2, 8, 3] and lab.shape["loss"] == "cross_entropy"
+    lab.train(3)
+    lab.data_w.value = "sine"
+    assert lab.shape["sizes"] == [1, 8, 1] and lab.training.accuracy() is None
+    lab.act_w.value = "tanh"
+    assert lab.shape["activation"] == "tanh"
+    lab.train(2)
+    assert "iteration <b>2</b>" in lab.status.value
+
+
+def test_parse_hidden():
+    assert parse_hidden("16, 16") == [16, 16] and parse_hidden("") == [] and parse_hidden("4 8") == [4, 8]
+
+
+def test_background_training_runs_and_pauses():
+    async def session():
+        lab = TrainingLab()
+        lab.run_w.click()
+        assert lab._running and "pause" in lab.run_w.description
+        while lab.training.t < 60:
+            await asyncio.sleep(0.01)
+        lab.run_w.click()                   # ⏸
+        await lab._task
+        t = lab.training.t
+        await asyncio.sleep(0.05)
+        return lab, t
+    lab, t = asyncio.run(session())
+    assert lab.training.t == t and not lab._running and "(paused)" in lab.status.value
+    assert "train" in lab.run_w.description
+
+
+def test_a_diverging_run_stops_in_the_widget():
+    d = bpv.datasets.make("sine")
+    lab = TrainingLab(bpv.mlp([1, 16, 1], loss="squared"), d.X, d.Y * 1e6, lr=90)
+
+    async def session():
+        lab.run_w.click()
+        await lab._task
+    asyncio.run(session())
+    assert not lab._running and "iteration" in lab.message.value and "alert" in lab.message.value
+    assert all(np.isfinite(v).all() for v in lab.training.params.values())
+
+
+def test_own_network_and_data():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3, 40))
+    Y = (X[0] * X[1] > 0).astype(float)[None, :]
+    lab = TrainingLab(bpv.mlp([3, 5, 1], activation="tanh"), X, Y, lr=0.3, batch=10)
+    lab.train(20)
+    assert lab.data_w.value == "your data" and lab.hidden_w.value == "5"
+    assert "the input has 3 features" in "".join(t.get_text() for t in lab.figure.ax_b.texts)
+    lab.hidden_w.value = "7"
+    assert lab.shape["sizes"] == [3, 7, 1] and lab.training.batch == 10
+    # not an MLP: trains, the architecture fields are off, saving says why
+    other = bpv.Sequential([bpv.MM(np.ones((1, 3))), bpv.Sigmoid()], loss="squared")
+    lab2 = TrainingLab(other, X, Y, lr=0.1)
+    lab2.train(3)
+    assert lab2.hidden_w.disabled and lab2.act_w.disabled
+    lab2.save_w.click()
+    assert "only an MLP" in lab2.message.value and lab2.link.value == ""
+    with pytest.raises(bpv.BackpropError, match="give all three"):
+        TrainingLab(other, X)
+
+
+def upload(lab, content: bytes):
+    lab.load_w.value = ({"name": "lab.json", "type": "application/json", "size": len(content),
+                         "content": memoryview(content),
+                         "last_modified": datetime.datetime(2026, 1, 1)},)
+
+
+def test_save_link_and_upload_give_the_same_state(tmp_path):
+    lab = TrainingLab(batch=50, seed=3)
+    lab.train(40)
+    lab.lr_w.value = "0.2"
+    lab.train(10)
+    lab.open_iteration(45, example=7)
+    lab.stepper.model.go(6)
+    lab.save_w.click()
+    assert 'download="backpropviz-lab-iteration-50.json"' in lab.link.value
+    text = lab.dumps()
+    other = TrainingLab(data="circles")
+    upload(other, text.encode())
+    assert other.message.value.count("loaded: iteration 50") == 1
+    assert same(state(other), state(lab)) and other.opened == {"iteration": 45, "example": 7, "step": 6}
+    assert other.stepper.model.step == 6 and other.data_w.value == "two_moons"
+    assert other.lr_w.value == "0.2" and other.batch_w.value == "50"
+    assert other.load_w.value == ()
+    # the file: TrainingLab.save / TrainingLab.load
+    lab.save(tmp_path / "a.json")
+    back = TrainingLab.load(tmp_path / "a.json")
+    assert same(state(back), state(lab)) and back.opened["step"] == 6
+
+
+@pytest.mark.parametrize("damage", ["truncated", "edited weights", "other version", "not json",
+                                    "step beyond the pass", "binary"])
+def test_a_bad_upload_changes_nothing_and_says_why(damage):
+    lab = TrainingLab(batch=20)
+    lab.train(12)
+    good = json.loads(lab.dumps())
+    target = TrainingLab(data="xor")
+    target.train(7)
+    before = state(target)
+    if damage == "truncated":
+        content = lab.dumps()[:500].encode()
+    elif damage == "edited weights":
+        good["theta"]["W[1]"]["data"][3] = 9.0
+        content = json.dumps(good).encode()
+    elif damage == "other version":
+        good["format"] = "backpropviz.lab/9"
+        content = json.dumps(good).encode()
+    elif damage == "step beyond the pass":
+        good["view"] = {"iteration": 5, "example": 1, "step": 99}
+        content = json.dumps(good).encode()
+    elif damage == "binary":
+        content = bytes(range(256))
+    else:
+        content = b"print('hello')"
+    upload(target, content)
+    assert "not a valid backpropviz lab file" in target.message.value
+    assert same(state(target), before) and target.data_w.value == "xor"
+
+
+def test_the_saved_output_shows_a_picture_without_a_kernel():
+    lab = TrainingLab()
+    lab.train(10)
+    bundle = lab._repr_mimebundle_()
+    assert bundle["image/png"] and "iteration 10" in bundle["text/plain"]
