@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import functools
 import html
 import io
-import math
 import time
 
 import ipywidgets as W
@@ -26,6 +24,7 @@ from .errors import BackpropError
 from .networks import Sequential, mlp
 from .train import MAX_ITERATIONS, Training, check_batch, check_lr, describe
 from .values import whole
+from .widgets import Stepper, shown_in_widget
 
 CHUNK_S = 0.3             # seconds of training between two redraws (a redraw takes ~0.1 s)
 GRID = 70                 # the decision-boundary picture is GRID × GRID predictions
@@ -39,18 +38,6 @@ _CSS = """<style>
 .bpv-lab button:focus-visible, .bpv-lab input:focus-visible, .bpv-lab select:focus-visible {
   outline: 3px solid #1a73e8; outline-offset: 1px; }
 </style>"""
-
-
-def _safe(handler):
-    """A callback's failure becomes a message in the lab; the last good state stays."""
-    @functools.wraps(handler)
-    def run(self, *args, **kwargs):
-        try:
-            return handler(self, *args, **kwargs)
-        except Exception as e:          # noqa: BLE001 — a widget must never show a traceback
-            prefix = "" if isinstance(e, BackpropError) else type(e).__name__ + ": "
-            self.say(prefix + str(e), error=True)
-    return run
 
 
 def parse_hidden(text: str) -> list[int]:
@@ -434,12 +421,12 @@ class TrainingLab(W.VBox):
         self.training.set(lr=lr, batch=batch)
         return ok
 
-    @_safe
+    @shown_in_widget
     def _on_training_field(self, change):
         self._apply_training_fields()
         self._show()
 
-    @_safe
+    @shown_in_widget
     def _on_setting(self, change):
         self.rebuild()
 
@@ -502,17 +489,17 @@ class TrainingLab(W.VBox):
         self.training.step(n)
         self._show()
 
-    @_safe
+    @shown_in_widget
     def _on_one(self, _):
         self.pause()
         self.train(1)
         self.say("")
 
-    @_safe
+    @shown_in_widget
     def _on_reset(self, _):
         self.rebuild()
 
-    @_safe
+    @shown_in_widget
     def _on_run(self, _):
         if self._running:
             self.pause()
@@ -556,7 +543,6 @@ class TrainingLab(W.VBox):
     # --- looking inside -------------------------------------------------------------------------
     def open_iteration(self, t: int | None = None, example: int = 0, step: int = 0):
         """Show iteration t's pass (default: the last one run) for one example of its batch."""
-        from .widgets import Stepper
         tr = self.training
         t = tr.t if t is None else whole(t, "the iteration t")
         if tr.t == 0:
@@ -591,7 +577,7 @@ class TrainingLab(W.VBox):
             return f"class {int(y.argmax())}"
         return ", ".join(f"{v:.4g}" for v in y)
 
-    @_safe
+    @shown_in_widget
     def _on_open(self, _):
         self.pause()
         self.open_iteration(whole(self.it_w.value, "the iteration t"), whole(self.ex_w.value, "the example"))
@@ -629,14 +615,14 @@ class TrainingLab(W.VBox):
             lab.open_iteration(view["iteration"], view["example"], view["step"])
         return lab
 
-    @_safe
+    @shown_in_widget
     def _on_save(self, _):
         data = base64.b64encode(self.dumps().encode()).decode()
         name = f"backpropviz-lab-iteration-{self.training.t}.json"
         self.link.value = (f'<a download="{name}" href="data:application/json;base64,{data}">'
                            f'download {name}</a>')
 
-    @_safe
+    @shown_in_widget
     def _on_load(self, change):
         files = change["new"]
         if not files:

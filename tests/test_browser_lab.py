@@ -6,7 +6,6 @@ exactly one, a bad learning rate is marked beside its field and the last good on
 from __future__ import annotations
 
 import re
-import time
 
 import nbformat
 import pytest
