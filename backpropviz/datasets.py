@@ -65,7 +65,7 @@ def _linear(rng, n, noise):
 def _spirals(rng, n, noise, k=2):
     cls = np.arange(n) % k
     s = rng.uniform(0.05, 1.0, n)             # position along the arm
-    angle = 3.5 * s + 2 * math.pi * cls / k
+    angle = 2.5 * math.pi * s + 2 * math.pi * cls / k      # one and a quarter turns
     return np.stack([s * np.cos(angle), s * np.sin(angle)]), cls.astype(float)
 
 
