@@ -339,6 +339,7 @@ class TrainingLab(W.VBox):
         self.open_w.on_click(self._on_open)
         self.save_w.on_click(self._on_save)
         self.load_w.observe(self._on_load, "value")
+        self.figure.fig.canvas.mpl_connect("button_press_event", self._on_figure_click)
 
         wrap = W.Layout(flex_flow="row wrap", align_items="center")
         self.children = [
@@ -377,8 +378,8 @@ class TrainingLab(W.VBox):
         self.figure_text.value = (
             f'<div style="font-size:13px;color:#444">The figure: left, the network\'s answer '
             f'over the plane with the {tr.n} training points; middle, the loss of each batch '
-            f'(last: {last}); right, the size of each layer\'s weights and of their gradients.'
-            f'</div>')
+            f'(last: {last}); right, the size of each layer\'s weights and of their gradients. '
+            f'Click a curve to choose an iteration, a point to choose that example.</div>')
 
     def _new_run_view(self):
         self.opened = None
@@ -576,6 +577,26 @@ class TrainingLab(W.VBox):
         if isinstance(self.training._live.loss, M.CrossEntropyLoss):
             return f"class {int(y.argmax())}"
         return ", ".join(f"{v:.4g}" for v in y)
+
+    @shown_in_widget
+    def _on_figure_click(self, event):
+        """A click on the curves picks iteration t; on a data point, that example of t's batch."""
+        tr, f = self.training, self.figure
+        if event.inaxes in (f.ax_l, f.ax_n) and event.xdata is not None and tr.t:
+            self.it_w.value = str(min(max(1, round(event.xdata)), tr.t))
+            self.say(f"iteration {self.it_w.value} chosen: press “open in the Stepper”")
+        elif event.inaxes is f.ax_b and tr.X.shape[0] == 2 and event.xdata is not None:
+            t = min(max(1, whole(self.it_w.value, "the iteration t")), max(tr.t, 1))
+            j = int(np.argmin((tr.X[0] - event.xdata) ** 2 + (tr.X[1] - event.ydata) ** 2))
+            idx = tr.batch_index(t)
+            where = [j] if idx is None else np.flatnonzero(idx == j).tolist()
+            if not where:
+                self.say(f"that point (column {j} of X) is not in iteration {t}'s batch of "
+                         f"{len(idx)}: choose another point or another iteration", error=True)
+                return
+            self.ex_w.value = str(where[0])
+            self.say(f"example {where[0]} of iteration {t}'s batch chosen (column {j} of X): "
+                     f"press “open in the Stepper”")
 
     @shown_in_widget
     def _on_open(self, _):

@@ -201,3 +201,29 @@ def test_the_saved_output_shows_a_picture_without_a_kernel():
     lab.train(10)
     bundle = lab._repr_mimebundle_()
     assert bundle["image/png"] and "iteration 10" in bundle["text/plain"]
+
+
+class Click:
+    def __init__(self, ax, x, y):
+        self.inaxes, self.xdata, self.ydata = ax, x, y
+
+
+def test_clicking_the_figure_chooses_an_iteration_and_an_example():
+    lab = TrainingLab(batch=50, seed=2)
+    lab.train(30)
+    lab._on_figure_click(Click(lab.figure.ax_l, 12.4, 0.3))
+    assert lab.it_w.value == "12" and "iteration 12 chosen" in lab.message.value
+    lab._on_figure_click(Click(lab.figure.ax_n, 99.0, 1.0))
+    assert lab.it_w.value == "30"                       # clamped to the iterations run
+    lab._on_figure_click(Click(lab.figure.ax_l, 12.0, 0.3))
+    tr = lab.training
+    idx = tr.batch_index(12)
+    j = int(idx[7])
+    lab._on_figure_click(Click(lab.figure.ax_b, tr.X[0, j], tr.X[1, j]))
+    assert lab.ex_w.value == "7" and f"column {j} of X" in lab.message.value
+    outside = next(c for c in range(tr.n) if c not in set(idx.tolist()))
+    lab._on_figure_click(Click(lab.figure.ax_b, tr.X[0, outside], tr.X[1, outside]))
+    assert "not in iteration 12&#x27;s batch" in lab.message.value and lab.ex_w.value == "7"
+    lab.open_w.click()
+    assert lab.opened == {"iteration": 12, "example": 7, "step": 0}
+    np.testing.assert_array_equal(lab.stepper.model.trace.value("u[0]"), tr.X[:, j])
