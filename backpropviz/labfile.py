@@ -181,7 +181,7 @@ def _load(d):
     if view is not None:
         _need(1 <= view["iteration"] <= max(t, 1), "view.iteration",
               f"an iteration from 1 to {max(t, 1)}")
-        _need(view["example"] < tr.segment_at(view["iteration"]).batch, "view.example",
+        _need(view["example"] < tr.batch_size_at(view["iteration"]), "view.example",
               "a position in that iteration's batch")
     return tr, recipe, view
 

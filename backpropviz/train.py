@@ -169,14 +169,20 @@ class Training:
         return next(s for s in reversed(self.segments) if s.start <= t)
 
     def batch_index(self, t: int):
-        """The columns of iteration t: consecutive slices of a seeded shuffle per epoch (None: all)."""
+        """The columns of iteration t (None: all n). An epoch is one seeded shuffle of the n
+        examples cut into ⌈n/B⌉ batches, the last one smaller when B does not divide n, so every
+        example is seen once per epoch."""
         seg = self.segment_at(t)
         if seg.batch == self.n:
             return None
-        per_epoch = self.n // seg.batch
+        per_epoch = -(-self.n // seg.batch)
         epoch, k = divmod(t - seg.start, per_epoch)
         order = np.random.default_rng([self.seed, seg.start, epoch]).permutation(self.n)
         return order[k * seg.batch:(k + 1) * seg.batch]
+
+    def batch_size_at(self, t: int) -> int:
+        idx = self.batch_index(t)
+        return self.n if idx is None else len(idx)
 
     def batch_at(self, t: int) -> tuple[np.ndarray, np.ndarray]:
         idx = self.batch_index(t)
@@ -190,7 +196,7 @@ class Training:
         n = whole(n, "the number of iterations")
         if self.t + n > MAX_ITERATIONS:
             raise BackpropError(f"a run holds at most {MAX_ITERATIONS} iterations; it is at "
-                                f"{self.t}: press reset to start again")
+                                f"{self.t}: press “new run” to start again")
         J = math.nan
         with np.errstate(all="ignore"):     # NaN/inf are caught below, with a clearer message
             for _ in range(n):
@@ -208,7 +214,9 @@ class Training:
         try:
             store = self.program.values(given)
         except BackpropError as e:
-            raise BackpropError(f"iteration {t}: {e}") from None
+            hint = (f" The learning rate α = {seg.lr:g} is probably too large: lower it and "
+                    f"press “new run”." if "NaN or inf" in str(e) else "")
+            raise BackpropError(f"iteration {t}: {e}.{hint}") from None
         if t % NORM_EVERY == 0 or t == 1:
             self._record_norms(t, [store[i] for i in self._grad_slot])
         lr = seg.lr
@@ -227,7 +235,7 @@ class Training:
         if not all(map(math.isfinite, gn)):
             raise BackpropError(f"iteration {t}: a gradient is NaN or inf (‖∂J/∂W‖ = "
                                 f"{', '.join(f'{x:.3g}' for x in gn)}); lower the learning rate "
-                                f"and reset")
+                                f"α and press “new run”")
         h = self.history
         h.norm_at.append(t)
         h.grad_norms.append(gn)

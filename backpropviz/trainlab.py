@@ -138,9 +138,9 @@ class LabFigure:
         self.image = None
         d = X.shape[0]
         loss = tr._live.loss
-        ax.set_title({M.LogisticLoss: "P(y = 1) = σ(t) over the plane",
-                      M.CrossEntropyLoss: "the class with the largest t"}.get(
-                          type(loss), "the network's output t") if d == 2 else "prediction t")
+        ax.set_title({M.LogisticLoss: "P(y = 1): sigmoid of the output",
+                      M.CrossEntropyLoss: "the class with the largest output"}.get(
+                          type(loss), "the network's output") if d == 2 else "the network's output")
         if d == 1:
             lo, hi = X.min(), X.max()
             pad = 0.1 * (hi - lo or 1)
@@ -180,7 +180,9 @@ class LabFigure:
             for c in range(k):
                 sel = labels == c
                 ax.scatter(X[0, sel], X[1, sel], s=14, color=dark[c % len(dark)],
-                           edgecolors="black", lw=0.4, label=f"class {c}")
+                           edgecolors="black", lw=0.4, label=f"y = {c}")
+            ax.legend(loc="upper right", fontsize=9, handletextpad=0.1, borderpad=0.3,
+                      framealpha=0.8)
         ax.set_xlim(self.extent[:2])
         ax.set_ylim(self.extent[2:])
 
@@ -294,9 +296,9 @@ class TrainingLab(W.VBox):
         self.hidden_w = W.Text(value=hidden, description="hidden layers", style=style,
                                placeholder="e.g. 16, 16", continuous_update=False,
                                disabled=shape is None, layout=W.Layout(width="210px"))
-        self.act_w = W.Dropdown(options=list(M.ACTIVATIONS), description="σ", style=style,
-                                value=shape["activation"] if shape else "relu",
-                                disabled=shape is None, layout=W.Layout(width="150px"))
+        self.act_w = W.Dropdown(options=list(M.ACTIVATIONS), description="activation σ",
+                                style=style, value=shape["activation"] if shape else "relu",
+                                disabled=shape is None, layout=W.Layout(width="210px"))
         self.lr_w = W.Text(value=f"{tr.lr:g}", description="learning rate α", style=style,
                            continuous_update=False, layout=W.Layout(width="190px"))
         self.batch_w = W.Text(value="all" if tr.batch == tr.n else str(tr.batch),
@@ -366,7 +368,7 @@ class TrainingLab(W.VBox):
         tr = self.training
         acc = tr.accuracy()
         J = tr.loss_all()
-        parts = [f"iteration <b>{tr.t}</b>", f"loss on all {tr.n} examples J = <b>{J:.4f}</b>"]
+        parts = [f"iteration <b>{tr.t}</b>", f"now: J on all {tr.n} examples = <b>{J:.4f}</b>"]
         if acc is not None:
             parts.append(f"accuracy <b>{100 * acc:.1f}%</b>")
         parts.append(f"α = {tr.lr:g}, B = {tr.batch}")
@@ -377,8 +379,8 @@ class TrainingLab(W.VBox):
         last = f"{tr.history.loss[-1]:.4f}" if tr.history.loss else "none yet"
         self.figure_text.value = (
             f'<div style="font-size:13px;color:#444">The figure: left, the network\'s answer '
-            f'over the plane with the {tr.n} training points; middle, the loss of each batch '
-            f'(last: {last}); right, the size of each layer\'s weights and of their gradients. '
+            f'over the plane with the {tr.n} training points; middle, the loss J of each batch '
+            f'before its update (last: {last}); right, the size of each layer\'s weights and of their gradients. '
             f'Click a curve to choose an iteration, a point to choose that example.</div>')
 
     def _new_run_view(self):
@@ -556,7 +558,7 @@ class TrainingLab(W.VBox):
         if step:
             stepper.model.go(step)
         col = tr.example_index(t, example)
-        B = tr.segment_at(t).batch
+        B = tr.batch_size_at(t)
         self.stepper, self.opened = stepper, {"iteration": t, "example": int(example),
                                               "step": step}
         self.it_w.value, self.ex_w.value = str(t), str(example)

@@ -1,10 +1,10 @@
 # %% [markdown]
 # # Training: gradient descent with the gradients you stepped through
 #
-# The notes end §7.4.3 with backprop's purpose: the gradients "are accumulated for use in
+# The notes sum up §7.4.4 with backprop's purpose: the gradients "are accumulated for use in
 # optimization (e.g., gradient descent)". This lesson does that: it trains the MLP of lesson 04 on
 # a toy data set, watches the decision boundary move, and opens one iteration's forward and
-# backward pass in the Stepper, with the very numbers training used.
+# backward pass in the Stepper, with the parameters that iteration used.
 #
 # **What you will learn**
 #
@@ -29,26 +29,34 @@ from IPython.display import display
 # ## 1. The data: two moons
 #
 # 200 points in the plane, two interleaved half circles, label $y = 0$ or $1$: no straight line
-# separates them, so the network needs its hidden layers. As in the notes, each example is a
-# **column**: $X$ is $2 \times 200$ and $Y$ is $1 \times 200$. The data come from a seed, so
-# everyone gets the same points.
+# separates them, so the network needs its hidden layers. The notes work on one example $x$, a
+# column; for many examples we put the columns side by side: $X$ is $2 \times 200$ (example $j$
+# is column $j$) and $Y$ is $1 \times 200$. The data come from a seed, so everyone gets the same
+# points.
 
 # %%
 data = bpv.datasets.make("two_moons", n=200, noise=0.1, seed=0)
 X, Y = data.X, data.Y
 print("X is", "×".join(map(str, X.shape)), " Y is", "×".join(map(str, Y.shape)))
-print("the first three examples (columns):")
-print(np.array2string(X[:, :3], precision=4, floatmode="fixed"))
-print("their labels:", Y[0, :3])
+print("examples 0, 1 (class 0) and 100, 101 (class 1), as columns:")
+print(np.array2string(X[:, [0, 1, 100, 101]], precision=4, floatmode="fixed"))
+print("their labels y:", " ".join(f"{v:.0f}" for v in Y[0, [0, 1, 100, 101]]))
 
 # %% [markdown]
 # ## 2. One iteration by hand
 #
 # The network: $\mathrm{MM}[W^{[1]}, b^{[1]}]$, ReLU, $\mathrm{MM}[W^{[2]}, b^{[2]}]$, ReLU,
-# $\mathrm{MM}[W^{[3]}, b^{[3]}]$ and the logistic loss (7.70), sizes 2-16-16-1, weights from a
-# seed. For a batch of $B$ examples, $J$ is the **mean** of the $B$ losses, so (7.70) carries a
-# $\frac1B$: $\partial J/\partial t = \frac1B(\sigma(t) - y)$, one column per example, and (7.65),
-# (7.66) sum over the columns: $\partial J/\partial W = v\, z^\top$ adds the $B$ outer products.
+# $\mathrm{MM}[W^{[3]}, b^{[3]}]$ and the logistic loss $\ell_\text{logistic}$ (its backward
+# function is (7.70)), sizes 2-16-16-1, weights from a seed. Its output $u^{[5]}$ is the logit.
+#
+# For a **batch** of $B$ examples, $J$ is the mean of the examples' losses,
+# $J = \frac1B \sum_j J^{j}$ ($J^{j}$: the loss of example $j$, the $J$ of the notes). Each example
+# gets its own backward pass, started with $v = \partial J/\partial J^{j} = \frac1B$ instead of
+# (7.73)'s 1, so (7.70) gives column $j$ of $\partial J/\partial u^{[5]}$ as
+# $\frac1B(\sigma(u^{[5]}_j) - y_j)$. Every parameter is shared by all examples, so its gradient
+# adds the examples' ones: with the columns $v_j$ and $z_j$ side by side in $V$ and $Z$, (7.65)
+# becomes $\partial J/\partial W = \sum_j v_j z_j^\top = V Z^\top$, and (7.66) becomes
+# $\partial J/\partial b = \sum_j v_j$ (the Stepper writes this $\Sigma_j$ on a batch).
 #
 # One iteration of gradient descent with learning rate $\alpha$ is: the forward pass (F), the
 # backward pass (B1), (B2) — Algorithm 3 on the whole batch — then, for every parameter,
@@ -56,7 +64,8 @@ print("their labels:", Y[0, :3])
 # $$\theta \leftarrow \theta - \alpha\, \frac{\partial J}{\partial \theta}.$$
 #
 # `bpv.Training` does exactly this with the network's own backward functions, without recording a
-# trace (that is what makes it fast). Iteration $t$ uses the parameters after $t-1$ updates.
+# trace (that is what makes it fast). Iteration $t$ uses the parameters after $t-1$ updates. Below,
+# $\|\cdot\|$ is the size of a whole matrix: the square root of the sum of its squared entries.
 
 # %%
 net = bpv.mlp([2, 16, 16, 1], activation="relu", loss="logistic", seed=0)
@@ -72,7 +81,7 @@ for p, g in tr.grads_at_last().items():
 
 # %%
 trace1 = tr.trace_at(1)
-print(trace1)
+print(f"the trace of iteration 1: {len(trace1.steps)} steps, J = {trace1.loss:.4f}")
 print("same numbers as training used:",
       all(np.array_equal(trace1.grad(p), g) for p, g in tr.grads_at_last().items()))
 
@@ -80,14 +89,16 @@ print("same numbers as training used:",
 # ## 3. The lab
 #
 # `bpv.TrainingLab` puts this in a widget: **▶ train** runs iterations until you press it again,
-# **one iteration** does one, and the picture updates a few times a second. Left: $\sigma(t)$, the
-# probability the network gives to $y = 1$, over the plane, with the black line at $\frac12$ (the
-# decision boundary) and the 200 points. Middle: $J$ of each batch (log scale). Right: the size
-# $\|W^{[l]}\|$ of each layer's weights (solid) and of its gradient $\|\partial J/\partial
-# W^{[l]}\|$ (dashed).
+# **one iteration** does one, and the picture updates a few times a second. Left: at every point
+# of the plane, the probability the network gives to $y = 1$, the sigmoid of its output (blue near
+# 0, red near 1), with a black line where it is $\frac12$ (the decision boundary; there is no line
+# if the network never says $\frac12$) and the 200 points. Middle: $J$ of each batch, before its
+# update (log scale). Right: for each layer $l = 1, 2, 3$, the size $\|W^{[l]}\|$ of its weights
+# (solid) and $\|\partial J/\partial W^{[l]}\|$ of their gradient (dashed). The status line gives
+# $J$ on all 200 examples with the parameters as they are now.
 #
 # Change the learning rate or the batch size while it trains; a change of data, seed, hidden layers
-# or $\sigma$ starts a new run. Here it trains 300 iterations from code so that the lesson prints
+# or activation starts a new run. Here it trains 300 iterations from code so that the lesson prints
 # the same thing everywhere; in class, press ▶.
 
 # %%
@@ -97,73 +108,101 @@ lab.train(300)
 lab
 
 # %%
-t = lab.training
-print(f"after {t.t} iterations: J = {t.loss_all():.4f} on all examples, "
-      f"accuracy {100 * t.accuracy():.1f}%")
+run = lab.training
+print(f"after {run.t} iterations: J = {run.loss_all():.4f} on all examples, "
+      f"accuracy {100 * run.accuracy():.1f}%")
 
 # %% [markdown]
 # ## 4. Open one iteration in the Stepper
 #
-# Pick an iteration $t$ and one example of its batch, and press **open in the Stepper** (or call
-# `lab.open_iteration(t, example)`): you step through that example's forward and backward pass
-# with the parameters iteration $t$ used. The Stepper shows one example; training used the mean of
-# the batch, so **each example's gradient counts $\frac1B$**. Check it on iteration 300:
+# Pick an iteration $t$ and one example of its batch (or click a point of the curves, then a
+# data point), and press **open in the Stepper** (or call `lab.open_iteration(t, example)`): you
+# step through that example's forward and backward pass with the parameters iteration $t$ used.
+# The Stepper shows one example, $J^{j}$ with $B = 1$; training used the mean over the batch, so
+# **each example's gradient counts $\frac1B$**. Check it on iteration 300:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
 lab.open_iteration(300, example=0)
 
 # %%
-batch = t.trace_at(300)                                   # the whole batch, as training ran it
-each = [t.trace_at(300, example=i) for i in range(200)]   # the 200 examples one by one
-mean = sum(e.grad("W[3]") for e in each) / 200
+B = run.batch_size_at(300)
+batch = run.trace_at(300)                                   # the whole batch, as training ran it
+each = [run.trace_at(300, example=i) for i in range(B)]     # its B examples one by one
+mean = sum(e.grad("W[3]") for e in each) / B
 print("∂J/∂W[3] of the batch   :", np.array2string(batch.grad("W[3]")[0, :4], precision=4,
                                                      floatmode="fixed"), "…")
-print("mean of the 200 examples:", np.array2string(mean[0, :4], precision=4,
+print(f"mean of the {B} examples:", np.array2string(mean[0, :4], precision=4,
                                                      floatmode="fixed"), "…")
-print("equal to 1e-12:", np.allclose(mean, batch.grad("W[3]"), rtol=0, atol=1e-12))
+print("equal within 1e-12:", np.allclose(mean, batch.grad("W[3]"), rtol=0, atol=1e-12))
 
 # %% [markdown]
-# Example 0's own numbers, as the Stepper shows them at the first backward step (7.70): its
-# logit $t = u^{[5]}$, its label, and $\partial J/\partial u^{[5]} = \sigma(t) - y$ (one example:
-# $B = 1$ in the Stepper's trace).
+# Equal within rounding, not bit for bit: the batch adds its 200 outer products inside one matrix
+# product, the mean above adds them one at a time, and floating-point sums depend on their order.
+#
+# Example 0's own numbers, as the Stepper shows them at step 8, the loss's backward step (7.70),
+# just after the seed step 7, $\partial J/\partial u^{[6]} = 1$ (7.73): its logit $u^{[5]}$, its
+# label, and $\partial J/\partial u^{[5]} = \sigma(u^{[5]}) - y$ (one example: $B = 1$).
 
 # %%
 e0 = each[0]
 k = next(s.number for s in e0.steps if s.tag == "(7.70)")     # step numbers count from 1
-print(f"u[5] = {e0.value('u[5]')[0]:.4f}, y = {e0.value('y')[0]:.0f}")
+print(f"u[5] = {e0.value('u[5]')[0]:.4g}, y = {e0.value('y')[0]:.0f}")
 print(bpv.step_text(e0, k))
 
 # %% [markdown]
 # ## 5. The learning rate and the batch size
 #
-# The same network and data, 300 iterations, four learning rates. Too small: $J$ hardly moves.
-# Larger: faster, until the steps overshoot: at $\alpha = 8$ the network ends up giving every
-# point the same answer (accuracy 50%), and larger still, $J$ overflows and training stops with a
-# message naming the iteration.
+# The same network and data, 300 iterations, four learning rates. Small: slower. Larger: faster,
+# until the steps overshoot.
 
 # %%
 for lr in (0.05, 0.5, 2.0, 8.0):
-    run = bpv.Training(bpv.mlp([2, 16, 16, 1], loss="logistic", seed=0), X, Y, lr=lr)
-    try:
-        run.step(300)
-        print(f"α = {lr:<4}: J after 300 iterations = {run.loss_all():.4f}, "
-              f"accuracy {100 * run.accuracy():.1f}%")
-    except bpv.BackpropError as err:
-        print(f"α = {lr:<4}: stopped at iteration {run.t + 1}: {str(err)[:70]}…")
+    r = bpv.Training(bpv.mlp([2, 16, 16, 1], loss="logistic", seed=0), X, Y, lr=lr)
+    r.step(300)
+    print(f"α = {lr:<4}: J after 300 iterations = {r.loss_all():.4f}, "
+          f"accuracy {100 * r.accuracy():.1f}%")
 
 # %% [markdown]
-# A batch of $B < 200$ examples: each iteration looks at $B$ shuffled examples (a new shuffle every
-# epoch, from the seed). Iterations are cheaper, and $J$ of each batch is noisier: compare the
-# spread of the last 50 batch losses.
+# At $\alpha = 8$ an early step threw the ReLUs of the second hidden layer below 0 for every
+# point: they output 0, so the network's output is $b^{[3]}$ whatever the point (accuracy 50%,
+# $J \approx \log 2$), and by (7.69) every gradient behind a ReLU stuck at 0 is 0: only $b^{[3]}$
+# still moves, so the run cannot recover. A "dead" ReLU is a classic effect of too large a step:
+
+# %%
+a = X
+for m in r._live.layers[:4]:       # M_1 … M_4: MM, ReLU, MM, ReLU
+    a = m.forward(a)
+print(f"units of u[4] that are 0 on all 200 points: {int((a.max(axis=1) == 0).sum())} of 16")
+print("largest |∂J/∂W[l]| at the last iteration:",
+      ", ".join(f"{p} {np.abs(g).max():.1g}" for p, g in r.grads_at_last().items() if p[0] == "W"))
+
+# %% [markdown]
+# On other data the same mistake makes $J$ overflow; the run then stops at that iteration with a
+# message, and keeps the parameters from before it (here the squared loss on the `sine` data):
+
+# %%
+s = bpv.datasets.make("sine")
+r = bpv.Training(bpv.mlp([1, 16, 1], loss="squared", seed=0), s.X, s.Y, lr=8.0)
+try:
+    r.step(300)
+except bpv.BackpropError as err:
+    print(err)
+
+# %% [markdown]
+# A batch of $B < 200$ examples: an **epoch** shuffles the 200 examples (from the seed) and cuts
+# them into $\lceil 200/B \rceil$ batches, the last one smaller if $B$ does not divide 200, so every
+# example is used once per epoch. An iteration costs about $B$ examples' work, so compare the
+# batch sizes at the same work: 12,000 examples' passes each. A small $B$ makes more updates for
+# that work, each one from a noisier estimate of the gradient: its batch losses scatter.
 
 # %%
 for B in (200, 50, 10):
-    run = bpv.Training(bpv.mlp([2, 16, 16, 1], loss="logistic", seed=0), X, Y, lr=0.5, batch=B)
-    run.step(300)
-    last = np.array(run.history.loss[-50:])
-    print(f"B = {B:>3}: {200 // B} iterations per epoch; last 50 batch losses: mean "
-          f"{last.mean():.4f}, spread (std) {last.std():.4f}")
+    r = bpv.Training(bpv.mlp([2, 16, 16, 1], loss="logistic", seed=0), X, Y, lr=0.5, batch=B)
+    r.step(12_000 // B)
+    last = r.history.loss[-20:]
+    print(f"B = {B:>3}: {r.t:>4} iterations ({-(-200 // B)} per epoch); J on all examples "
+          f"{r.loss_all():.4f}; last 20 batch losses from {min(last):.4f} to {max(last):.4f}")
 
 # %% [markdown]
 # ## 6. Save, send, load
@@ -185,7 +224,7 @@ text = (folder / "my_lab.json").read_text().replace('"iteration": 300', '"iterat
 try:
     again.load_text(text)
 except bpv.BackpropError as err:
-    print("an edited file:", str(err)[:92], "…")
+    print("an edited file:", err)
 
 # %% [markdown]
 # ## Summary
@@ -194,9 +233,10 @@ except bpv.BackpropError as err:
 #   parameter, with the gradients of Algorithm 3; `bpv.Training` runs it with the same backward
 #   functions as the Stepper's trace, and `trace_at(t)` gives iteration $t$'s pass with the same
 #   numbers.
-# * A batch is $B$ examples as columns; $J$ is their mean, so each example's gradient counts
-#   $\frac1B$, and (7.65), (7.66) sum over the columns.
-# * $\alpha$ too small: slow; too large: $J$ jumps or blows up. A small $B$: cheaper, noisier steps.
+# * A batch is $B$ examples as columns; $J = \frac1B\sum_j J^j$, so each example's gradient counts
+#   $\frac1B$, and (7.65), (7.66) sum over the columns: $V Z^\top$ and $\sum_j v_j$.
+# * $\alpha$ small: slow; too large: the steps overshoot, ReLUs can die (the run is stuck) or $J$
+#   overflows (the run stops). A small $B$: more, cheaper, noisier steps for the same work.
 # * The lab's state is one file: the same network, data, seed and settings give the same weights.
 #
 # ## Exit questions
@@ -206,14 +246,19 @@ except bpv.BackpropError as err:
 q1 = bpv.Question("A bias entry is b = 0.3 and its gradient ∂J/∂b = 0.2. With α = 0.5, what is b "
                   "after one iteration of gradient descent?", answer=0.2,
                   why="θ ← θ − α ∂J/∂θ = 0.3 − 0.5 × 0.2 = 0.2.")
-q2 = bpv.Question("A batch has 4 examples. For one weight, the four examples' own gradients are "
-                  "0.4, 0.0, −0.2 and 0.2. Which gradient does training use for that weight?",
+q2 = bpv.Question("A batch has 4 examples. For one weight, the Stepper shows the four examples' "
+                  "own gradients (each with B = 1): 0.4, 0.0, −0.2 and 0.2. Which gradient does "
+                  "training use for that weight?",
                   answer=0.1, why="J is the mean over the batch: (0.4 + 0 − 0.2 + 0.2) / 4 = 0.1.")
-q3 = bpv.Question("200 examples, batch size B = 50: how many iterations make one epoch (every "
-                  "example seen once)?", answer=4, why="200 / 50 = 4 batches per shuffle.")
+q3 = bpv.Question("200 examples, batch size B = 30: how many iterations make one epoch (every "
+                  "example used once)?", answer=7,
+                  why="⌈200 / 30⌉ = 7: six batches of 30 and a last one of 20.")
 display(q1, q2, q3)
 
 # %%
+print(q1.check("0.4"))     # added the step instead of subtracting it
 print(q1.check("0.2"))
+print(q2.check("0.4"))     # summed the examples' gradients instead of taking their mean
 print(q2.check("0.1"))
-print(q3.check("4"))
+print(q3.check("6"))       # forgot the last, smaller batch
+print(q3.check("7"))

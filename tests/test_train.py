@@ -59,10 +59,19 @@ def test_the_gradients_training_used_at_iteration_t_are_the_traces(t):
         probe.step(t - 120)
     used = probe.grads_at_last()
     trace = tr.trace_at(t)                                   # replayed from a checkpoint
-    assert trace.steps[0].value.shape[1] == (32 if t <= 120 else 64)
+    assert trace.steps[0].value.shape[1] == tr.batch_size_at(t)
+    assert tr.batch_size_at(t) == {7: 200 - 6 * 32, 250: 64}.get(t, 32)
     for p, g in used.items():
         assert np.array_equal(trace.grad(p), g), p           # the very same numbers
     assert trace.loss == probe.history.loss[t - 1]
+
+
+def test_an_epoch_sees_every_example_once_in_batches_of_B():
+    d, tr = lab_for("two_moons", batch=30, seed=5)
+    epoch = [tr.batch_index(t) for t in range(1, 8)]          # ⌈200/30⌉ = 7 batches
+    assert [len(b) for b in epoch] == [30] * 6 + [20]
+    assert sorted(np.concatenate(epoch).tolist()) == list(range(200))
+    assert not np.array_equal(tr.batch_index(8), epoch[0])    # the next epoch: a new shuffle
 
 
 def test_one_examples_trace_is_its_share_of_the_batch():
