@@ -50,6 +50,7 @@ MARK = "#CC79A7"                         # Okabe–Ito reddish purple: marked no
 CHAR_W, LINE_H, PAD = 7.3, 16.0, 8.0     # monospace 12px: width of a character, height of a line
 CAPTION_H, LEGEND_H = 70.0, 26.0       # LEGEND_H: one row of the legend
 LEGEND_CHAR_W = 8.0                     # a character of the legend's 13px sans-serif text
+FIT = "max-width:100%;max-height:82vh;width:auto;height:auto"    # a static picture: fit the output
 
 
 class EngineMissing(BackpropError):
@@ -368,7 +369,7 @@ _STYLE = f"""<style>
 .bpv .edge.now-F {{ stroke: {FWD}; stroke-width: 3; stroke-dasharray: none; }}
 .bpv .edge.now-B {{ stroke: {BWD}; stroke-width: 3.2; stroke-dasharray: 7 3; }}
 .bpv .arr {{ fill: #888888; }}
-.bpv .elab {{ font-size: 10px; fill: #555555; }}
+.bpv .elab {{ font-size: 11px; fill: #555555; }}
 .bpv .mark {{ fill: none; stroke: {MARK}; stroke-width: 3; }}
 .bpv .mark-t {{ fill: {MARK}; font-weight: bold; }}
 </style>"""
@@ -410,10 +411,12 @@ class Renderer:
 
     # one SVG per step; the geometry is fixed, only classes, text and blanks change
     def svg(self, k: int, caption: bool = True, marked=frozenset(),
-            mark_label: str = "marked") -> str:
+            mark_label: str = "marked", fit: bool = True) -> str:
         """Step k's picture (0 = before the first step); without the caption (a widget shows
         the equation beside it) the view starts below it. ``marked`` node names get a purple
-        frame and ✘, explained in the legend by ``mark_label``."""
+        frame and ✘, explained in the legend by ``mark_label``. ``fit``: shrink to the width of
+        the output (a static picture); without it the drawing keeps its size, its labels stay
+        readable, and the panel around it scrolls (the Stepper)."""
         view = present(self.trace, k)
         hl = view.highlight
         L = self.layout
@@ -436,7 +439,7 @@ class Renderer:
                  f'width="{L.width + 2 * pad:.0f}" height="{h:.0f}" '
                  f'viewBox="{-pad} {top:.0f} {L.width + 2 * pad:.0f} {h:.0f}" role="img" '
                  f'aria-labelledby="{tid} {did}" '
-                 f'style="max-width:100%;max-height:82vh;width:auto;height:auto" data-step="{k}">',
+                 f'style="{FIT if fit else "display:block"}" data-step="{k}">',
                  f'<title id="{tid}">{esc(title)}</title><desc id="{did}">{esc(desc)}</desc>',
                  _STYLE, self._caption(view) if caption else ""]
         # the classes of each state, once per step (the states themselves come from present.py)
@@ -749,7 +752,11 @@ class Picture:
         return self.renderer.digraph(self.step, self.marked)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        return {"image/svg+xml": self.svg, "text/plain": self.text}
+        # text/html: an <img> of the same SVG, which JupyterLab shows (fitted to the output's
+        # width) even in a notebook not yet run, whose SVG outputs it does not trust
+        svg = self.svg
+        alt = "\n".join(present(self.renderer.trace, self.step).lines)
+        return {"image/svg+xml": svg, "text/html": svg_img(svg, alt), "text/plain": self.text}
 
     def save_svg(self, path) -> Path:
         Path(path).write_text(self.svg, encoding="utf-8")
@@ -802,6 +809,16 @@ def show(trace: Trace, step: int | None = None):
     except EngineMissing as e:
         print(f"(drawing unavailable: {e})")
         return TextPicture(trace, len(trace) if step is None else trace.check_step(step))
+
+
+def svg_img(svg: str, alt: str) -> str:
+    """An SVG drawing as an <img> that fits its output's width, with the step as its alt text
+    (what a notebook shows before it is run: JupyterLab sanitizes inline SVG in untrusted
+    outputs, but keeps an image)."""
+    import base64
+    data = base64.b64encode(svg.encode("utf-8")).decode("ascii")
+    return (f'<img src="data:image/svg+xml;base64,{data}" alt="{esc(alt)}" '
+            f'style="max-width:100%;height:auto">')
 
 
 class TextPicture:

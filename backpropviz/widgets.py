@@ -18,6 +18,7 @@ from . import keys as K
 from .keys import Key
 from . import modules as M
 from .errors import BackpropError, shape_str
+from .draw import svg_img
 from .hints import tolerance_text
 from .presentation import rhs
 from .rebuild import MAX_EDITABLE_PARAMS, Settings, parse_array, parse_sizes, same_network
@@ -75,6 +76,9 @@ class NavBar(W.HBox, _Part):
         self.next_btn = _button("step ▶", "next step: apply one rule", "bpv-next")
         self.back_btn = _button("to backward pass", "jump to the first backward step, "
                                 "∂J/∂u[k] = 1", "bpv-to-backward")
+        # the End key's target (Home is reset): not shown, the bar is full enough
+        self.end_btn = _button("to the end", "last step: the whole pass done", "bpv-end")
+        self.end_btn.layout.display = "none"
         self.counter = W.HTML().add_class("bpv-counter")
         self.play = W.Play(min=0, max=n, step=1, interval=interval, value=0,
                            description="play").add_class("bpv-play")
@@ -83,14 +87,16 @@ class NavBar(W.HBox, _Part):
                                   layout=W.Layout(width="260px")).add_class("bpv-slider")
         W.jslink((self.play, "value"), (self.slider, "value"))
         super().__init__([self.reset_btn, self.prev_btn, self.next_btn, self.back_btn,
-                          self.counter, self.play, self.slider],
+                          self.counter, self.play, self.slider, self.end_btn],
                          layout=W.Layout(align_items="center", flex_flow="row wrap"))
+        self.add_class("bpv-nav")
         self._attach(stepper)
         self._busy = False
         self.reset_btn.on_click(lambda _: stepper.move(0))
         self.prev_btn.on_click(lambda _: stepper.move(self.model.step - 1))
         self.next_btn.on_click(lambda _: stepper.move(self.model.step + 1))
         self.back_btn.on_click(lambda _: stepper.move(self.model.n_forward + 1))
+        self.end_btn.on_click(lambda _: stepper.move(self.model.n))
         self.slider.observe(self._on_slider, names="value")
         self.play.observe(self._on_play, names="playing")
 
@@ -116,7 +122,7 @@ class NavBar(W.HBox, _Part):
             self._busy = False
         self.counter.value = f"<b>{html.escape(m.counter())}</b>"
         self.prev_btn.disabled = m.step <= 0
-        self.next_btn.disabled = m.step >= m.n
+        self.next_btn.disabled = self.end_btn.disabled = m.step >= m.n
         predicting = self.stepper.predicting
         self.slider.disabled = self.play.disabled = predicting
         if predicting:
@@ -148,13 +154,13 @@ class GraphView(W.HTML, _Part):
     """The graph as known after the current step (the renderer keeps one layout per graph)."""
 
     def __init__(self, stepper):
-        super().__init__(layout=W.Layout(overflow="auto"))
+        super().__init__()              # a panel that scrolls (its size: _BEHAVIOUR)
         self.add_class("bpv-graph")
         self._renderer = None
         self._refused = (None, None)     # (trace, error): a graph too large is refused once
         self._attach(stepper)
 
-    def svg(self, caption: bool = False) -> str:
+    def svg(self, caption: bool = False, fit: bool = False) -> str:
         from .draw import renderer
         trace = self.model.trace
         if self._refused[0] is trace:
@@ -165,11 +171,11 @@ class GraphView(W.HTML, _Part):
             except BackpropError as e:
                 self._refused = (trace, e)
                 raise
-        return self._renderer.svg(self.model.step, caption)
+        return self._renderer.svg(self.model.step, caption, fit=fit)
 
     def refresh(self, what):
         try:
-            self.value = self.svg()       # the equation panel shows the caption
+            self.value = self.svg()       # the equation panel shows the caption; full size
         except BackpropError as e:        # no Graphviz engine: the text rendering instead
             self.value = (f"<pre>{html.escape(self.model.view().text)}</pre>"
                           f"<i>{html.escape(str(e))}</i>")
@@ -185,10 +191,12 @@ class Inspector(W.VBox, _Part):
         self.follow = W.Checkbox(value=True, description="follow the current step",
                                  indent=False).add_class("bpv-follow")
         self.node_info = W.HTML().add_class("bpv-node-info")
-        self.heatmap = W.HTML(layout=W.Layout(max_width="620px", overflow="auto"))
+        self.heatmap = W.HTML(layout=W.Layout(max_width="100%", overflow="auto"))
         self.heatmap.add_class("bpv-heatmap")
-        super().__init__([W.HBox([self.node_pick, self.follow]),
-                          W.HBox([self.node_info, self.heatmap])])
+        wrap = W.Layout(flex_flow="row wrap", align_items="flex-start")
+        super().__init__([W.HBox([self.node_pick, self.follow], layout=wrap),
+                          W.HBox([self.node_info, self.heatmap], layout=wrap)])
+        self.add_class("bpv-inspector")
         self._attach(stepper)
         self._busy = False
         self._heat = (None, None, b"")       # (trace, what was drawn, png): drawn once
@@ -256,7 +264,8 @@ class PredictBox(W.VBox, _Part):
     def __init__(self, stepper, on: bool):
         self.predict_toggle = W.Checkbox(value=on, description="predict, then reveal",
                                          indent=False).add_class("bpv-predict-toggle")
-        self.answer = W.Text(placeholder="e.g. [0.1, -0.2]", layout=W.Layout(width="320px"),
+        self.answer = W.Text(placeholder="e.g. [0.1, -0.2]",
+                             layout=W.Layout(width="100%", max_width="320px"),
                              description="your answer").add_class("bpv-answer")
         self.check_btn = _button("check", "check your prediction", "bpv-check")
         self.reveal_btn = _button("reveal", "show this step without predicting", "bpv-reveal")
@@ -633,8 +642,16 @@ class Stepper(W.VBox):
         self.inspector = Inspector(self)
         rb = self.model.rebuilder
         self.controls = RebuildControls(self) if rb is not None and rb.settings else None
-        parts = [self.granularity, self.nav, self.equation_panel, self.predict_box, self.message, self.graph,
-                 self.inspector] + ([self.controls] if self.controls else [])
+        # the stage: the equation (with predict and messages) and the inspector beside the
+        # graph, or equation, graph, inspector one above the other on a narrow output; the graph
+        # is a panel of fixed height that scrolls to the step's node
+        self.side = W.VBox([self.equation_panel, self.predict_box, self.message])
+        self.side.add_class("bpv-side")
+        self.stage = W.Box([self.side, self.graph, self.inspector]).add_class("bpv-stage")
+        self.behaviour = W.HTML(_BEHAVIOUR, layout=W.Layout(display="none"))
+        self.behaviour.add_class("bpv-behaviour")
+        parts = [self.behaviour, self.nav, self.stage, self.granularity] + \
+            ([self.controls] if self.controls else [])
         super().__init__(parts, **kwargs)
         self.add_class("bpv-stepper")
         self.model.observe(self._on_model)
@@ -688,20 +705,27 @@ class Stepper(W.VBox):
         data = bundle[0] if isinstance(bundle, tuple) else bundle
         data = dict(data or {})
         # a static viewer (no widget front end) still shows the graph and the text
-        text = self.model.view().text
+        view = self.model.view()
         try:
-            svg = self.graph.svg(caption=True)
+            svg = self.graph.svg(caption=True, fit=True)
         except BackpropError:
             svg = ""
-        data["text/html"] = svg + f"<pre>{html.escape(text)}</pre>"
-        data["text/plain"] = text
+        # an <img> of the SVG: JupyterLab shows it in a notebook opened before Run All
+        # (untrusted), where inline SVG would be sanitized to its text run together
+        picture = svg_img(svg, "\n".join(view.lines)) if svg else \
+            f"<pre>{html.escape(view.text)}</pre>"
+        data["text/html"] = (f'<div class="bpv-static">{picture}<div style="font-size:12px;'
+                             f'color:#555">(the stepper\'s controls appear when this cell runs)'
+                             f"</div></div>")
+        data["text/plain"] = view.text
         return data
 
     # --- driving it from code (tests, lessons) ----------------------------------------------------
     def click(self, which: str):
-        """Press a button by name: prev, next, reset, backward, check, reveal, rebuild."""
+        """Press a button by name: prev, next, reset, backward, end, check, reveal, rebuild."""
         buttons = {"prev": self.nav.prev_btn, "next": self.nav.next_btn,
                    "reset": self.nav.reset_btn, "backward": self.nav.back_btn,
+                   "end": self.nav.end_btn,
                    "check": self.predict_box.check_btn, "reveal": self.predict_box.reveal_btn}
         if self.controls is not None:
             buttons["rebuild"] = self.controls.rebuild_btn
@@ -719,7 +743,8 @@ class Stepper(W.VBox):
 
 
 _PART_ATTRS = {
-    "nav": ("reset_btn", "prev_btn", "next_btn", "back_btn", "counter", "play", "slider"),
+    "nav": ("reset_btn", "prev_btn", "next_btn", "back_btn", "end_btn", "counter", "play",
+            "slider"),
     "predict_box": ("predict_toggle", "answer", "check_btn", "reveal_btn", "prompt", "feedback",
                     "ask"),
     "inspector": ("node_pick", "follow", "node_info", "heatmap"),
@@ -769,3 +794,182 @@ def heatmap_html(name: str, value, grad) -> str:
     return (f'<div style="display:flex;flex-wrap:wrap">{"".join(tables)}</div>'
             f'<div style="font-size:12px;color:#555">one colour scale for both: blue negative, '
             f'red positive, |x| up to {html.escape(fnum(vmax))}</div>')
+
+
+
+# --- what the Stepper does in the page (no front-end extension: CSS and one small script) ---------
+# The layout: the equation beside the graph (above it on a narrow output); the graph at its own
+# size (labels 12 px, edge labels 11 px, never shrunk) in a panel as tall as the screen has room
+# for below the navigation bar, scrolled to the node each step writes. The script also handles
+# ← → Home End inside the widget (JupyterLab would move between cells), and gives the controls
+# that ipywidgets leaves unnamed a name, pressed states and live regions.
+_CSS = """
+.bpv-stepper { container: bpv-stepper / inline-size; }
+.bpv-stepper .bpv-stage { display: grid; width: 100%; column-gap: 16px; align-items: start;
+  grid-template-columns: minmax(270px, 340px) minmax(0, 1fr);
+  grid-template-rows: auto 1fr; grid-template-areas: "side graph" "insp graph"; }
+.bpv-stepper .bpv-side { grid-area: side; min-width: 0; }
+.bpv-stepper .bpv-stage > .bpv-inspector { grid-area: insp; min-width: 0; }
+.bpv-stepper .bpv-equation { min-height: 118px; }
+.bpv-stepper .bpv-graph { grid-area: graph; min-width: 0; margin: 2px 0;
+  height: clamp(240px, calc(100vh - 250px), 760px); overflow: auto; resize: vertical;
+  border: 1px solid #c8c8c8; border-radius: 4px; }
+.bpv-stepper .bpv-inspector .widget-dropdown { width: auto !important; max-width: 100%; }
+.bpv-stepper .bpv-graph > .widget-html-content,
+.bpv-stepper .bpv-inspector .widget-html-content { line-height: normal; }
+.bpv-stepper .bpv-counter { min-width: 310px; font-variant-numeric: tabular-nums; }
+.bpv-stepper .bpv-answer { flex: 1 1 200px; }
+@container bpv-stepper (max-width: 759px) {
+  .bpv-stepper .bpv-stage { grid-template-columns: minmax(0, 1fr); grid-template-rows: none;
+    grid-template-areas: "side" "graph" "insp"; }
+  .bpv-stepper .bpv-side { min-height: 180px; }
+  .bpv-stepper .bpv-equation { min-height: 110px; }
+}
+.bpv-stepper button:focus-visible, .bpv-stepper input:focus-visible,
+.bpv-stepper select:focus-visible, .bpv-stepper textarea:focus-visible,
+.bpv-stepper .noUi-handle:focus-visible, .bpv-stepper .bpv-graph:focus-visible,
+.bpv-stepper .bpv-heatmap:focus-visible {
+  outline: 3px solid #0072B2 !important; outline-offset: 2px !important;
+  box-shadow: 0 0 0 5px #ffffff !important; }
+"""
+
+_SCRIPT = r"""(function (img) {
+  var tries = 0;
+  function start() {
+    var root = img.closest('.bpv-stepper');
+    if (!root || !root.querySelector('.bpv-graph') || !root.querySelector('.bpv-next')
+        || !root.querySelector('.bpv-slider .noUi-handle') || !root.querySelector('.bpv-play button')) {
+      if (tries++ < 1200) setTimeout(start, 50);
+      return;
+    }
+    if (root.bpvInstalled) return;
+    root.bpvInstalled = true;
+    install(root);
+  }
+  function install(root) {
+    var $ = function (s) { return root.querySelector(s); };
+    var $$ = function (s) { return Array.prototype.slice.call(root.querySelectorAll(s)); };
+    function attr(el, k, v) { if (el && el.getAttribute(k) !== v) el.setAttribute(k, v); }
+    var KEYS = {ArrowLeft: '.bpv-prev', ArrowRight: '.bpv-next', Home: '.bpv-reset', End: '.bpv-end'};
+    root.addEventListener('keydown', function (e) {
+      var sel = KEYS[e.key], t = e.target, tag = t.tagName;
+      if (!sel || e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
+      e.stopPropagation();              /* never to the notebook around the widget */
+      if (t.closest('.noUi-target') || tag === 'TEXTAREA' || tag === 'SELECT' || t.isContentEditable
+          || (tag === 'INPUT' && !/^(checkbox|radio|button|submit)$/.test(t.type))) return;
+      e.preventDefault();
+      var b = $(sel);
+      if (b && !b.disabled) b.click();
+    });
+    var PLAY = [[/fa-pause/, 'pause'], [/fa-stop/, 'stop'], [/fa-(retweet|repeat)/, 'repeat'],
+                [/fa-play/, 'play']];
+    var lastSvg = null, lastH = -1, lastW = -1, queued = false, lastFocus = null;
+    root.addEventListener('focusin', function (e) { lastFocus = e.target; });
+    function keepFocus() {      /* ▶ disabled at the end (◀ at the start) would drop the focus */
+      var a = document.activeElement;
+      if (!lastFocus || !lastFocus.disabled || (a && a !== document.body && a !== lastFocus)) return;
+      var other = lastFocus.classList.contains('bpv-next') ? $('.bpv-prev') : $('.bpv-next');
+      (other && !other.disabled ? other : $('.bpv-graph')).focus({preventScroll: true});
+    }
+    function apply() {
+      queued = false;
+      keepFocus();
+      attr(root, 'role', 'group');
+      attr(root, 'aria-label', 'backpropagation stepper');
+      $$('.bpv-play button').forEach(function (b) {
+        var i = b.querySelector('i'), c = (i ? i.className : '') + ' ' + b.className;
+        for (var j = 0; j < PLAY.length; j++) {
+          if (PLAY[j][0].test(c)) {
+            var name = PLAY[j][1];
+            attr(b, 'aria-label', name);
+            attr(b, 'title', name === 'repeat' ? 'repeat: start again after the last step' : name);
+            if (name === 'repeat')
+              attr(b, 'aria-pressed', b.classList.contains('mod-active') ? 'true' : 'false');
+            break;
+          }
+        }
+      });
+      $$('.widget-toggle-buttons').forEach(function (g) {
+        var l = g.querySelector('.widget-label');
+        attr(g, 'role', 'group');
+        if (l && l.textContent.trim()) attr(g, 'aria-label', l.textContent.trim());
+        Array.prototype.forEach.call(g.querySelectorAll('button'), function (b) {
+          attr(b, 'aria-pressed', b.classList.contains('mod-active') ? 'true' : 'false');
+        });
+      });
+      var counter = $('.bpv-counter');
+      $$('.bpv-slider .noUi-handle').forEach(function (h) {
+        attr(h, 'aria-label', 'step');
+        if (counter) attr(h, 'aria-valuetext', counter.textContent.trim());
+      });
+      attr(counter, 'aria-live', 'polite'); attr(counter, 'aria-atomic', 'true');
+      ['.bpv-equation', '.bpv-feedback', '.bpv-message'].forEach(function (s) {
+        attr($(s), 'aria-live', 'polite');
+      });
+      attr($('.bpv-prev'), 'aria-keyshortcuts', 'ArrowLeft');
+      attr($('.bpv-next'), 'aria-keyshortcuts', 'ArrowRight');
+      attr($('.bpv-reset'), 'aria-keyshortcuts', 'Home');
+      var g = $('.bpv-graph');
+      attr(g, 'tabindex', '0'); attr(g, 'role', 'region');
+      attr(g, 'aria-label', 'the computation graph (scrolls; ← → step)');
+      var hm = $('.bpv-heatmap');
+      attr(hm, 'tabindex', '0'); attr(hm, 'role', 'region'); attr(hm, 'aria-label', 'heatmap');
+      follow(g);
+    }
+    function viewport() {       /* the part of the screen the notebook or page shows */
+      var top = 0, bottom = window.innerHeight;
+      var sc = root.closest('.jp-WindowedPanel-outer, .jp-Notebook');
+      if (sc) { var r = sc.getBoundingClientRect(); top = Math.max(top, r.top);
+                bottom = Math.min(bottom, r.bottom); }
+      return bottom - top;
+    }
+    function size(g, svg) {     /* the graph's panel: what fits below the navigation bar */
+      var nav = $('.bpv-nav') || root;
+      var above = g.getBoundingClientRect().top - nav.getBoundingClientRect().top;
+      var h = Math.floor(viewport() - above - 16);
+      if (svg) h = Math.min(h, Math.ceil(svg.getBoundingClientRect().height) + 20);
+      g.style.height = Math.max(240, h) + 'px';
+    }
+    function follow(g) {        /* a new drawing: keep the node this step writes in view */
+      var svg = g && g.querySelector('svg[data-step]');
+      if (!svg || svg === lastSvg) return;
+      lastSvg = svg;
+      var h = svg.getAttribute('height');
+      if (h !== lastH) { lastH = h; size(g, svg); }
+      var cur = svg.querySelector('rect.cur-F, rect.cur-B');
+      if (!cur) { if (svg.getAttribute('data-step') === '0') { g.scrollTop = 0; g.scrollLeft = 0; } return; }
+      var gr = g.getBoundingClientRect(), c = cur.getBoundingClientRect(), m = 6;
+      var top = gr.top + g.clientTop, left = gr.left + g.clientLeft;
+      if (c.top >= top + m && c.bottom <= top + g.clientHeight - m && c.left >= left + m
+          && c.right <= left + g.clientWidth - m) return;        /* in view: no jump */
+      var u = {t: c.top, b: c.bottom, l: c.left, r: c.right};
+      var mod = svg.querySelector('ellipse.cur-F, ellipse.cur-B');
+      if (mod) {                 /* with its module, if both fit */
+        var o = mod.getBoundingClientRect();
+        var w = {t: Math.min(u.t, o.top), b: Math.max(u.b, o.bottom),
+                 l: Math.min(u.l, o.left), r: Math.max(u.r, o.right)};
+        if (w.b - w.t <= g.clientHeight - 2 * m && w.r - w.l <= g.clientWidth - 2 * m) u = w;
+      }
+      g.scrollTop += (u.t + u.b) / 2 - (top + g.clientHeight / 2);
+      g.scrollLeft += (u.l + u.r) / 2 - (left + g.clientWidth / 2);
+    }
+    function later() { if (!queued) { queued = true; requestAnimationFrame(apply); } }
+    new MutationObserver(later).observe(root, {subtree: true, childList: true, attributes: true,
+                                               attributeFilter: ['class', 'disabled']});
+    function resized() {
+      var g = $('.bpv-graph');
+      if (g && g.offsetParent !== null) size(g, g.querySelector('svg'));
+    }
+    if (window.ResizeObserver) new ResizeObserver(function () {
+      var w = root.getBoundingClientRect().width;
+      if (w !== lastW) { lastW = w; resized(); }
+    }).observe(root);
+    window.addEventListener('resize', resized);
+    apply();
+  }
+  start();
+})(this)"""
+
+_BEHAVIOUR = (f"<style>{_CSS}</style>"
+              f'<img src="data:," alt="" style="display:none" '
+              f'onerror="{html.escape(_SCRIPT, quote=True)}">')

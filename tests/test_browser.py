@@ -86,6 +86,9 @@ def summary_lines() -> list[str]:
         if steps:
             out.append(f"{app}: highlighted node outside the graph's visible box (the learner "
                        f"must scroll inside it) at steps {steps}")
+    for where, px in RESULTS.get("screens", {}).items():
+        out.append(f"{where}: every step's node in view beside the equation; smallest graph "
+                   f"label {px} px")
     if RESULTS["latency"]:
         out.append(f"figures: {(ARTIFACTS / 'latency.json').relative_to(ROOT)}; screenshots: "
                    f"{ARTIFACTS.relative_to(ROOT)}/*.png")
@@ -181,7 +184,12 @@ def open_voila(learner: Learner, server: VoilaServer, timings: dict):
 @pytest.fixture(scope="module", params=["lab", "notebook7", "voila"])
 def app(request, browser, tmp_path_factory, lesson):
     """One server, one page, the lesson's stepper ready at step −1; stopped whatever happens."""
-    name = request.param
+    return start_app(request, browser, tmp_path_factory, lesson, request.param)
+
+
+def start_app(request, browser, tmp_path_factory, lesson, name: str) -> Learner:
+    """Start the server ``name`` (lab, notebook7, voila) on a copy of the lessons, open the lesson
+    and wait for its stepper at step 0 (also used by tests/test_a11y.py)."""
     tmp = tmp_path_factory.mktemp(f"browser-{name}")
     notebooks = copy_notebooks(tmp / "notebooks")
     server = {"lab": LabServer, "notebook7": NotebookServer}.get(name)
@@ -548,3 +556,145 @@ def test_granularity_switch_and_expand_in_the_browser(app, lesson):
         L.sel(".bpv-graph [data-node='u[1]₁']"), state="detached"))
     expect(L, "no error message", "Traceback" not in (L.read()["message"] or ""), "traceback")
     L.shot("expand-closed")
+
+
+# --- the screens a class uses: laptops and projectors -----------------------------------------------
+CLASSROOM_SCREENS = [(1280, 720), (1024, 768)]
+MIN_LABEL_PX = 11.0
+
+# Where the step is on screen, measured in the page: the written node inside the graph's panel and
+# inside the part of the window that the notebook (or Voilà's page) shows, the equation in view
+# too, and the smallest rendered size of the graph's text (font-size × the drawing's scale).
+SCREEN_JS = r"""(root) => {
+  const R = document.querySelector(root);
+  const g = R.querySelector('.bpv-graph'), svg = g && g.querySelector('svg[data-step]');
+  const cur = svg && svg.querySelector('rect.cur-F, rect.cur-B');
+  const eq = R.querySelector('.bpv-equation'), nav = R.querySelector('.bpv-next');
+  if (!svg || !cur || !eq || !nav) return null;
+  let top = 0, bottom = innerHeight, left = 0, right = innerWidth;
+  const sc = R.closest('.jp-WindowedPanel-outer');
+  if (sc) { const r = sc.getBoundingClientRect(); top = Math.max(top, r.top);
+            bottom = Math.min(bottom, r.bottom); left = Math.max(left, r.left);
+            right = Math.min(right, r.right); }
+  const gr = g.getBoundingClientRect();
+  const box = { top: gr.top + g.clientTop, left: gr.left + g.clientLeft };
+  box.bottom = box.top + g.clientHeight; box.right = box.left + g.clientWidth;
+  const c = cur.getBoundingClientRect(), e = eq.getBoundingClientRect(),
+        n = nav.getBoundingClientRect();
+  const inside = (a, b) => a.top >= b.top - 1 && a.bottom <= b.bottom + 1
+                           && a.left >= b.left - 1 && a.right <= b.right + 1;
+  const view = { top, bottom, left, right };
+  let minPx = Infinity, minText = null;
+  for (const t of svg.querySelectorAll('text')) {
+    const bb = t.getBBox();
+    if (!bb.height || !t.textContent.trim()) continue;
+    const px = parseFloat(getComputedStyle(t).fontSize) * t.getBoundingClientRect().height / bb.height;
+    if (px < minPx) { minPx = px; minText = t.textContent.trim().slice(0, 30); }
+  }
+  return { step: svg.getAttribute('data-step'), node_in_panel: inside(c, box),
+           node_in_view: inside(c, view), equation_in_view: inside(e, view),
+           controls_in_view: inside(n, view), min_label_px: Math.round(minPx * 100) / 100,
+           min_label: minText, graph_top: Math.round(gr.top), graph_h: Math.round(gr.height),
+           node: [Math.round(c.top), Math.round(c.bottom), Math.round(c.left), Math.round(c.right)],
+           panel: [Math.round(box.top), Math.round(box.bottom), Math.round(box.left),
+                   Math.round(box.right)],
+           view: [Math.round(top), Math.round(bottom)] };
+}"""
+
+
+@pytest.mark.parametrize("screen", CLASSROOM_SCREENS, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_classroom_screen_keeps_the_step_in_view(app, lesson, screen):
+    """At 1280×720 (a laptop) and 1024×768 (a projector), with the stepper scrolled to its top:
+    after every ▶ the node the step writes is inside the graph's panel and on screen, together
+    with the equation and the controls; the graph's labels render at ≥ 11 px; the graph does not
+    move when the equation's height changes."""
+    L, tr = app, lesson.trace
+    w, h = screen
+    L.page.set_viewport_size({"width": w, "height": h})
+    try:
+        go_to_start(L, lesson)
+        L.page.evaluate("(root) => document.querySelector(root + ' .bpv-nav')"
+                        ".scrollIntoView({block: 'start'})", L.root)
+        seen = []
+        for k in range(1, len(tr) + 1):
+            name = f"{w}×{h}: ▶ to step {k}"
+            L.click_until_step_changes(name, ".bpv-next")
+            wait_shown(L, name + ": graph shows the step", step=str(k))
+            try:                   # the panel scrolls to the node after the drawing arrives
+                L.page.wait_for_function(
+                    f"(root) => {{ const s = ({SCREEN_JS})(root); return s && s.step === '{k}'"
+                    " && s.node_in_panel && s.node_in_view && s.equation_in_view"
+                    " && s.controls_in_view; }", arg=L.root, timeout=10_000, polling=50)
+            except Exception:      # noqa: BLE001 — say what is out of view
+                pass
+            s = L.page.evaluate(SCREEN_JS, L.root)
+            seen.append(s)
+            expect(L, name + ": written node in the graph's panel and on screen, beside the "
+                   "equation and the controls",
+                   s["node_in_panel"] and s["node_in_view"] and s["equation_in_view"]
+                   and s["controls_in_view"], f"measured: {s}")
+            expect(L, name + f": labels ≥ {MIN_LABEL_PX} px",
+                   s["min_label_px"] >= MIN_LABEL_PX, f"measured: {s}")
+            if k == 9:
+                L.shot(f"classroom-{w}x{h}-step9")
+        tops = {s["graph_top"] for s in seen}
+        expect(L, f"{w}×{h}: the graph stays put while the equation changes",
+               max(tops) - min(tops) <= 1, f"graph top at {sorted(tops)} px over the steps")
+        px = min(s["min_label_px"] for s in seen)
+        RESULTS.setdefault("screens", {})[f"{L.app} {w}×{h}"] = px
+        print(f"\n[{L.app}] {w}×{h}: every step's node in view beside the equation; smallest "
+              f"label {px} px ({seen[0]['min_label']!r}); graph panel {seen[0]['graph_h']} px "
+              f"high at y={seen[0]['graph_top']}")
+    finally:
+        L.page.set_viewport_size(VIEWPORT)
+        go_to_start(L, lesson)
+
+
+def test_saved_lesson_shows_pictures_before_run_all(browser, tmp_path):
+    """A lesson opened in JupyterLab before Run All (no kernel output yet, not trusted): the
+    Stepper's cell and the drawn steps show pictures that fit their output, not their text run
+    together."""
+    book = nbformat.read(ROOT / "notebooks" / LESSON, as_version=4)
+    pictures = sum(1 for c in book.cells for o in c.get("outputs", [])
+                   if "data:image/svg+xml;base64," in o.get("data", {}).get("text/html", ""))
+    assert pictures >= 2, "the saved lesson should hold the Stepper's and a step's picture"
+    notebooks = copy_notebooks(tmp_path / "notebooks")
+    server = LabServer(tmp_path, notebooks).start(cwd=notebooks)
+    context = browser.new_context(viewport={"width": 1280, "height": 720})
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        L = Learner(page, "lab-saved", ".bpv-stepper")
+        L.do("open the saved lesson", lambda: page.goto(server.url(LESSON)))
+        L.do("cells shown", lambda: page.wait_for_selector(".jp-NotebookPanel .jp-Cell"))
+        L.do("the Stepper's saved picture", lambda: page.wait_for_selector(
+            ".bpv-static img", state="attached"))
+        seen = []
+        for i in range(pictures):          # the notebook renders cells as they scroll into view
+            L.do(f"picture {i + 1} of {pictures} rendered", lambda: page.wait_for_function(
+                """(n) => {
+                  const imgs = [...document.querySelectorAll('.jp-OutputArea-output img')]
+                    .filter(i => i.src.startsWith('data:image/svg+xml'));
+                  if (imgs.length <= n) {
+                    const sc = document.querySelector('.jp-WindowedPanel-outer');
+                    if (sc) sc.scrollTop += 400;
+                    return false; }
+                  const img = imgs[n];
+                  img.scrollIntoView({block: 'center'});
+                  return img.complete && img.naturalWidth > 0; }""", arg=i, polling=200))
+            seen.append(page.evaluate("""(n) => {
+                const img = [...document.querySelectorAll('.jp-OutputArea-output img')]
+                    .filter(i => i.src.startsWith('data:image/svg+xml'))[n];
+                const out = img.closest('.jp-OutputArea-output');
+                return { alt: img.alt.split('\\n')[0], w: img.getBoundingClientRect().width,
+                         out: out.getBoundingClientRect().width,
+                         text: out.innerText.slice(0, 80) }; }""", i))
+            if i == 0:
+                L.shot("saved-stepper-picture")
+        for s in seen:
+            assert s["alt"].startswith("step ") and 0 < s["w"] <= s["out"] + 1, s
+        print(f"\n[lab, saved lesson] {len(seen)} pictures before Run All: "
+              + "; ".join(f"{s['alt']!r} {s['w']:.0f}/{s['out']:.0f} px" for s in seen))
+    finally:
+        context.close()
+        server.stop()

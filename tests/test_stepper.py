@@ -251,14 +251,29 @@ def test_stepper_of_a_trace_has_no_rebuild_controls():
     assert "fixed trace" in s.model.error
 
 
+def _svg_in_html(page: str) -> str:
+    """The SVG of the first <img src="data:image/svg+xml;base64,…"> in an HTML output."""
+    import base64
+    import re
+    m = re.search(r'<img src="data:image/svg\+xml;base64,([A-Za-z0-9+/=]+)" alt="([^"]*)"', page)
+    assert m, page[:200]
+    return base64.b64decode(m.group(1)).decode("utf-8")
+
+
 def test_static_viewer_sees_svg_and_text(stepper):
+    """Without a kernel (a saved, untrusted notebook) JupyterLab shows the text/html output,
+    sanitized: the step's picture is an <img> of the SVG (inline SVG would be stripped to its
+    text run together), with the step's text as its alt text."""
     bundle = stepper._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle
-    assert bundle["text/html"].startswith("<svg") and "<pre>" in bundle["text/html"]
+    assert bundle["text/html"].startswith('<div class="bpv-static"><img ')
+    assert "<svg" not in bundle["text/html"]
+    assert _svg_in_html(bundle["text/html"]).startswith("<svg")
     assert bundle["text/plain"].startswith("step 0/14 · before the first step")
     stepper.slider.value = 9
     bundle = stepper._repr_mimebundle_()
-    assert 'data-step="9"' in bundle["text/html"]
+    assert 'data-step="9"' in _svg_in_html(bundle["text/html"])
+    assert 'alt="step 9/14 · backward 4/9 · (B2) (7.65)' in bundle["text/html"]
     assert bundle["text/plain"].startswith("step 9/14 · backward 4/9 · (B2) (7.65)")
 
 
