@@ -37,7 +37,7 @@ import numpy as np
 from . import keys as K
 from .errors import BackpropError
 from .keys import Key
-from .presentation import Highlight, edge_state, node_state, present
+from .presentation import Highlight, edge_state, formula, node_state, present
 from .record import Trace
 from .text import array_lines, shape_text
 
@@ -496,17 +496,43 @@ class Renderer:
             blank = (f'<rect class="blank" x="{x + PAD + lab_w:.1f}" y="{ty - 11:.1f}" '
                      f'width="{b.width - 2 * PAD - lab_w:.1f}" height="{len(lines) * LINE_H - 3:.1f}" '
                      f'data-blank="{esc(K.text(key))}"/>')
-            rows.append((self.trace.known_at(key), lab + known, lab + blank))
+            at = self.trace.known_at(key)
+            rows.append((at, lab + known, lab + blank, self._tip(key, at, lines)))
             line += len(lines)
-        return head, rows
+        ats = [r[0] for r in rows]
+        tips = tuple("<title>" + "\n".join([t[0] for *_, t in rows[:j]]
+                                             + [t[1] for *_, t in rows[j:]]) + "</title>"
+                     for j in range(len(rows) + 1)) if ats == sorted(ats) else ()
+        return head + (tips,), rows
+
+    def _tip(self, key: Key, at: float, lines: list) -> tuple[str, str]:
+        """What hovering shows of one key, (known, not yet): its numbers and the rule that wrote
+        it (escaped once per trace; a step only chooses, as for the rows)."""
+        name = K.text(key)
+        if at == 0:
+            known = f"{name} = {' '.join(l.strip() for l in lines)} (given)"
+        else:
+            spec = self.trace.specs[int(at) - 1]
+            known = (f"{name} = {' '.join(l.strip() for l in lines)}\nwritten at step {int(at)}, {spec.tag}: "
+                     f"{formula(self.trace, spec)}")
+        return esc(known), esc(f"{name}: not yet computed")
 
     def _box(self, b: Box, hl: Highlight) -> str:
         head, rows = self._boxes[b.id]
         cls = f"box {b.kind} " + _style(node_state(hl, b.name), hl)[0]
         k = hl.k
-        return (head[0] + f'<rect class="{cls.strip()}' + head[1]
-                + "".join(shown if at <= k else blank for at, shown, blank in rows)
-                + "</g>")
+        body, j = [], 0
+        for at, shown, blank, _ in rows:
+            if at <= k:
+                body.append(shown)
+                j += 1
+            else:
+                body.append(blank)
+        # a hover shows what is known at this step only (predict mode must not give it away);
+        # rows that become known in order (value, then gradient) have their titles ready
+        tip = head[2][j] if head[2] else "<title>" + "\n".join(
+            t[0] if at <= k else t[1] for at, _, _, t in rows) + "</title>"
+        return head[0] + tip + f'<rect class="{cls.strip()}' + head[1] + "".join(body) + "</g>"
 
     def _caption(self, view) -> str:
         lines = view.lines
@@ -594,7 +620,7 @@ class Renderer:
             parts.append(head[0] + f'<rect data-box="{esc(b.name)}" class="box {b.kind}' + head[1]
                          + "".join(f'<g class="fk" data-at="{min(t, never)}">{shown}</g>'
                                    f'<g class="fb" data-at="{min(t, never)}">{blank}</g>'
-                                   for t, shown, blank in rows) + "</g>")
+                                   for t, shown, blank, _ in rows) + "</g>")
         parts += [self._legend(), "</svg>"]
         steps = [[s.phase[0].upper(), s.module, s.node, sorted({k.node for k in s.reads})]
                  for s in tr.specs]

@@ -805,6 +805,7 @@ def heatmap_html(name: str, value, grad) -> str:
 # that ipywidgets leaves unnamed a name, pressed states and live regions.
 _CSS = """
 .bpv-stepper { container: bpv-stepper / inline-size; }
+.bpv-stepper .bpv-graph g.node { cursor: pointer; }
 .bpv-stepper .bpv-stage { display: grid; width: 100%; column-gap: 16px; align-items: start;
   grid-template-columns: minmax(270px, 340px) minmax(0, 1fr);
   grid-template-rows: auto 1fr; grid-template-areas: "side graph" "insp graph"; }
@@ -865,6 +866,19 @@ _SCRIPT = r"""(function (img) {
                 [/fa-play/, 'play']];
     var lastSvg = null, lastH = -1, lastW = -1, queued = false, lastFocus = null;
     root.addEventListener('focusin', function (e) { lastFocus = e.target; });
+    root.addEventListener('click', function (e) {   /* a click on a node: open it in the inspector */
+      var n = e.target.closest ? e.target.closest('.bpv-graph g.node[data-node]') : null;
+      var sel = $('.bpv-inspect select');
+      if (!n || !sel) return;
+      var name = n.getAttribute('data-node');
+      for (var i = 0; i < sel.options.length; i++) {
+        if (sel.options[i].textContent === name) {
+          sel.selectedIndex = i;
+          sel.dispatchEvent(new Event('change', {bubbles: true}));
+          break;
+        }
+      }
+    });
     function keepFocus() {      /* ▶ disabled at the end (◀ at the start) would drop the focus */
       var a = document.activeElement;
       if (!lastFocus || !lastFocus.disabled || (a && a !== document.body && a !== lastFocus)) return;

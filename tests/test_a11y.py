@@ -177,3 +177,31 @@ def test_every_control_has_a_name_and_the_svg_says_the_step(app, lesson):
     print(f"\n[{L.app}] {len(controls)} controls, all named: " + "; ".join(controls))
     print(f"[{L.app}] pressed states: {state['toggles']}; SVG title {state['title']!r}")
     go_to_start(L, lesson)
+
+
+def test_hover_and_click_a_node(app, lesson):
+    """Hovering a node shows its value, gradient and the rule that wrote it (as known at this
+    step); clicking it opens it in the inspector and stops following the step."""
+    L, tr = app, lesson.trace
+    go_to_start(L, lesson)
+    for k in range(1, 3):
+        L.click_until_step_changes(f"▶ to step {k}", ".bpv-next")
+    wait_shown(L, "step 2", step="2")
+    tip = L.page.evaluate("""(root) => { const g = document.querySelector(root +
+        ' .bpv-graph g.node[data-node="u[1]"]'); const t = g && g.querySelector('title');
+        return t ? t.textContent : null; }""", L.root)
+    expect(L, "u[1]'s hover text: its value, the rule that wrote it, no gradient yet",
+           tip is not None and tip.startswith("u[1] = [") and "written at step 1, (F)" in tip
+           and tip.endswith("∂J/∂u[1]: not yet computed"), f"title: {tip!r}")
+    box = L.page.locator(L.sel('.bpv-graph g.node[data-node="W[1]"] rect')).first
+    L.do("click the box of W[1]", lambda: box.click())
+    L.do("the inspector shows W[1] and stops following", lambda: L.page.wait_for_function(
+        """(root) => { const r = document.querySelector(root);
+           const sel = r.querySelector('.bpv-inspect select');
+           const info = r.querySelector('.bpv-node-info');
+           const follow = r.querySelector('.bpv-follow input');
+           return !!sel && sel.options[sel.selectedIndex].textContent === 'W[1]'
+             && !!info && /^W\\[1\\]/.test(info.innerText.trim()) && !!follow && !follow.checked;
+        }""", arg=L.root, timeout=60_000, polling=50))
+    L.do("tick 'follow the current step' again", lambda: L.page.locator(
+        L.sel(".bpv-follow input")).check())

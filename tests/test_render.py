@@ -1,5 +1,6 @@
 """The renderer: DOT source (no binary needed), SVG per step under both engines, export, escaping."""
 import json
+import html
 import re
 import shutil
 import xml.etree.ElementTree as ET
@@ -7,6 +8,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
+from backpropviz.keys import Key
 import backpropviz as bpv
 from backpropviz import draw
 
@@ -88,8 +90,8 @@ def test_stepping_restyles_without_moving_anything(engine):
     tr = notes_trace()
     r = draw.Renderer(tr, engine=engine)
     frames = [r.svg(k) for k in range(len(tr) + 1)]      # frames[k] is step k
-    geo = [re.findall(r'<g id="(v\d+)" class="node" data-node="[^"]*"><rect class="[^"]*" '
-                      r'x="([\d.]+)" y="([\d.]+)"', f) for f in frames]
+    geo = [re.findall(r'<g id="(v\d+)" class="node" data-node="[^"]*"><title>[^<]*</title>'
+                      r'<rect class="[^"]*" x="([\d.]+)" y="([\d.]+)"', f) for f in frames]
     assert all(g == geo[0] for g in geo) and len(geo[0]) == len(tr.nodes)
     # one fewer blank gradient per backward step that writes a gradient shown in a box
     blanks = [f.count("data-blank=") for f in frames]
@@ -111,10 +113,10 @@ def test_current_step_highlights_module_and_nodes(engine):
     assert tr.specs[k - 1].tag == "(7.65)" and tr.steps[k - 1].number == k
     svg = r.svg(k)
     assert re.search(r'data-module="M_3"><ellipse class="oval cur-B"', svg)
-    assert re.search(r'data-node="W\[2\]"><rect class="box param cur-B"', svg)
-    assert re.search(r'data-node="u\[2\]"><rect class="box value read read-B"', svg)
-    assert re.search(r'data-node="u\[3\]"><rect class="box value read read-B"', svg)
-    assert not re.search(r'data-node="W\[2\]"><rect class="[^"]*read', svg)
+    assert re.search(r'data-node="W\[2\]"><title>[^<]*</title><rect class="box param cur-B"', svg)
+    assert re.search(r'data-node="u\[2\]"><title>[^<]*</title><rect class="box value read read-B"', svg)
+    assert re.search(r'data-node="u\[3\]"><title>[^<]*</title><rect class="box value read read-B"', svg)
+    assert not re.search(r'data-node="W\[2\]"><title>[^<]*</title><rect class="[^"]*read', svg)
     assert "∂J/∂W[2] = ∂J/∂u[3] u[2]ᵀ" in svg
     assert "[[-0.1404]] [[0.5, 1.1]]" in svg              # the column v, then the row zᵀ
     assert "[[-0.07021, -0.1545]]" in svg
@@ -443,3 +445,22 @@ def test_names_that_cannot_be_shown_are_refused_where_they_enter(bad):
         bpv.MM(np.eye(2), param_names=(bad, "b"))
     with pytest.raises(bpv.BackpropError, match="name"):
         bpv.trace(lambda a: a.sum(), np.ones(2), names=[bad])
+
+
+def test_hovering_a_node_shows_what_is_known_and_the_rule_that_wrote_it():
+    tr = notes_trace()
+    r = draw.Renderer(tr)
+
+    def tip(k, node):
+        m = re.search(r'class="node" data-node="' + re.escape(node) + r'"><title>([^<]*)</title>',
+                      r.svg(k))
+        return html.unescape(m.group(1))
+    k_u1 = int(tr.known_at(Key("u[1]")))
+    k_g1 = int(tr.known_at(Key.gradient("u[1]")))
+    assert tip(k_u1 - 1, "u[1]") == "u[1]: not yet computed\n∂J/∂u[1]: not yet computed"
+    t = tip(k_u1, "u[1]")
+    assert t.startswith("u[1] = [") and f"written at step {k_u1}, (F): u[1] = W[1] u[0] + b[1]" in t
+    assert t.endswith("∂J/∂u[1]: not yet computed")        # nothing before its step
+    t = tip(k_g1, "u[1]")
+    assert f"written at step {k_g1}, {tr.specs[k_g1 - 1].tag}: ∂J/∂u[1] = " in t
+    assert tip(0, "W[1]").startswith("W[1] = [[") and "(given)" in tip(0, "W[1]")
