@@ -227,7 +227,8 @@ class Training:
         self.t = t
         if t % CHECKPOINT_EVERY == 0:
             self.checkpoints[t] = self._copy()
-        self._last = store
+        # keep only ∂J/∂θ: the rest of the pass is freed now, so the next one reuses its memory
+        self._last = [store[i] for i in self._grad_slot]
         return J
 
     def _record_norms(self, t, grads):
@@ -244,8 +245,8 @@ class Training:
 
     def grads_at_last(self) -> dict[str, np.ndarray]:
         """∂J/∂θ as the last iteration used them (by parameter name; empty before any)."""
-        store = getattr(self, "_last", None)
-        return {} if store is None else {p: store[i] for p, i in zip(self.names, self._grad_slot)}
+        grads = getattr(self, "_last", None)
+        return {} if grads is None else dict(zip(self.names, grads))
 
     def _copy(self) -> dict[str, np.ndarray]:
         return {p: v.copy() for p, v in self.params.items()}

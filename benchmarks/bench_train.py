@@ -2,13 +2,18 @@
 batch 200, α = 0.5): backpropviz's ``Training`` (trace off) against the same loop written by hand
 in NumPy (Algorithm 3 and the update, nothing else) and against torch CPU (if installed).
 
-Run:  python benchmarks/bench_train.py     (prints a Markdown table; figures, not a test)
-The three are run interleaved, several rounds, and the best round of each is reported: this
-machine's speed drifts by ±20 % from minute to minute.
+Run:  python benchmarks/bench_train.py     (prints a Markdown table; figures, not a test;
+      --quick leaves out the instruction counts under valgrind, which take about a minute)
+The loops are run interleaved, several rounds, timed in CPU time of this process (other work on
+the machine then costs less), and the best round of each is reported together with the median
+and range of the per-round ratio to hand NumPy: this machine's speed drifts from minute to minute.
 """
 from __future__ import annotations
 
 import platform
+import re
+import shutil
+import subprocess
 import sys
 import time
 
@@ -19,7 +24,7 @@ import backpropviz as bpv  # noqa: E402
 from backpropviz import datasets  # noqa: E402
 from backpropviz.train import Training  # noqa: E402
 
-LR, ITERS, ROUNDS = 0.5, 2000, 7
+LR, ITERS, ROUNDS = 0.5, 2000, 9
 
 
 def hand_numpy(params, X, Y):
@@ -67,17 +72,43 @@ def torch_loop(params, X, Y):
 
 
 def per_iteration(iterate, n=ITERS) -> float:
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     for _ in range(n):
         iterate()
-    return (time.perf_counter() - t0) / n * 1e6
+    return (time.process_time() - t0) / n * 1e6
 
 
 def per_iteration_chunk(lab, n=ITERS) -> float:
     """The lab's way: many iterations per call (the widget trains in chunks between redraws)."""
-    t0 = time.perf_counter()
+    t0 = time.process_time()
     lab.step(n)
-    return (time.perf_counter() - t0) / n * 1e6
+    return (time.process_time() - t0) / n * 1e6
+
+
+def _one_loop(which: str, n: int):
+    """Run n iterations of one loop and nothing else (the process valgrind counts)."""
+    data = datasets.make("two_moons", n=200, seed=0)
+    net = bpv.mlp([2, 16, 16, 1], activation="relu", loss="logistic", seed=0)
+    if which == "hand":
+        f = hand_numpy(list(net.params.values()), data.X, data.Y)[0]
+        for _ in range(n):
+            f()
+    else:
+        Training(net, data.X, data.Y, lr=LR).step(n)
+
+
+def instructions(which: str, a: int = 10, b: int = 410) -> float | None:
+    """Instructions per iteration under callgrind: the difference of a runs of b and of a
+    iterations, so start-up cancels out. Repeatable whatever else the machine is doing."""
+    if not shutil.which("valgrind"):
+        return None
+    counts = []
+    for n in (a, b):
+        out = subprocess.run(["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null",
+                              sys.executable, __file__, "--one", which, str(n)],
+                             capture_output=True, text=True, timeout=900).stderr
+        counts.append(int(re.search(r"Collected : (\d+)", out).group(1)))
+    return (counts[1] - counts[0]) / (b - a)
 
 
 def main():
@@ -108,22 +139,37 @@ def main():
     if tstep is not None:
         runners["torch CPU (1 thread)"] = torch_loop(params, data.X, data.Y)[0]
     best = {k: float("inf") for k in runners}
+    ratios = {k: [] for k in runners}
     for _ in range(ROUNDS):                      # interleaved: drift hits all alike
+        here = {}
         for k, f in runners.items():
-            us = per_iteration_chunk(chunked) if f is None else per_iteration(f)
-            best[k] = min(best[k], us)
+            here[k] = per_iteration_chunk(chunked) if f is None else per_iteration(f)
+            best[k] = min(best[k], here[k])
+        for k in runners:
+            ratios[k].append(here[k] / here["hand NumPy"])
 
     print(f"two moons, 200 points, 2-16-16-1 ReLU MLP, logistic loss, batch 200, α = {LR}; "
           f"best of {ROUNDS} interleaved rounds of {ITERS} iterations")
     print(f"Python {platform.python_version()}, numpy {np.__version__}"
           + (f", torch {torch.__version__}" if torch else ", torch not installed"))
     print()
-    print("| loop | µs per iteration | iterations per second | time ÷ hand NumPy's |")
+    print("| loop | µs per iteration (best) | iterations per second | time ÷ hand NumPy's: "
+          "median of rounds (range) |")
     print("|---|---:|---:|---:|")
-    h = best["hand NumPy"]
     for k, us in best.items():
-        print(f"| {k} | {us:.1f} | {1e6 / us:,.0f} | {us / h:.2f}× |")
+        r = sorted(ratios[k])
+        print(f"| {k} | {us:.1f} | {1e6 / us:,.0f} | {r[len(r) // 2]:.2f}× "
+              f"({r[0]:.2f}–{r[-1]:.2f}) |")
+    quick = "--quick" in sys.argv
+    hand_i, bpv_i = (0, 0) if quick else (instructions("hand"), instructions("bpv"))
+    if hand_i and bpv_i:
+        print()
+        print(f"Instructions per iteration (valgrind callgrind, repeatable): hand NumPy "
+              f"{hand_i:,.0f}, backpropviz Training {bpv_i:,.0f}: {bpv_i / hand_i:.2f}×")
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["--one"]:
+        _one_loop(sys.argv[2], int(sys.argv[3]))
+    else:
+        main()
