@@ -17,11 +17,12 @@ from . import modules as M
 from .errors import BackpropError
 from .networks import Sequential
 from .record import _Bad, _array, _list, _need, _obj
-from .train import MAX_ITERATIONS, Training, check_lr, describe
+from .train import MAX_ITERATIONS, MAX_SEED, Segment, Training, check_lr, describe, work
 
 FORMAT = "backpropviz.lab/1"
-MAX_CHARS = 5_000_000
+MAX_CHARS = 32_000_000
 MAX_LAYERS, MAX_WIDTH, MAX_FEATURES = 8, 256, 10
+MAX_WORK = 5e10        # multiply-adds a load may replay (about a minute here); saving checks it too
 MATCH = 1e-9           # relative agreement of the replayed θ with the file's (BLAS may differ)
 
 
@@ -36,6 +37,7 @@ def to_dict(tr: Training, data_recipe: dict | None = None, view: dict | None = N
     if recipe is None:
         raise BackpropError("only an MLP (MM, activation, MM, …, MM and a loss, as bpv.mlp "
                             "builds) can be saved; this network has other modules")
+    _savable(tr, recipe, data_recipe)
     data = ({"recipe": dict(data_recipe)} if data_recipe is not None else
             {"X": _arr(tr.X), "Y": _arr(tr.Y)})
     return {
@@ -49,8 +51,25 @@ def to_dict(tr: Training, data_recipe: dict | None = None, view: dict | None = N
     }
 
 
+def _savable(tr: Training, recipe: dict, data_recipe) -> None:
+    """A file this version could not load back is refused when saving, saying why."""
+    sizes = recipe["sizes"]
+    why = []
+    if len(sizes) > MAX_LAYERS + 1 or max(sizes) > MAX_WIDTH or sizes[0] > MAX_FEATURES:
+        why.append(f"the network {'-'.join(map(str, sizes))} is larger than a lab file holds "
+                   f"(at most {MAX_LAYERS} layers of {MAX_WIDTH} units, {MAX_FEATURES} inputs)")
+    if data_recipe is None and tr.n > datasets.MAX_POINTS:
+        why.append(f"the data has {tr.n} examples (a lab file holds {datasets.MAX_POINTS})")
+    cost = work(tr.segments, tr.t, sum(v.size for v in tr.params.values()))
+    if cost > MAX_WORK:
+        why.append(f"loading it would replay {tr.t} iterations ({cost:.2g} multiply-adds, more "
+                   f"than {MAX_WORK:.0g}): save an earlier run, or use a smaller network or batch")
+    if why:
+        raise BackpropError("cannot save this lab: " + "; ".join(why))
+
+
 def dumps(tr: Training, data_recipe=None, view=None) -> str:
-    return json.dumps(to_dict(tr, data_recipe, view), indent=1, allow_nan=False)
+    return json.dumps(to_dict(tr, data_recipe, view), separators=(",", ":"), allow_nan=False)
 
 
 def loads(text) -> tuple[Training, dict | None, dict | None]:
@@ -71,7 +90,8 @@ def loads(text) -> tuple[Training, dict | None, dict | None]:
         return _load(d)
     except (_Bad, BackpropError) as e:
         raise BackpropError(f"not a valid backpropviz lab file: {e}") from None
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError) as e:
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError,
+            OverflowError) as e:
         raise BackpropError(f"not a valid backpropviz lab file: malformed data "
                             f"({type(e).__name__}: {str(e)[:80]})") from None
 
@@ -120,7 +140,7 @@ def _data(d, net):
         _need(r["name"] in datasets.MAKERS, "data.recipe.name",
               f"one of {', '.join(datasets.MAKERS)}")
         _int(r["n"], "data.recipe.n", 4, datasets.MAX_POINTS)
-        _int(r["seed"], "data.recipe.seed", 0, 2**32 - 1)
+        _int(r["seed"], "data.recipe.seed", 0, MAX_SEED)
         _need(type(r["noise"]) in (int, float) and 0 <= r["noise"] <= 1, "data.recipe.noise",
               "a number from 0 to 1")
         ds = datasets.make(r["name"], r["n"], float(r["noise"]), r["seed"])
@@ -145,7 +165,7 @@ def _load(d):
     net = _network(d["network"])
     X, Y, recipe = _data(d["data"], net)
     tr_d = _obj(d["training"], ("seed", "iteration", "segments"), "training")
-    seed = _int(tr_d["seed"], "training.seed", 0, 2**32 - 1)
+    seed = _int(tr_d["seed"], "training.seed", 0, MAX_SEED)
     t = _int(tr_d["iteration"], "training.iteration", 0, MAX_ITERATIONS)
     segs = _list(tr_d["segments"], "training.segments")
     _need(1 <= len(segs) <= 1000, "training.segments", "1 to 1000 segments")
@@ -164,25 +184,32 @@ def _load(d):
         parsed.append((start, lr, _int(s[2], w + " batch", 1, X.shape[1])))
     view = _view(d["view"])
     tr = Training(net, X, Y, lr=parsed[0][1], batch=parsed[0][2], seed=seed)
-    for (start, lr, batch), nxt in zip(parsed, [p[0] for p in parsed[1:]] + [t + 1]):
-        tr.step(start - 1 - tr.t)
-        tr.set(lr=lr, batch=batch)
-        tr.step(min(nxt, t + 1) - 1 - tr.t)
+    # everything is checked before the replay, the only slow part
     theta = _obj(d["theta"], list(tr.params), "theta")
     budget = [MAX_WIDTH * MAX_WIDTH * MAX_LAYERS * 2]
+    theirs = {}
     for p, mine in tr.params.items():
-        theirs = _finite(_array(theta[p], f"theta.{p}", budget), f"theta.{p}")
-        _need(theirs.shape == mine.shape, f"theta.{p}", f"shape {list(mine.shape)} expected")
+        theirs[p] = _finite(_array(theta[p], f"theta.{p}", budget), f"theta.{p}")
+        _need(theirs[p].shape == mine.shape, f"theta.{p}", f"shape {list(mine.shape)} expected")
+    if view is not None:
+        _need(1 <= view["iteration"] <= t, "view.iteration", f"an iteration from 1 to {t}")
+        _need(view["step"] <= len(tr.program.specs), "view.step",
+              f"a step from 0 to {len(tr.program.specs)}")
+    tr.segments = [Segment(*p) for p in parsed]
+    _need(tr.batch_size_at(view["iteration"]) > view["example"] if view else True,
+          "view.example", "a position in that iteration's batch")
+    cost = work(tr.segments, t, sum(v.size for v in tr.params.values()))
+    _need(cost <= MAX_WORK, "training", f"replaying {t} iterations would take {cost:.2g} "
+                                        f"multiply-adds, more than the {MAX_WORK:.0g} allowed")
+    tr.step(t)                              # the replay, with the file's settings in force
+    for p, mine in tr.params.items():
         scale = max(1.0, float(np.abs(mine).max()))
-        _need(float(np.abs(theirs - mine).max()) <= MATCH * scale, f"theta.{p}",
+        _need(float(np.abs(theirs[p] - mine).max()) <= MATCH * scale, f"theta.{p}",
               f"replaying the file's {t} iterations does not give its weights (edited by hand, "
               f"or saved by another version?)")
-        mine[...] = theirs                       # exactly what the learner saw
-    if view is not None:
-        _need(1 <= view["iteration"] <= max(t, 1), "view.iteration",
-              f"an iteration from 1 to {max(t, 1)}")
-        _need(view["example"] < tr.batch_size_at(view["iteration"]), "view.example",
-              "a position in that iteration's batch")
+    for p, mine in tr.params.items():
+        mine[...] = theirs[p]                # exactly what the learner saw
+    tr.checkpoints[t] = tr._copy()
     return tr, recipe, view
 
 

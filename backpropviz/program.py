@@ -204,7 +204,7 @@ class Program:
 
     def slot(self, key: Key) -> int:
         """Where ``values`` puts the number of this key (a given node or a step's output)."""
-        if key.grad is None and key.user is None and key.node in self.given_names:
+        if not key.grad and key.node in self.given_names:
             return self.given_names.index(key.node)
         return self.n_given + self.where[key]
 

@@ -398,6 +398,11 @@ def _list(x, where, n=None):
     return x
 
 
+def _finite_number(e) -> bool:
+    """A JSON number that is a finite float (an int too large for a float is not)."""
+    return type(e) is float and math.isfinite(e) or type(e) is int and abs(e) <= 1e308
+
+
 def _array(x, where, budget):
     _obj(x, ("shape", "data"), where)
     shape, data = _list(x["shape"], where + ".shape"), _list(x["data"], where + ".data")
@@ -409,7 +414,7 @@ def _array(x, where, budget):
     _need(budget[0] >= 0, where, f"more than {MAX_NUMBERS} numbers in the file")
     vals = []
     for e in data:
-        if type(e) in (int, float) and math.isfinite(e):
+        if _finite_number(e):
             vals.append(float(e))
         elif isinstance(e, str) and e in _SPECIAL:
             vals.append(_SPECIAL[e])
@@ -447,7 +452,8 @@ def trace_from_dict(d) -> Trace:
         return _load(d)
     except (_Bad, BackpropError) as e:
         raise BackpropError(f"not a valid backpropviz trace: {e}") from None
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError) as e:
+    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError,
+            OverflowError) as e:
         # a case the checks above did not foresee: still one clear error, nothing loaded
         raise BackpropError(f"not a valid backpropviz trace: malformed data "
                             f"({type(e).__name__}: {str(e)[:80]})") from None
@@ -494,8 +500,7 @@ def _load(d) -> Trace:
         consts = []
         for c in _list(m["consts"], w + ".consts"):
             _need(isinstance(c, list) and len(c) == 2 and isinstance(c[0], str)
-                  and type(c[1]) in (int, float) and math.isfinite(c[1]), w,
-                  "consts are [name, finite number] pairs")
+                  and _finite_number(c[1]), w, "consts are [name, finite number] pairs")
             consts.append((c[0], float(c[1])))
         modules.append(ModuleInfo(_str(m["name"], w), _str(m["op"], w), ins, params,
                                   m["output"], _str(m["given_name"], w, True), tuple(consts)))

@@ -22,6 +22,8 @@ from .networks import Sequential, mlp
 from .values import numeric, whole
 
 CHECKPOINT_EVERY = 100          # iterations between stored copies of θ (replay cost ≤ this)
+CHECKPOINT_BYTES = 64 * 2**20   # at most this much of them: past it, every other one is dropped
+MAX_SEED = 2**32 - 1
 NORM_EVERY = 10                 # iterations between recorded weight and gradient norms
 MAX_ITERATIONS = 200_000        # a run (and a saved file) holds at most this many
 
@@ -44,7 +46,11 @@ def check_lr(lr) -> float:
             raise BackpropError(f"the learning rate must be a number such as 0.5; got {lr!r}")
     if isinstance(lr, bool) or not isinstance(lr, (int, float, np.floating, np.integer)):
         raise BackpropError(f"the learning rate must be a number such as 0.5; got {lr!r}")
-    lr = float(lr)
+    try:
+        lr = float(lr)
+    except OverflowError:
+        raise BackpropError(f"the learning rate {str(lr)[:20]}… is too large to train with "
+                            f"(at most 100)") from None
     if not math.isfinite(lr) or lr <= 0:
         raise BackpropError(f"the learning rate must be a positive number (α > 0); got {lr}")
     if lr > 100:
@@ -118,6 +124,8 @@ class Training:
         X, Y = check_data(net, X, Y)
         self.X, self.Y, self.n = X, Y, X.shape[1]
         self.seed = whole(seed, "the training seed")
+        if self.seed > MAX_SEED:
+            raise BackpropError(f"the seed must be from 0 to {MAX_SEED}; got {self.seed}")
         self.net = net                     # θ_0, read-only, kept for replays
         self._live = net.with_params({p: v for p, v in net.params.items()})
         self.program = self._live.program(False)
@@ -135,6 +143,8 @@ class Training:
         self.segments = [Segment(1, check_lr(lr), check_batch(batch, self.n))]
         self.t = 0
         self.history = History()
+        self._every = CHECKPOINT_EVERY
+        self._bytes = sum(v.nbytes for v in self.params.values())
         self.checkpoints = {0: self._copy()}
         self.last_grads: dict[str, np.ndarray] = {}
 
@@ -161,9 +171,10 @@ class Training:
         if (new_lr, new_b) == (self.lr, self.batch):
             return
         if self.segments[-1].start == self.t + 1:          # nothing ran with the old settings
-            self.segments[-1] = Segment(self.t + 1, new_lr, new_b)
-        else:
-            self.segments.append(Segment(self.t + 1, new_lr, new_b))
+            self.segments.pop()
+            if self.segments and (self.segments[-1].lr, self.segments[-1].batch) == (new_lr, new_b):
+                return                                    # back to the settings before: one run
+        self.segments.append(Segment(self.t + 1, new_lr, new_b))
 
     def segment_at(self, t: int) -> Segment:
         return next(s for s in reversed(self.segments) if s.start <= t)
@@ -172,13 +183,17 @@ class Training:
         """The columns of iteration t (None: all n). An epoch is one seeded shuffle of the n
         examples cut into ⌈n/B⌉ batches, the last one smaller when B does not divide n, so every
         example is seen once per epoch."""
-        seg = self.segment_at(t)
-        if seg.batch == self.n:
+        i = next(j for j in range(len(self.segments) - 1, -1, -1) if self.segments[j].start <= t)
+        B = self.segments[i].batch
+        if B == self.n:
             return None
-        per_epoch = -(-self.n // seg.batch)
-        epoch, k = divmod(t - seg.start, per_epoch)
-        order = np.random.default_rng([self.seed, seg.start, epoch]).permutation(self.n)
-        return order[k * seg.batch:(k + 1) * seg.batch]
+        while i > 0 and self.segments[i - 1].batch == B:    # a change of α alone keeps the epoch
+            i -= 1
+        start = self.segments[i].start
+        per_epoch = -(-self.n // B)
+        epoch, k = divmod(t - start, per_epoch)
+        order = np.random.default_rng([self.seed, start, epoch]).permutation(self.n)
+        return order[k * B:(k + 1) * B]
 
     def batch_size_at(self, t: int) -> int:
         idx = self.batch_index(t)
@@ -199,9 +214,33 @@ class Training:
                                 f"{self.t}: press “new run” to start again")
         J = math.nan
         with np.errstate(all="ignore"):     # NaN/inf are caught below, with a clearer message
-            for _ in range(n):
-                J = self._iterate()
+            try:
+                for _ in range(n):
+                    J = self._iterate()
+            except BackpropError:
+                try:
+                    self._undo_bad_update()
+                except BackpropError:      # the replay failed too: the first error is the news
+                    pass
+                raise
         return J
+
+    def _undo_bad_update(self):
+        """After a failed iteration: if the update before it wrote NaN or inf into θ (its
+        gradients were not finite although its J was), take that update back, by replay."""
+        if self.t == 0 or all(np.isfinite(v).all() for v in self.params.values()):
+            return
+        good = self.params_before(self.t)          # θ before the bad iteration, replayed
+        for p, v in good.items():
+            self.params[p][...] = v
+        self.t -= 1
+        del self.history.loss[self.t:]
+        h = self.history
+        while h.norm_at and h.norm_at[-1] > self.t:
+            h.norm_at.pop(), h.weight_norms.pop(), h.grad_norms.pop()
+        for c in [c for c in self.checkpoints if c > self.t]:
+            del self.checkpoints[c]
+        self._last = None
 
     def _iterate(self) -> float:
         t = self.t + 1
@@ -225,8 +264,8 @@ class Training:
         J = float(store[self._loss_slot])
         self.history.loss.append(J)
         self.t = t
-        if t % CHECKPOINT_EVERY == 0:
-            self.checkpoints[t] = self._copy()
+        if t % self._every == 0:
+            self._checkpoint(t)
         # keep only ∂J/∂θ: the rest of the pass is freed now, so the next one reuses its memory
         self._last = [store[i] for i in self._grad_slot]
         return J
@@ -247,6 +286,13 @@ class Training:
         """∂J/∂θ as the last iteration used them (by parameter name; empty before any)."""
         grads = getattr(self, "_last", None)
         return {} if grads is None else dict(zip(self.names, grads))
+
+    def _checkpoint(self, t: int):
+        self.checkpoints[t] = self._copy()
+        if len(self.checkpoints) * self._bytes > CHECKPOINT_BYTES:   # thin out: replays get longer
+            self._every *= 2
+            for c in [c for c in self.checkpoints if c % self._every]:
+                del self.checkpoints[c]
 
     def _copy(self) -> dict[str, np.ndarray]:
         return {p: v.copy() for p, v in self.params.items()}
@@ -272,8 +318,9 @@ class Training:
             replay.params[p] = arr
         replay._bind()
         replay.history, replay.checkpoints, replay.t = History(), {}, start
-        for _ in range(t - 1 - start):
-            replay._iterate()
+        with np.errstate(all="ignore"):
+            for _ in range(t - 1 - start):
+                replay._iterate()
         return replay._copy()
 
     def network_at(self, t: int) -> Sequential:
@@ -324,6 +371,13 @@ class Training:
         return None
 
 
+def work(segments, t: int, n_params: int) -> float:
+    """Multiply-adds of a run's t iterations, about: Σ over iterations of B × parameters."""
+    ends = [s.start for s in segments[1:]] + [t + 1]
+    return float(sum((min(e, t + 1) - s.start) * s.batch for s, e in zip(segments, ends)
+                     if s.start <= t)) * n_params
+
+
 def describe(net: Sequential) -> dict | None:
     """An MLP's recipe {sizes, activation, loss} if net is one (MM, σ, MM, σ, …, MM), else None."""
     layers = net.layers
@@ -335,7 +389,9 @@ def describe(net: Sequential) -> dict | None:
     kinds = {names.get(type(a)) for a in acts}
     if None in kinds or len(kinds) > 1:
         return None
-    loss = next(k for k, c in M.LOSSES.items() if type(net.loss) is c)
+    loss = next((k for k, c in M.LOSSES.items() if type(net.loss) is c), None)
+    if loss is None:
+        return None
     return {"sizes": [mms[0].n_in] + [m.n_out for m in mms],
             "activation": kinds.pop() if kinds else "relu", "loss": loss}
 

@@ -22,7 +22,7 @@ from . import datasets, labfile
 from . import modules as M
 from .errors import BackpropError
 from .networks import Sequential, mlp
-from .train import MAX_ITERATIONS, Training, check_batch, check_lr, describe
+from .train import MAX_ITERATIONS, MAX_SEED, Training, check_batch, check_lr, describe
 from .values import whole
 from .widgets import Stepper, shown_in_widget
 
@@ -167,8 +167,11 @@ class LabFigure:
             labels = tr.Y[0]
             k = 2
         from matplotlib.colors import ListedColormap
-        light = ["#9ec5f0", "#f5b7b1", "#b9e4b0", "#e1c4f0", "#fad7a0"][:max(k, 2)]
-        dark = ["#1f4e99", "#b3261e", "#2e7d32", "#7b1fa2", "#d35400"]
+        light = ["#9ec5f0", "#f5b7b1", "#b9e4b0", "#e1c4f0", "#fad7a0", "#c8c8c8", "#f7c6e0",
+                 "#d9d98c", "#a8e0e6", "#d7b99b"]
+        dark = ["#1f4e99", "#b3261e", "#2e7d32", "#7b1fa2", "#d35400", "#555555", "#c2185b",
+                "#827717", "#00838f", "#6d4c41"]
+        light = [light[c % len(light)] for c in range(max(k, 2))]
         self.cmap = ListedColormap(light) if k > 2 else "RdBu_r"
         self.image = ax.imshow(np.zeros((GRID, GRID)), origin="lower", extent=self.extent,
                                cmap=self.cmap, vmin=0, vmax=(k - 1 if k > 2 else 1),
@@ -279,6 +282,7 @@ class TrainingLab(W.VBox):
         self.stepper = None
         self._running = False
         self._task = None
+        self._run_id = 0
         self._build()
         self._new_run_view()
 
@@ -365,6 +369,10 @@ class TrainingLab(W.VBox):
                               f'{colour}">{html.escape(text)}</div>' if text else "")
 
     def _show(self):
+        with np.errstate(all="ignore"):      # a diverged run shows nan, it does not warn
+            self._show_state()
+
+    def _show_state(self):
         tr = self.training
         acc = tr.accuracy()
         J = tr.loss_all()
@@ -438,6 +446,8 @@ class TrainingLab(W.VBox):
         errors = []
         try:
             seed = whole(self.seed_w.value, "the seed")
+            if seed > MAX_SEED:
+                raise BackpropError(f"the seed must be from 0 to {MAX_SEED}; got {seed}")
             self._mark(self.seed_w, None)
         except BackpropError as e:
             self._mark(self.seed_w, str(e))
@@ -456,8 +466,10 @@ class TrainingLab(W.VBox):
             out, loss = self.training.net._output_shape(self.training.X)[0], (
                 self.shape["loss"] if self.shape else None)
         else:
+            same = self.recipe is not None and self.recipe["name"] == self.data_w.value
             n = self.recipe["n"] if self.recipe else 200
-            ds = datasets.make(self.data_w.value, n=n, seed=seed)
+            ds = datasets.make(self.data_w.value, n=n, seed=seed,
+                               noise=self.recipe["noise"] if same else None)
             (X, Y), recipe, out, loss = (ds.X, ds.Y), ds.recipe, ds.outputs, ds.loss
         if self.shape is None:          # not an MLP: the network stays, only the seed changes
             net = self.training.net
@@ -511,22 +523,34 @@ class TrainingLab(W.VBox):
             self.say("fix the marked field first; the last good settings stay", error=True)
             return
         self._running = True
+        self._run_id += 1                    # a loop from an earlier ▶ sees this and ends
         self.run_w.description, self.run_w.tooltip = "⏸ pause", "pause training"
         self.say("")
-        self._task = asyncio.ensure_future(self._loop())
+        self._task = asyncio.ensure_future(self._loop(self._run_id))
 
     def pause(self):
         """Stop the background training after its current chunk."""
         self._running = False
         self.run_w.description, self.run_w.tooltip = "▶ train", "start training (pause: press again)"
 
-    async def _loop(self):
+    def close(self):
+        """Closing the widget (or running its cell again) stops its training."""
+        self.pause()
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        super().close()
+
+    async def _loop(self, run_id: int):
         tr = self.training
+        n = 1                                 # iterations per call: grown to ~20 ms of work
         try:
-            while self._running and self.training is tr:
+            while self._running and self._run_id == run_id and self.training is tr:
                 end = time.perf_counter() + CHUNK_S
                 while time.perf_counter() < end and tr.t < MAX_ITERATIONS:
-                    tr.step(min(25, MAX_ITERATIONS - tr.t))
+                    t0 = time.perf_counter()
+                    tr.step(min(n, MAX_ITERATIONS - tr.t))
+                    if time.perf_counter() - t0 < 0.02:
+                        n *= 2
                 if tr.t >= MAX_ITERATIONS:
                     self.say(f"stopped: a run holds at most {MAX_ITERATIONS} iterations")
                     self.pause()
@@ -540,7 +564,7 @@ class TrainingLab(W.VBox):
             self.pause()
             self.say(f"{type(e).__name__}: {e}", error=True)
         finally:
-            if self.training is tr:
+            if self.training is tr and self._run_id == run_id:
                 self._show()
 
     # --- looking inside -------------------------------------------------------------------------
@@ -631,7 +655,7 @@ class TrainingLab(W.VBox):
         lab.add_class("bpv-lab")
         lab.own = None if recipe is not None else (tr.X, tr.Y)
         lab.recipe, lab.training, lab.shape = recipe, tr, describe(tr.net)
-        lab.opened, lab.stepper, lab._running, lab._task = None, None, False, None
+        lab.opened, lab.stepper, lab._running, lab._task, lab._run_id = None, None, False, None, 0
         lab._build()
         lab._new_run_view()
         if view is not None:
@@ -688,6 +712,7 @@ class TrainingLab(W.VBox):
             self.data_w.options = names
             self.data_w.value = self.recipe["name"] if self.recipe else OWN
             self.seed_w.value = str(tr.seed)
+            self.hidden_w.disabled = self.act_w.disabled = s is None
             if s:
                 self.hidden_w.value = ", ".join(map(str, s["sizes"][1:-1]))
                 self.act_w.value = s["activation"]
@@ -703,8 +728,10 @@ class TrainingLab(W.VBox):
         # a viewer without a kernel still shows the figure and the status
         data["image/png"] = base64.b64encode(self.figure.live.png()).decode()
         tr = self.training
+        with np.errstate(all="ignore"):
+            J = tr.loss_all()
         data["text/plain"] = (f"TrainingLab: {self._describe_net()}, {tr.n} examples, "
-                              f"iteration {tr.t}, J = {tr.loss_all():.4f}")
+                              f"iteration {tr.t}, J = {J:.4f}")
         return data
 
 

@@ -214,3 +214,144 @@ def test_a_damaged_or_edited_file_gives_one_clear_error(case):
     with pytest.raises(bpv.BackpropError, match="not a valid backpropviz lab file") as e:
         labfile.loads(bad)
     assert msg in str(e.value)
+
+
+# --- found in review: settings, limits and hostile numbers ---------------------------------------
+
+def test_setting_alpha_back_before_training_is_one_run_and_saves():
+    d, tr = lab_for("two_moons", batch=40)
+    tr.step(10)
+    tr.set(lr=0.1)
+    tr.set(lr=0.5)                      # back, before any iteration ran with 0.1
+    assert [(s.start, s.lr, s.batch) for s in tr.segments] == [(1, 0.5, 40)]
+    tr.step(15)
+    back = labfile.loads(labfile.dumps(tr, d.recipe))[0]
+    assert all(np.array_equal(back.params[p], tr.params[p]) for p in tr.params)
+
+
+def test_a_change_of_alpha_alone_keeps_the_epochs_shuffle():
+    d, a = lab_for("two_moons", batch=30)
+    b = lab_for("two_moons", batch=30)[1]
+    a.step(3)
+    b.step(3)
+    b.set(lr=0.2)
+    assert all(np.array_equal(a.batch_index(t), b.batch_index(t)) for t in range(4, 16))
+    b.set(batch=20)
+    assert not np.array_equal(a.batch_index(4), b.batch_index(4))
+
+
+def test_checkpoints_are_thinned_and_replays_stay_exact(monkeypatch):
+    from backpropviz import train
+    d, tr = lab_for("xor", hidden=(4,))
+    monkeypatch.setattr(train, "CHECKPOINT_BYTES", 6 * tr._bytes)
+    tr.step(1500)
+    assert len(tr.checkpoints) <= 6 and tr._every > 100
+    probe = lab_for("xor", hidden=(4,))[1]
+    probe.step(1234)
+    assert np.array_equal(tr.trace_at(1234).grad("W[1]"), probe.grads_at_last()["W[1]"])
+
+
+class NaNAfter(bpv.ReLU):
+    """A ReLU whose backward function gives NaN at its k-th call only (a finite J, bad θ)."""
+
+    def __init__(self, k):
+        super().__init__()
+        self.k, self.calls = k, 0
+
+    def backward(self, z, v):
+        self.calls += 1
+        return super().backward(z, v) * (np.nan if self.calls == self.k else 1.0)
+
+
+def test_nan_gradients_are_taken_back_and_the_last_good_weights_stay():
+    d = datasets.make("xor")
+    W1, W2 = np.full((3, 2), 0.3), np.full((1, 3), 0.2)
+    act = NaNAfter(3)
+    bad = Training(bpv.Sequential([bpv.MM(W1), act, bpv.MM(W2)], loss="logistic"),
+                   d.X, d.Y, lr=0.5)
+    act.calls = 0                       # count the backward calls of training only
+    with pytest.raises(bpv.BackpropError, match="iteration 4"):
+        bad.step(10)
+    good = Training(bpv.Sequential([bpv.MM(W1), bpv.ReLU(), bpv.MM(W2)], loss="logistic"),
+                    d.X, d.Y, lr=0.5)
+    good.step(2)
+    assert bad.t == 2 and len(bad.history.loss) == 2
+    assert all(np.array_equal(bad.params[p], good.params[p]) for p in good.params)
+
+
+def test_seeds_beyond_32_bits_are_refused_where_they_enter():
+    d = datasets.make("xor")
+    with pytest.raises(bpv.BackpropError, match="from 0 to 4294967295"):
+        Training(bpv.mlp([2, 3, 1]), d.X, d.Y, seed=2**33)
+
+
+def test_a_lab_too_large_for_a_file_is_refused_when_saving():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(12, 20))
+    tr = Training(bpv.mlp([12, 3, 1]), X, (X[0] > 0)[None, :].astype(float))
+    with pytest.raises(bpv.BackpropError, match="cannot save this lab: .*10 inputs"):
+        labfile.dumps(tr)
+
+
+def _file(**change):
+    d, tr = lab_for("two_moons", batch=40)
+    tr.step(5)
+    f = json.loads(labfile.dumps(tr, d.recipe))
+    for path, value in change.items():
+        node = f
+        keys = path.split(".")
+        for k in keys[:-1]:
+            node = node[int(k)] if isinstance(node, list) else node[k]
+        last = keys[-1]
+        node[int(last) if isinstance(node, list) else last] = value
+    return json.dumps(f)
+
+
+@pytest.mark.parametrize("path, value, msg", [
+    ("training.segments.0.1", 10**400, "too large"),
+    ("theta.b[1].data.0", 10**400, "finite numbers"),
+    ("view", {"iteration": 1, "example": 0, "step": 0}, None),
+])
+def test_numbers_too_large_for_a_float_give_one_clear_error(path, value, msg):
+    text = _file(**{path: value})
+    if msg is None:                     # a view on a run of 5 iterations is fine
+        assert labfile.loads(text)[2]["iteration"] == 1
+        return
+    with pytest.raises(bpv.BackpropError, match="not a valid backpropviz lab file") as e:
+        labfile.loads(text)
+    assert msg in str(e.value)
+
+
+def test_a_file_asking_for_hours_of_replay_is_refused_at_once():
+    import time
+    f = json.loads(_file())
+    f["network"]["sizes"] = [2] + [256] * 7 + [1]
+    f["network"]["theta0"] = {f"{p}[{i}]": {"shape": s, "data": [0.0] * int(np.prod(s))}
+                              for i, (a, b) in enumerate(zip(f["network"]["sizes"][:-1],
+                                                             f["network"]["sizes"][1:]), 1)
+                              for p, s in (("W", [b, a]), ("b", [b]))}
+    f["theta"] = f["network"]["theta0"]
+    f["training"].update(iteration=200_000, segments=[[1, 0.5, 200]])
+    t0 = time.perf_counter()
+    with pytest.raises(bpv.BackpropError, match="multiply-adds"):
+        labfile.loads(json.dumps(f))
+    assert time.perf_counter() - t0 < 30
+
+
+def test_a_view_on_a_run_that_has_not_started_is_refused():
+    d, tr = lab_for("two_moons")
+    f = json.loads(labfile.dumps(tr, d.recipe))
+    f["view"] = {"iteration": 1, "example": 0, "step": 0}
+    with pytest.raises(bpv.BackpropError, match="view.iteration"):
+        labfile.loads(json.dumps(f))
+
+
+def test_a_trace_file_with_a_huge_integer_gives_one_clear_error():
+    d, tr = lab_for("xor", hidden=(2,))
+    trace = tr.trace_at(1)
+    from backpropviz.record import trace_from_json
+    f = json.loads(trace.to_json())
+    key = next(iter(f["given"]))
+    f["given"][key]["data"][0] = 10**400
+    with pytest.raises(bpv.BackpropError, match="not a valid backpropviz trace"):
+        trace_from_json(json.dumps(f))

@@ -227,3 +227,48 @@ def test_clicking_the_figure_chooses_an_iteration_and_an_example():
     lab.open_w.click()
     assert lab.opened == {"iteration": 12, "example": 7, "step": 0}
     np.testing.assert_array_equal(lab.stepper.model.trace.value("u[0]"), tr.X[:, j])
+
+
+def test_pause_and_train_again_at_once_runs_one_loop():
+    async def session():
+        lab = TrainingLab()
+        lab.run_w.click()
+        first = lab._task
+        await asyncio.sleep(0)
+        lab.run_w.click()                   # ⏸ and ▶ again before the first loop woke up
+        lab.run_w.click()
+        second = lab._task
+        # while the second loop trains, the first must end (without the run id it would not)
+        done, _ = await asyncio.wait({first}, timeout=5)
+        first_done = first in done and not second.done()
+        lab.run_w.click()
+        await second
+        t = lab.training.t
+        await asyncio.sleep(0.1)
+        return lab, t, first_done
+    lab, t, first_done = asyncio.run(session())
+    assert first_done and lab.training.t == t and lab._run_id == 2
+
+
+def test_closing_the_lab_stops_its_training():
+    async def session():
+        lab = TrainingLab()
+        lab.run_w.click()
+        while lab.training.t < 10:
+            await asyncio.sleep(0.01)
+        lab.close()
+        await asyncio.sleep(0.05)
+        t = lab.training.t
+        await asyncio.sleep(0.1)
+        return lab, t
+    lab, t = asyncio.run(session())
+    assert lab.training.t == t and not lab._running
+
+
+def test_a_new_run_keeps_the_data_sets_noise_and_refuses_a_huge_seed():
+    lab = TrainingLab(noise=0.3)
+    lab.seed_w.value = "4"
+    assert lab.recipe == {"name": "two_moons", "n": 200, "noise": 0.3, "seed": 4}
+    before = state(lab)
+    lab.seed_w.value = str(2**33)
+    assert "from 0 to 4294967295" in lab.field_errors.value and same(state(lab), before)
