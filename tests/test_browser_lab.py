@@ -10,30 +10,11 @@ import re
 import nbformat
 import pytest
 
-from browser_util import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, TIMEOUT_MS, LabServer,
-                          NotebookServer, VoilaServer, chromium_missing)
+from browser_util import ARTIFACTS, ROOT, TIMEOUT_MS, LabServer, NotebookServer, VoilaServer
+from test_browser import browser  # noqa: F401 (the one Chromium fixture; it skips without one)
 
-MISSING = chromium_missing()
 pytestmark = pytest.mark.browser
 ROOT_SEL = ".bpv-lab"
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if MISSING:
-        pytest.skip(MISSING)
-    from playwright.sync_api import sync_playwright
-    pw = sync_playwright().start()
-    try:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-    except Exception as e:          # noqa: BLE001
-        pw.stop()
-        pytest.skip(f"Chromium not startable: {CHROMIUM}: {e}")
-    try:
-        yield b
-    finally:
-        b.close()
-        pw.stop()
 
 
 def lab_notebook(folder):
@@ -125,7 +106,7 @@ def open_in_lab(P: Page, server: LabServer):
 
 
 @pytest.fixture(params=["lab", "notebook7", "voila"])
-def lab_page(request, browser, tmp_path):
+def lab_page(request, browser, tmp_path):  # noqa: F811
     app = request.param
     nb = lab_notebook(tmp_path)
     server = {"lab": LabServer, "notebook7": NotebookServer}.get(app)
