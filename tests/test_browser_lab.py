@@ -183,3 +183,14 @@ def test_train_pause_and_open_an_iteration_in_the_browser(lab_page):
     errors = page.evaluate(f"() => [...document.querySelectorAll('{ROOT_SEL} [role=alert]')]"
                            f".map(e => e.innerText).filter(t => t.trim())")
     assert errors == []
+    # axe-core on the lab (the Stepper inside it has its own checks in test_a11y.py)
+    from axe_playwright_python.sync_playwright import Axe
+    res = P.do("axe on the lab", lambda: Axe().run(
+        page, context={"include": [[ROOT_SEL]], "exclude": [[f"{ROOT_SEL} .bpv-stepper"]]},
+        options={"resultTypes": ["violations"]}))
+    found = [(v["id"], v["impact"], [n["target"] for n in v["nodes"]][:3])
+             for v in res.response["violations"]]
+    print(f"\n[{P.app}] axe-core violations in the lab: {found or 'none'}")
+    bad = [f for f in found if f[1] in ("serious", "critical")]
+    if bad:
+        P.fail("axe: no serious or critical violation in the lab", bad)
