@@ -175,7 +175,8 @@ def test_train_pause_and_open_an_iteration_in_the_browser(lab_page):
             f" return !!st && /0\\/18/.test(st.innerText) && cap.includes('Iteration ' + t + ':')"
             f" && cap.includes('example 2 of its batch'); }}", t1)
     assert P.iteration() == t1 + 1          # nothing trained in the background meanwhile
-    page.locator(f"{ROOT_SEL} .bpv-stepper").first.scroll_into_view_if_needed()
+    page.evaluate(f"() => document.querySelector('{ROOT_SEL} .bpv-stepper')"
+                  f".scrollIntoView({{block: 'start'}})")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"lab-{P.app}-stepper.png"))
     page.locator(f"{ROOT_SEL} .bpv-lab-figure").first.scroll_into_view_if_needed()
