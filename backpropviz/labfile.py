@@ -16,7 +16,7 @@ from . import datasets
 from . import modules as M
 from .errors import BackpropError
 from .networks import Sequential
-from .record import _Bad, _array, _list, _need, _obj
+from .record import _Bad, _array, _list, _need, _obj, checked_load, read_json
 from .train import MAX_ITERATIONS, MAX_SEED, Segment, Training, check_lr, describe, work
 
 FORMAT = "backpropviz.lab/1"
@@ -74,26 +74,7 @@ def dumps(tr: Training, data_recipe=None, view=None) -> str:
 
 def loads(text) -> tuple[Training, dict | None, dict | None]:
     """(training, data recipe or None, view or None) from a file's text; see the module doc."""
-    if isinstance(text, (bytes, bytearray, memoryview)):
-        text = bytes(text).decode("utf-8", "replace")
-    if not isinstance(text, str):
-        raise BackpropError(f"a lab file is text; got {type(text).__name__}")
-    if len(text) > MAX_CHARS:
-        raise BackpropError(f"not a valid backpropviz lab file: {len(text)} characters, more "
-                            f"than the {MAX_CHARS} allowed")
-    try:
-        d = json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
-    except (ValueError, RecursionError) as e:
-        raise BackpropError(f"not a valid backpropviz lab file: not standard JSON "
-                            f"({str(e)[:80]})") from None
-    try:
-        return _load(d)
-    except (_Bad, BackpropError) as e:
-        raise BackpropError(f"not a valid backpropviz lab file: {e}") from None
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError,
-            OverflowError) as e:
-        raise BackpropError(f"not a valid backpropviz lab file: malformed data "
-                            f"({type(e).__name__}: {str(e)[:80]})") from None
+    return checked_load(_load, read_json(text, "lab file", MAX_CHARS), "lab file")
 
 
 def _int(x, where, lo, hi):

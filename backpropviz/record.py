@@ -447,32 +447,43 @@ def _part_of(x, where):
     return (_str(x[0], where, True), _str(x[1], where), tuple(index))
 
 
-def trace_from_dict(d) -> Trace:
+def checked_load(load, d, what: str):
+    """``load(d)``, a validating reader of data from elsewhere: any failure becomes one
+    BackpropError "not a valid backpropviz {what}: …", and nothing is half-loaded."""
     try:
-        return _load(d)
+        return load(d)
     except (_Bad, BackpropError) as e:
-        raise BackpropError(f"not a valid backpropviz trace: {e}") from None
+        raise BackpropError(f"not a valid backpropviz {what}: {e}") from None
     except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError,
             OverflowError) as e:
-        # a case the checks above did not foresee: still one clear error, nothing loaded
-        raise BackpropError(f"not a valid backpropviz trace: malformed data "
+        # a case the checks did not foresee: still one clear error, nothing loaded
+        raise BackpropError(f"not a valid backpropviz {what}: malformed data "
                             f"({type(e).__name__}: {str(e)[:80]})") from None
 
 
-def trace_from_json(text) -> Trace:
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
+def read_json(text, what: str, max_chars: int):
+    """A file's text (str or bytes) as standard JSON (no NaN/Infinity literals), at most
+    ``max_chars`` characters; else one BackpropError naming ``what``."""
+    if isinstance(text, (bytes, bytearray, memoryview)):
+        text = bytes(text).decode("utf-8", "replace")
     if not isinstance(text, str):
-        raise BackpropError(f"a trace file is text; got {type(text).__name__}")
-    if len(text) > MAX_CHARS:
-        raise BackpropError(f"not a valid backpropviz trace: {len(text)} characters, more than "
-                            f"the {MAX_CHARS} allowed")
+        raise BackpropError(f"a {what} is text; got {type(text).__name__}")
+    if len(text) > max_chars:
+        raise BackpropError(f"not a valid backpropviz {what}: {len(text)} characters, more than "
+                            f"the {max_chars} allowed")
     try:
-        data = json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+        return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
     except (ValueError, RecursionError) as e:
-        raise BackpropError(f"not a valid backpropviz trace: not standard JSON "
+        raise BackpropError(f"not a valid backpropviz {what}: not standard JSON "
                             f"({str(e)[:80]})") from None
-    return trace_from_dict(data)
+
+
+def trace_from_dict(d) -> Trace:
+    return checked_load(_load, d, "trace")
+
+
+def trace_from_json(text) -> Trace:
+    return trace_from_dict(read_json(text, "trace", MAX_CHARS))
 
 
 def _load(d) -> Trace:
