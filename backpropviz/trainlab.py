@@ -257,34 +257,36 @@ class TrainingLab(W.VBox):
     def __init__(self, net: Sequential | None = None, X=None, Y=None, *, data: str = "two_moons",
                  hidden=(16, 16), activation: str = "relu", lr=0.5, batch=None, seed: int = 0,
                  n: int = 200, noise: float | None = None):
-        super().__init__()
-        self.add_class("bpv-lab")
         if net is not None or X is not None or Y is not None:
             if net is None or X is None or Y is None:
                 raise BackpropError("TrainingLab(net, X, Y): give all three, or none of them "
                                     "and a toy data set's name in data=")
-            self.own = (X, Y)
-            self.recipe = None
-            tr = Training(net, X, Y, lr=lr, batch=batch, seed=seed)
-            shape = describe(net)
+            tr, recipe = Training(net, X, Y, lr=lr, batch=batch, seed=seed), None
         else:
-            self.own = None
             ds = datasets.make(data, n=n, noise=noise, seed=seed)
-            self.recipe = ds.recipe
             hidden = parse_hidden(",".join(map(str, hidden)))
             net = mlp([ds.X.shape[0], *hidden, ds.outputs], activation=activation, loss=ds.loss,
                       seed=seed)
-            tr = Training(net, ds.X, ds.Y, lr=lr, batch=batch, seed=seed)
-            shape = describe(net)
-        self.training = tr
-        self.shape = shape            # {sizes, activation, loss} or None (not an MLP)
+            tr, recipe = Training(net, ds.X, ds.Y, lr=lr, batch=batch, seed=seed), ds.recipe
+        self._start(tr, recipe)
+
+    def _start(self, tr: Training, recipe: dict | None, view: dict | None = None):
+        """The lab on a Training (from the arguments or from a file), showing ``view``."""
+        W.VBox.__init__(self)
+        self.add_class("bpv-lab")
+        self.training, self.recipe = tr, recipe
+        self.own = None if recipe is not None else (tr.X, tr.Y)   # "your data" in the menu
+        self.shape = describe(tr.net)  # {sizes, activation, loss} or None (not an MLP)
         self.opened = None            # {"iteration", "example", "step"} shown in the Stepper
         self.stepper = None
         self._running = False
         self._task = None
         self._run_id = 0
+        self._syncing = False
         self._build()
         self._new_run_view()
+        if view is not None:
+            self.open_iteration(view["iteration"], view["example"], view["step"])
 
     # --- parts -----------------------------------------------------------------------------------
     def _build(self):
@@ -434,12 +436,14 @@ class TrainingLab(W.VBox):
 
     @shown_in_widget
     def _on_training_field(self, change):
-        self._apply_training_fields()
-        self._show()
+        if not self._syncing:
+            self._apply_training_fields()
+            self._show()
 
     @shown_in_widget
     def _on_setting(self, change):
-        self.rebuild()
+        if not self._syncing:
+            self.rebuild()
 
     def _settings_training(self) -> tuple[Training, dict | None]:
         """A new Training from the fields (nothing is changed if one is bad)."""
@@ -642,24 +646,13 @@ class TrainingLab(W.VBox):
 
     def save(self, path) -> None:
         """Write the lab's whole state to one JSON file (``TrainingLab.load(path)`` reads it)."""
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(self.dumps())
+        labfile.save(path, self.training, self.recipe, self._view())
 
     @classmethod
     def load(cls, path) -> "TrainingLab":
         """A lab in the state a saved file describes (validated completely; see labfile)."""
-        with open(path, "rb") as f:
-            tr, recipe, view = labfile.loads(f.read(labfile.MAX_CHARS + 1))
         lab = cls.__new__(cls)
-        W.VBox.__init__(lab)
-        lab.add_class("bpv-lab")
-        lab.own = None if recipe is not None else (tr.X, tr.Y)
-        lab.recipe, lab.training, lab.shape = recipe, tr, describe(tr.net)
-        lab.opened, lab.stepper, lab._running, lab._task, lab._run_id = None, None, False, None, 0
-        lab._build()
-        lab._new_run_view()
-        if view is not None:
-            lab.open_iteration(view["iteration"], view["example"], view["step"])
+        lab._start(*labfile.load(path))
         return lab
 
     @shown_in_widget
@@ -702,11 +695,7 @@ class TrainingLab(W.VBox):
     def _sync_fields(self):
         """The settings fields show the loaded state, without starting a new run."""
         tr, s = self.training, self.shape
-        handlers = [(self.data_w, self._on_setting), (self.seed_w, self._on_setting),
-                    (self.hidden_w, self._on_setting), (self.act_w, self._on_setting),
-                    (self.lr_w, self._on_training_field), (self.batch_w, self._on_training_field)]
-        for w, h in handlers:
-            w.unobserve(h, "value")
+        self._syncing = True          # the field handlers stand by: nothing is to be applied
         try:
             names = list(datasets.MAKERS) + ([OWN] if self.own is not None else [])
             self.data_w.options = names
@@ -719,8 +708,7 @@ class TrainingLab(W.VBox):
             self.lr_w.value = f"{tr.lr:g}"
             self.batch_w.value = "all" if tr.batch == tr.n else str(tr.batch)
         finally:
-            for w, h in handlers:
-                w.observe(h, "value")
+            self._syncing = False
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = super()._repr_mimebundle_(**kwargs)
