@@ -17,7 +17,6 @@ from .networks import Sequential, mlp
 from .record import ModuleInfo, NodeInfo, Step, StepSpec, Trace
 from . import trace          # a callable module: bpv.trace(f, x) traces f
 from .trace import Var
-from . import circuit        # a callable module: bpv.circuit(trace) is the scalar circuit
 from .check import GradcheckReport, gradcheck, numerical_grad
 from . import check          # a callable module: bpv.check(MySigmoid) checks a learner's module
 from .presentation import present
@@ -29,7 +28,8 @@ _LAZY = {"render": ".draw", "show": ".draw", "Renderer": ".draw", "Layout": ".dr
          "EngineMissing": ".draw", "Stepper": ".widgets", "StepperModel": ".stepper",
          "step_text": ".presentation", "trace_text": ".presentation", "Question": ".quiz",
          "CheckReport": ".exercise", "TrainingLab": ".trainlab", "Training": ".train",
-         "datasets": ".datasets", "labfile": ".labfile"}
+         "datasets": ".datasets", "labfile": ".labfile",
+         "circuit": ".circuit"}   # a callable module: bpv.circuit(trace) is the scalar circuit
 
 
 class _CallableCheck(type(check)):
