@@ -45,22 +45,20 @@ import json
 import os
 import platform
 import re
-import secrets
 import shlex
 import shutil
 import signal
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+from browser_util import Server  # noqa: E402  (the one server harness)
 NOTEBOOK = "06_classroom.ipynb"          # the classroom app, relative to the served notebooks/
 MAX_STUDENTS = 60
 SERVER_TIMEOUT_S = 60                    # server answering
@@ -86,25 +84,17 @@ def dev_voila_args(dev: Path = ROOT / "dev") -> list[str]:
     raise RuntimeError(f"{dev}: the 'voila)' case does not run voila")
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class ClassroomServer:
+class ClassroomServer(Server):
     """``./dev voila`` on 127.0.0.1, a free port, a token and temporary Jupyter directories, in its
-    own process group; ``stop()`` shuts it down (it shuts its kernels down) and then ends any of its
-    kernels still alive, by pid."""
+    own process group (browser_util.Server); ``stop()`` shuts it down (it shuts its kernels down)
+    and then ends any of its kernels still alive, by pid."""
+
+    name = "voila"
+    any_answer = True           # its only pages run notebooks: any answer means it is up
 
     def __init__(self, tmp: Path, extra_args: list[str] = ()):
-        self.tmp = Path(tmp)
-        self.port = free_port()
-        self.token = secrets.token_hex(16)
-        self.base = f"http://127.0.0.1:{self.port}"
+        super().__init__(Path(tmp))
         self.extra_args = list(extra_args)
-        self.log_path = self.tmp / "voila.log"
-        self.proc: subprocess.Popen | None = None
         self._kernel_pids: set[int] = set()
 
     def command(self) -> list[str]:
@@ -112,41 +102,14 @@ class ClassroomServer:
                 "--no-browser", "--Voila.ip=127.0.0.1", f"--port={self.port}",
                 "--Voila.port_retries=0", f"--token={self.token}"]
 
-    def env(self) -> dict:
-        env = dict(os.environ)
-        for var, sub in [("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_RUNTIME_DIR", "runtime")]:
-            (self.tmp / sub).mkdir(parents=True, exist_ok=True)
-            env[var] = str(self.tmp / sub)
-        env["PYTHONUNBUFFERED"] = "1"
-        env.pop("JUPYTER_TOKEN", None)
-        return env
+    def ready_url(self) -> str:
+        return f"{self.base}/voila/no-such-page-{self.token[:8]}"
 
     def start(self) -> "ClassroomServer":
-        self._log = open(self.log_path, "wb")
         self.t_start = time.monotonic()
-        self.proc = subprocess.Popen(self.command(), cwd=ROOT, env=self.env(), stdout=self._log,
-                                     stderr=subprocess.STDOUT, start_new_session=True)
-        try:
-            self.t_up = self._wait_up()
-        except BaseException:
-            self.stop()
-            raise
+        super().start(cwd=ROOT)
+        self.t_up = self.t_ready
         return self
-
-    def _wait_up(self) -> float:
-        url = f"{self.base}/voila/no-such-page-{self.token[:8]}"    # any answer: it is up
-        while time.monotonic() - self.t_start < SERVER_TIMEOUT_S:
-            self._check_alive()
-            try:
-                urllib.request.urlopen(url, timeout=2).close()
-                return time.monotonic() - self.t_start
-            except urllib.error.HTTPError as e:
-                e.close()
-                return time.monotonic() - self.t_start
-            except (urllib.error.URLError, OSError):
-                time.sleep(0.25)
-        raise RuntimeError(f"voila did not answer within {SERVER_TIMEOUT_S} s; its log:\n"
-                           f"{self.log_tail()}")
 
     def _check_alive(self):
         if self.proc.poll() is not None:
@@ -193,9 +156,6 @@ class ClassroomServer:
         except OSError:
             return ""
 
-    def log_tail(self, n: int = 40) -> str:
-        return "\n".join(self.log().splitlines()[-n:])
-
     def url(self, notebook: str = NOTEBOOK) -> str:
         return f"{self.base}/voila/render/{notebook}?token={self.token}"
 
@@ -213,21 +173,12 @@ class ClassroomServer:
         return out
 
     def stop(self):
-        p, self.proc = self.proc, None
-        if p is None:
+        if self.proc is None:
             return
         self.kernels_at_stop = set(self._kernel_pids)
-        if p.poll() is None:
-            self.kernels_at_stop |= set(children(p.pid))
-            try:
-                os.killpg(p.pid, signal.SIGTERM)   # Voilà shuts its kernels down on SIGTERM
-                p.wait(timeout=30)
-            except (ProcessLookupError, subprocess.TimeoutExpired):
-                try:
-                    os.killpg(p.pid, signal.SIGKILL)
-                    p.wait(timeout=5)
-                except (ProcessLookupError, subprocess.TimeoutExpired):
-                    pass
+        if self.proc.poll() is None:
+            self.kernels_at_stop |= set(children(self.proc.pid))
+        super().stop()              # SIGTERM to the group: Voilà shuts its kernels down
         # kernels live in their own sessions: end any the server left behind (by pid, ours only)
         deadline = time.monotonic() + 10
         for pid in self.kernels_at_stop:
@@ -238,8 +189,6 @@ class ClassroomServer:
                     os.kill(pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-        if not self._log.closed:
-            self._log.close()
 
     def __enter__(self):
         return self.start()
