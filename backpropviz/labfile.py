@@ -188,8 +188,7 @@ def _load(d):
         _need(float(np.abs(theirs[p] - mine).max()) <= MATCH * scale, f"theta.{p}",
               f"replaying the file's {t} iterations does not give its weights (edited by hand, "
               f"or saved by another version?)")
-    for p, mine in tr.params.items():
-        mine[...] = theirs[p]                # exactly what the learner saw
+    tr._set_params(theirs)                   # exactly what the learner saw
     tr.checkpoints[t] = tr._copy()
     return tr, recipe, view
 

@@ -139,21 +139,17 @@ class Training:
         self.names = list(self.params)
         self.layers = [p for p in self.names if p.startswith("W")]     # norms are drawn per W
         self._grad_slot = [self.program.slot(Key.gradient(p)) for p in self.names]
-        self._bind()
+        # the plan's given values, and (θ array, slot of ∂J/∂θ) pairs for the update
+        self._given = {p: self.params[p] for p in self.names}
+        self._updates = [(self.params[p], i) for p, i in zip(self.names, self._grad_slot)]
+        self._loss_slot = self.program._loss_slot
+        self._last = None
         self.segments = [Segment(1, check_lr(lr), check_batch(batch, self.n))]
         self.t = 0
         self.history = History()
         self._every = CHECKPOINT_EVERY
         self._bytes = sum(v.nbytes for v in self.params.values())
         self.checkpoints = {0: self._copy()}
-        self.last_grads: dict[str, np.ndarray] = {}
-
-    def _bind(self):
-        """The plan's given values and the (θ array, slot of ∂J/∂θ) pairs of the update."""
-        self._given = {p: self.params[p] for p in self.names}
-        self._updates = [(self.params[p], i) for p, i in zip(self.names, self._grad_slot)]
-        self._loss_slot = self.program._loss_slot
-        self._last = None
 
     # --- settings ---------------------------------------------------------------------------
     @property
@@ -230,9 +226,7 @@ class Training:
         gradients were not finite although its J was), take that update back, by replay."""
         if self.t == 0 or all(np.isfinite(v).all() for v in self.params.values()):
             return
-        good = self.params_before(self.t)          # θ before the bad iteration, replayed
-        for p, v in good.items():
-            self.params[p][...] = v
+        self._set_params(self.params_before(self.t))    # θ before the bad iteration, replayed
         self.t -= 1
         del self.history.loss[self.t:]
         h = self.history
@@ -244,6 +238,22 @@ class Training:
 
     def _iterate(self) -> float:
         t = self.t + 1
+        store, lr = self._pass(t)
+        if t % NORM_EVERY == 0 or t == 1:
+            self._record_norms(t, [store[i] for i in self._grad_slot])
+        self._update(store, lr)
+        J = float(store[self._loss_slot])
+        self.history.loss.append(J)
+        self.t = t
+        if t % self._every == 0:
+            self._checkpoint(t)
+        # keep only ∂J/∂θ: the rest of the pass is freed now, so the next one reuses its memory
+        self._last = [store[i] for i in self._grad_slot]
+        return J
+
+    def _pass(self, t: int) -> tuple[list, float]:
+        """Iteration t's forward and backward pass on its batch with the current θ: every
+        number of the pass (Program.values) and the α in force."""
         seg = self.segments[-1] if t >= self.segments[-1].start else self.segment_at(t)
         given = self._given
         if seg.batch == self.n:
@@ -256,19 +266,15 @@ class Training:
             hint = (f" The learning rate α = {seg.lr:g} is probably too large: lower it and "
                     f"press “new run”." if "NaN or inf" in str(e) else "")
             raise BackpropError(f"iteration {t}: {e}.{hint}") from None
-        if t % NORM_EVERY == 0 or t == 1:
-            self._record_norms(t, [store[i] for i in self._grad_slot])
-        lr = seg.lr
+        return store, seg.lr
+
+    def _update(self, store: list, lr: float):
         for theta, i in self._updates:
             theta -= lr * store[i]                      # θ_t = θ_{t−1} − α ∂J/∂θ
-        J = float(store[self._loss_slot])
-        self.history.loss.append(J)
-        self.t = t
-        if t % self._every == 0:
-            self._checkpoint(t)
-        # keep only ∂J/∂θ: the rest of the pass is freed now, so the next one reuses its memory
-        self._last = [store[i] for i in self._grad_slot]
-        return J
+
+    def _set_params(self, values: dict[str, np.ndarray]):
+        for p, v in values.items():
+            self.params[p][...] = v
 
     def _record_norms(self, t, grads):
         gn = [math.sqrt(np.vdot(g, g)) for p, g in zip(self.names, grads) if p in self.layers]
@@ -307,21 +313,15 @@ class Training:
         if t - 1 == self.t:
             return self._copy()
         start = max(c for c in self.checkpoints if c <= t - 1)
-        replay = Training.__new__(Training)
-        replay.__dict__.update(self.__dict__)
-        replay._live = self.net.with_params(self.checkpoints[start])
-        replay.program = replay._live.program(False)
-        replay.params = {}
-        for p, (m, local) in replay.program.param_src.items():
-            arr = np.array(getattr(m, local), dtype=float)
-            setattr(m, local, arr)
-            replay.params[p] = arr
-        replay._bind()
-        replay.history, replay.checkpoints, replay.t = History(), {}, start
-        with np.errstate(all="ignore"):
-            for _ in range(t - 1 - start):
-                replay._iterate()
-        return replay._copy()
+        now = self._copy()
+        try:            # the replay runs in this run's own arrays and program, then puts θ back
+            self._set_params(self.checkpoints[start])
+            with np.errstate(all="ignore"):
+                for k in range(start + 1, t):
+                    self._update(*self._pass(k))
+            return self._copy()
+        finally:
+            self._set_params(now)
 
     def network_at(self, t: int) -> Sequential:
         """The network as iteration t saw it (θ_{t−1}), read-only."""
@@ -354,21 +354,25 @@ class Training:
             u = m.forward(u)
         return u
 
+    def evaluate(self) -> tuple[float, float | None]:
+        """(J on all n examples, the fraction classified right or None for the squared loss),
+        with the current θ, from one forward pass."""
+        t = self.predict(self.X)
+        loss = self._live.loss
+        J = float(loss.forward(t, self.Y))
+        if isinstance(loss, M.LogisticLoss):
+            return J, float(np.mean((t > 0) == (self.Y > 0.5)))
+        if isinstance(loss, M.CrossEntropyLoss):
+            return J, float(np.mean(t.argmax(axis=0) == self.Y.argmax(axis=0)))
+        return J, None
+
     def loss_all(self) -> float:
         """J on all n examples with the current θ."""
-        t = self.predict(self.X)
-        return float(self._live.loss.forward(t, self.Y))
+        return self.evaluate()[0]
 
     def accuracy(self) -> float | None:
         """The fraction of examples classified right (None for the squared loss)."""
-        t = self.predict(self.X)
-        loss = self._live.loss
-        if isinstance(loss, M.LogisticLoss):
-            return float(np.mean((t > 0) == (self.Y > 0.5)))
-        if isinstance(loss, M.CrossEntropyLoss):
-            y = self.Y.argmax(axis=0) if self.Y.ndim == 2 else self.Y
-            return float(np.mean(t.argmax(axis=0) == y))
-        return None
+        return self.evaluate()[1]
 
 
 def work(segments, t: int, n_params: int) -> float:

@@ -376,8 +376,7 @@ class TrainingLab(W.VBox):
 
     def _show_state(self):
         tr = self.training
-        acc = tr.accuracy()
-        J = tr.loss_all()
+        J, acc = tr.evaluate()
         parts = [f"iteration <b>{tr.t}</b>", f"now: J on all {tr.n} examples = <b>{J:.4f}</b>"]
         if acc is not None:
             parts.append(f"accuracy <b>{100 * acc:.1f}%</b>")

@@ -310,13 +310,9 @@ def _file(**change):
 @pytest.mark.parametrize("path, value, msg", [
     ("training.segments.0.1", 10**400, "too large"),
     ("theta.b[1].data.0", 10**400, "finite numbers"),
-    ("view", {"iteration": 1, "example": 0, "step": 0}, None),
 ])
 def test_numbers_too_large_for_a_float_give_one_clear_error(path, value, msg):
     text = _file(**{path: value})
-    if msg is None:                     # a view on a run of 5 iterations is fine
-        assert labfile.loads(text)[2]["iteration"] == 1
-        return
     with pytest.raises(bpv.BackpropError, match="not a valid backpropviz lab file") as e:
         labfile.loads(text)
     assert msg in str(e.value)
