@@ -24,7 +24,7 @@ from .errors import BackpropError
 from .networks import Sequential, mlp
 from .train import MAX_ITERATIONS, MAX_SEED, Training, check_batch, check_lr, describe
 from .values import whole
-from .widgets import Stepper, shown_in_widget
+from .widgets import ClosesParts, Stepper, shown_in_widget
 
 CHUNK_S = 0.3             # seconds of training between two redraws (a redraw takes ~0.1 s)
 GRID = 70                 # the decision-boundary picture is GRID × GRID predictions
@@ -245,7 +245,7 @@ class LabFigure:
 
 # --- the lab -------------------------------------------------------------------------------------
 
-class TrainingLab(W.VBox):
+class TrainingLab(ClosesParts, W.VBox):
     """Train ``net`` on (X, Y) by gradient descent, watch it, open any iteration in the Stepper.
 
     ``TrainingLab()`` trains a 2-16-16-1 ReLU MLP on two moons; ``TrainingLab(data="spirals",
@@ -271,7 +271,15 @@ class TrainingLab(W.VBox):
         self._start(tr, recipe)
 
     def _start(self, tr: Training, recipe: dict | None, view: dict | None = None):
-        """The lab on a Training (from the arguments or from a file), showing ``view``."""
+        """The lab on a Training (from the arguments or from a file), showing ``view``; if that
+        fails, nothing it built stays open."""
+        try:
+            self._build_lab(tr, recipe, view)
+        except BaseException:
+            self.close()
+            raise
+
+    def _build_lab(self, tr: Training, recipe: dict | None, view: dict | None):
         W.VBox.__init__(self)
         self.add_class("bpv-lab")
         self.training, self.recipe = tr, recipe
@@ -537,10 +545,12 @@ class TrainingLab(W.VBox):
         self.run_w.description, self.run_w.tooltip = "▶ train", "start training (pause: press again)"
 
     def close(self):
-        """Closing the widget (or running its cell again) stops its training."""
-        self.pause()
-        if self._task is not None and not self._task.done():
-            self._task.cancel()
+        """Closing the widget (or running its cell again) stops its training and closes its parts
+        (a lab whose constructor failed has none yet)."""
+        self._running = False
+        task = getattr(self, "_task", None)
+        if task is not None and not task.done():
+            task.cancel()
         super().close()
 
     async def _loop(self, run_id: int):

@@ -48,6 +48,40 @@ def _button(description, tooltip, cls, **kw):
     return b
 
 
+def _held(widget) -> list:
+    """The widgets a widget holds in its traits: children, layout, style, a canvas's toolbar."""
+    out = []
+    for value in widget.trait_values().values():
+        out += [w for w in (value if isinstance(value, (tuple, list)) else (value,))
+                if isinstance(w, W.Widget)]
+    return out
+
+
+def close_tree(widget, seen: set):
+    """Close a widget and every widget below it (ipywidgets' close() closes only the one, and a
+    closed box keeps its children, layout and style open). ``seen``: ids already closed."""
+    if id(widget) in seen:
+        return
+    seen.add(id(widget))
+    for w in _held(widget):
+        close_tree(w, seen)
+    widget.close()
+
+
+class ClosesParts:
+    """A composite widget whose close() closes every widget it holds as an attribute, and that
+    closes what it built if its constructor fails (nothing half-built stays in the kernel)."""
+
+    def _parts(self) -> list:
+        return [w for w in vars(self).values() if isinstance(w, W.Widget) and w is not self]
+
+    def close(self):
+        seen = {id(self)}
+        for w in self._parts() + _held(self):
+            close_tree(w, seen)
+        super().close()
+
+
 class _Part:
     """A part of the Stepper: it observes the model and reports through the Stepper's ``say``."""
 
@@ -85,7 +119,7 @@ class NavBar(W.HBox, _Part):
         self.slider = W.IntSlider(min=0, max=n, value=0, readout=False, description="step",
                                   continuous_update=True,
                                   layout=W.Layout(width="260px")).add_class("bpv-slider")
-        W.jslink((self.play, "value"), (self.slider, "value"))
+        self.link = W.jslink((self.play, "value"), (self.slider, "value"))
         super().__init__([self.reset_btn, self.prev_btn, self.next_btn, self.back_btn,
                           self.counter, self.play, self.slider, self.end_btn],
                          layout=W.Layout(align_items="center", flex_flow="row wrap"))
@@ -101,6 +135,12 @@ class NavBar(W.HBox, _Part):
         self.play.observe(self._on_play, names="playing")
 
     @shown_in_widget
+
+    def close(self):
+        link = getattr(self, "link", None)      # the jslink is a widget too
+        if link is not None:
+            link.close()
+        super().close()
     def _on_slider(self, change):
         if not self._busy:
             self.stepper.move(change["new"], from_slider=True)
@@ -622,7 +662,7 @@ class GranularityBar(W.HBox, _Part):
             self._busy = False
 
 
-class Stepper(W.VBox):
+class Stepper(ClosesParts, W.VBox):
     """Step through the forward and backward passes of ``Stepper(net, x, y)`` or ``Stepper(trace)``.
 
     Steps count as on screen: 0 is before the first step, ``len(trace)`` is all done. Parts: the
@@ -632,6 +672,13 @@ class Stepper(W.VBox):
 
     def __init__(self, net_or_trace, x=None, y=None, predict: bool = False, interval: int = 900,
                  **kwargs):
+        try:
+            self._build(net_or_trace, x, y, predict, interval, kwargs)
+        except BaseException:
+            self.close()
+            raise
+
+    def _build(self, net_or_trace, x, y, predict, interval, kwargs):
         self.model = StepperModel(net_or_trace, x, y)
         self.message = W.HTML().add_class("bpv-message")
         self.granularity = GranularityBar(self)

@@ -222,6 +222,84 @@ class VoilaServer(Server):
         return f"{self.base}/?token={self.token}"
 
 
+# --- Run All in JupyterLab and Notebook 7 -----------------------------------------------------------
+RUN_ALL_TRIES = 3               # a Run All lost to an unbound kernel is issued again, this often
+RUN_ALL_TAKEN_MS = 20_000       # how long a Run All may take to change an input prompt
+
+# Before Run All: mark what the saved notebook shows (outputs, widgets restored from it) as stale,
+# and watch the input prompts: a prompt that changes ([1] → [*], [ ] → [*]) proves the kernel took
+# the Run All. A MutationObserver sees a change even when the cell runs between two polls.
+ARM_RUN_ALL_JS = r"""
+(stale) => {
+  document.querySelectorAll(stale).forEach(e => e.setAttribute('data-bpv-stale', '1'));
+  const nb = document.querySelector('.jp-NotebookPanel .jp-Notebook') || document.body;
+  const prompts = () => [...nb.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+    .map(p => p.textContent.trim()).join('|');
+  const m = { before: prompts(), taken: false };
+  if (window.__bpvRunAllObs) window.__bpvRunAllObs.disconnect();
+  window.__bpvRunAll = m;
+  window.__bpvRunAllObs = new MutationObserver(() => {
+    if (!m.taken && (prompts() !== m.before || prompts().includes('*'))) m.taken = true;
+  });
+  window.__bpvRunAllObs.observe(nb, { subtree: true, childList: true, characterData: true });
+  const cells = nb.querySelectorAll('.jp-CodeCell');
+  const last = cells[cells.length - 1];
+  return !!last && !!last.querySelector('.jp-OutputArea-output');
+}
+"""
+
+# Every cell has run: the last code cell shows a fresh output (if it had one before), no cell
+# waits ([*]), and the kernel is idle.
+ALL_CELLS_RUN_JS = r"""
+(lastHadOutput) => {
+  const cells = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell')];
+  const last = cells[cells.length - 1];
+  const fresh = !lastHadOutput || (!!last
+    && !!last.querySelector('.jp-OutputArea-output:not([data-bpv-stale])'));
+  const queued = cells.some(c => {
+    const p = c.querySelector('.jp-InputPrompt');
+    return !!p && p.textContent.includes('*'); });
+  return fresh && !queued
+    && !!document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']");
+}
+"""
+
+
+def _no_prompt_changed():
+    raise AssertionError(f"no input prompt changed within {RUN_ALL_TAKEN_MS // 1000} s of Run All")
+
+
+def run_all_cells(do, page, stale: str = ".jp-OutputArea-output, .bpv-stepper, .bpv-lab"):
+    """Open a notebook's page first; then wait for its kernel, Run > Run All Cells, and wait until
+    every cell has run. ``do(step, action)`` runs a named step (it fails the test naming the step).
+
+    A Run All clicked before the front end has bound its kernel is lost: every prompt stays as it
+    was. So it waits for a prompt to change, and issues Run All again (up to RUN_ALL_TRIES times)
+    if none did within RUN_ALL_TAKEN_MS. Used by every browser test in JupyterLab and Notebook 7.
+    """
+    do("notebook cells shown", lambda: page.wait_for_selector(
+        ".jp-NotebookPanel .jp-Cell", timeout=TIMEOUT_MS))
+    do("kernel idle", lambda: page.wait_for_selector(
+        ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=TIMEOUT_MS))
+    last_had_output = do("watch the input prompts", lambda: page.evaluate(ARM_RUN_ALL_JS, stale))
+    for attempt in range(1, RUN_ALL_TRIES + 1):
+        do("open the Run menu", lambda: page.locator(
+            ".lm-MenuBar-item", has_text=re.compile(r"^\s*Run\s*$")).first.click())
+        do("Run > Run All Cells", lambda: page.locator(
+            ".lm-Menu-item[data-command='runmenu:run-all']").click())
+        try:
+            page.wait_for_function("() => window.__bpvRunAll && window.__bpvRunAll.taken",
+                                   timeout=RUN_ALL_TAKEN_MS, polling=100)
+            break
+        except Exception:           # noqa: BLE001 — no prompt changed: the kernel was not bound
+            if attempt == RUN_ALL_TRIES:
+                do(f"a cell runs after Run All ({RUN_ALL_TRIES} tries)", _no_prompt_changed)
+    do("all cells run (last cell's new output, no [*], kernel idle)",
+       lambda: page.wait_for_function(ALL_CELLS_RUN_JS, arg=last_had_output,
+                                      timeout=TIMEOUT_MS, polling=100))
+    return attempt
+
+
 # --- the learner -----------------------------------------------------------------------------------
 # What the page shows of the stepper, read in one go. ``root`` selects the live stepper.
 READ_JS = r"""

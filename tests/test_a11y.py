@@ -65,6 +65,14 @@ def test_keys_step_inside_the_widget(app, lesson):
                    ("Home", 0)]:
         L.do(f"press {key}", lambda: L.page.keyboard.press(key))
         wait_shown(L, f"{key}: step {k}", step=str(k), counter=counter_at(lesson, k))
+        # the widget hands the focus on in the next frame when the pressed button becomes
+        # disabled (▶ at the end, ◀ at the start): wait for that frame, not for a fixed time
+        try:
+            L.page.wait_for_function("(root) => { const r = document.querySelector(root);"
+                                     " return !!r && r.contains(document.activeElement); }",
+                                     arg=L.root, timeout=5_000, polling="raf")
+        except Exception:           # noqa: BLE001 — reported with what has the focus below
+            pass
         f = focused(L)
         expect(L, f"{key}: focus stays in the stepper", f["inside"], f"focus went to {f}")
         expect(L, f"{key}: JupyterLab's active cell unchanged", active_cell(L) == cell,

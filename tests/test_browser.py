@@ -29,8 +29,8 @@ import pytest
 from backpropviz.keys import text as key_text
 from backpropviz.presentation import present
 from browser_util import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, TIMEOUT_MS, LabServer,
-                          NotebookServer,
-                          Learner, VoilaServer, chromium_missing, copy_notebooks, latency_summary)
+                          Learner, NotebookServer, VoilaServer, chromium_missing, copy_notebooks,
+                          latency_summary, run_all_cells)
 
 MISSING = chromium_missing()
 pytestmark = pytest.mark.browser
@@ -78,6 +78,10 @@ def summary_lines() -> list[str]:
     out = []
     for app, t in RESULTS["timings"].items():
         out.append(f"{app}: " + ", ".join(f"{k} {v:.1f} s" for k, v in t.items()))
+    for app, tries in RESULTS.get("run_all", {}).items():
+        if tries > 1:
+            out.append(f"{app}: Run All issued {tries} times (the first was lost before the "
+                       f"kernel was bound)")
     for app, s in RESULTS["latency"].items():
         if s.get("n"):
             out.append(f"{app}: click ▶/◀ → graph updated, {s['n']} clicks: median "
@@ -136,40 +140,11 @@ def open_lab(learner: Learner, server: LabServer, timings: dict):
     L, page = learner, learner.page
     t0 = time.monotonic()
     L.do("open the lesson in JupyterLab", lambda: page.goto(server.url(LESSON)))
-    L.do("notebook cells shown", lambda: page.wait_for_selector(
-        ".jp-NotebookPanel .jp-Cell", timeout=TIMEOUT_MS))
-    L.do("kernel idle", lambda: page.wait_for_selector(
-        ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=TIMEOUT_MS))
-    timings["page to kernel idle"] = time.monotonic() - t0
-    # a widget restored from the saved notebook is not connected to the kernel: not that one
-    page.evaluate("() => document.querySelectorAll('.bpv-stepper, .jp-OutputArea-output')"
-                  ".forEach(e => e.setAttribute('data-bpv-stale', '1'))")
-    last_had_output = page.evaluate("""() => {
-        const cells = document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell');
-        const last = cells[cells.length - 1];
-        return !!last && !!last.querySelector('.jp-OutputArea-output'); }""")
-    t1 = time.monotonic()
-    L.do("open the Run menu", lambda: page.locator(
-        ".lm-MenuBar-item", has_text=re.compile(r"^\s*Run\s*$")).first.click())
-    L.do("Run > Run All Cells", lambda: page.locator(
-        ".lm-Menu-item[data-command='runmenu:run-all']").click())
+    tries = run_all_cells(L.do, page)
+    timings["page to all cells run"] = time.monotonic() - t0
+    RESULTS.setdefault("run_all", {})[learner.app] = tries
     L.do("stepper widget shown after Run All", lambda: page.wait_for_selector(
         L.root, timeout=TIMEOUT_MS))
-    # done: the last code cell shows a fresh output (if it had one), no cell waits ([*]),
-    # the kernel is idle
-    L.do("all cells run (last cell's new output, no [*], kernel idle)",
-         lambda: page.wait_for_function("""(lastHadOutput) => {
-        const cells = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell')];
-        const last = cells[cells.length - 1];
-        const fresh = !lastHadOutput
-          || !!last.querySelector('.jp-OutputArea-output:not([data-bpv-stale])');
-        const queued = cells.some(c => {
-          const p = c.querySelector('.jp-InputPrompt');
-          return !!p && p.textContent.includes('*'); });
-        return fresh && !queued
-          && !!document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']");
-    }""", arg=last_had_output, timeout=TIMEOUT_MS, polling=100))
-    timings["Run All to widget and idle"] = time.monotonic() - t1
 
 
 def open_voila(learner: Learner, server: VoilaServer, timings: dict):

@@ -10,7 +10,8 @@ import re
 import nbformat
 import pytest
 
-from browser_util import ARTIFACTS, ROOT, TIMEOUT_MS, LabServer, NotebookServer, VoilaServer
+from browser_util import (ARTIFACTS, ROOT, TIMEOUT_MS, LabServer, NotebookServer, VoilaServer,
+                          run_all_cells)
 from test_browser import browser  # noqa: F401 (the one Chromium fixture; it skips without one)
 
 pytestmark = pytest.mark.browser
@@ -83,26 +84,8 @@ class Page:
 
 
 def open_in_lab(P: Page, server: LabServer):
-    page = P.page
-    P.do("open the notebook", lambda: page.goto(server.url("lab.ipynb")))
-    P.do("notebook cells shown", lambda: page.wait_for_selector(
-        ".jp-NotebookPanel .jp-Cell", timeout=TIMEOUT_MS))
-    P.do("kernel idle", lambda: page.wait_for_selector(
-        ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=TIMEOUT_MS))
-    for attempt in (1, 2):     # Notebook 7 may take the first Run All before its kernel is bound
-        P.do("open the Run menu", lambda: page.locator(
-            ".lm-MenuBar-item", has_text=re.compile(r"^\s*Run\s*$")).first.click())
-        P.do("Run > Run All Cells", lambda: page.locator(
-            ".lm-Menu-item[data-command='runmenu:run-all']").click())
-        try:
-            page.wait_for_function("() => { const p = document.querySelector("
-                                   "'.jp-CodeCell .jp-InputPrompt'); return !!p && "
-                                   "/\\[(\\*|\\d+)\\]/.test(p.textContent); }",
-                                   timeout=20_000, polling=100)
-            return
-        except Exception:           # noqa: BLE001 — the prompt did not change: once more
-            if attempt == 2:
-                P.fail("the cell runs after Run All", "its prompt stayed [ ]")
+    P.do("open the notebook", lambda: P.page.goto(server.url("lab.ipynb")))
+    run_all_cells(P.do, P.page)
 
 
 @pytest.fixture(params=["lab", "notebook7", "voila"])

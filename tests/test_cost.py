@@ -86,7 +86,9 @@ def test_jacobian_route_equals_backward_function_for_activations(act):
     rng = np.random.default_rng(7)
     z, v = rng.normal(size=9), rng.normal(size=9)
     r = cost.compare_routes(act(), z, v)
-    assert r.same and "same gradient: True" in str(r)
+    # the rounding-level difference itself is never printed: it differs between CPUs
+    assert r.same and str(r) == "inputs z: the Jacobian route and the backward function agree " \
+                                "to 1e-12: True"
     # against central differences of J = v · σ(z)
     eps, mod = 1e-6, act()
     fd = np.array([(v @ mod.forward(z + eps * e) - v @ mod.forward(z - eps * e)) / (2 * eps)

@@ -38,6 +38,84 @@ def shown_text(nb) -> str:
     return "\n".join(parts)
 
 
+# --- no rounding noise in what a lesson prints ------------------------------------------------------
+# A difference at rounding level (2.2e-16 on one CPU, 4.4e-16 on another) printed as a number fails
+# strict nbval on the next machine. Lessons state such differences against a tolerance instead.
+NOISE_BELOW = 1e-12
+_SUP = str.maketrans("⁰¹²³⁴⁵⁶⁷⁸⁹⁻", "0123456789-")
+_FLOAT = re.compile(r"(?<![\w.])[-+−]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+−]?\d+)?(?!\w)")
+_TIMES_TEN = re.compile(r"(\d+(?:\.\d+)?)\s*(?:×|\\times|·|\\cdot)\s*10\s*(?:\^\{?\s*)?"
+                        r"([-−⁻][\d⁰¹²³⁴⁵⁶⁷⁸⁹]+)")
+_DATA_URI = re.compile(r"data:[\w/+.-]+;base64,[A-Za-z0-9+/=]+")
+NO_COMPARE = ("NBVAL_IGNORE_OUTPUT", "NBVAL_SKIP")
+
+
+def tiny_numbers(text: str) -> list[str]:
+    """The numbers in ``text`` whose magnitude is below NOISE_BELOW but not 0 (1e-16, 2.2×10⁻¹⁶)."""
+    text = _DATA_URI.sub("", text)
+    found = []
+    for m in _TIMES_TEN.finditer(text):
+        if 0 < float(m.group(1)) * 10.0 ** int(m.group(2).translate(_SUP).replace("−", "-")) \
+                < NOISE_BELOW:
+            found.append(m.group(0))
+    for m in _FLOAT.finditer(_TIMES_TEN.sub(" ", text)):
+        try:
+            x = abs(float(m.group(0).replace("−", "-")))
+        except ValueError:
+            continue
+        if 0 < x < NOISE_BELOW:
+            found.append(m.group(0))
+    return found
+
+
+def output_texts(cell) -> list[str]:
+    """Every text an executed cell shows that nbval compares: streams and text-like outputs."""
+    texts = []
+    for out in cell.get("outputs", []):
+        if out.get("output_type") == "stream":
+            texts.append(out.get("text", ""))
+        for mime, value in out.get("data", {}).items():
+            if mime.startswith("text/"):
+                texts.append(value if isinstance(value, str) else "".join(value))
+        if out.get("output_type") == "error":
+            texts.append("\n".join(out.get("traceback", [])))
+    return texts
+
+
+def rounding_noise(nb) -> list[str]:
+    """Where a notebook prints a number below NOISE_BELOW in a cell whose output nbval compares."""
+    found = []
+    for i, c in enumerate(nb.cells):
+        if c.cell_type != "code" or any(mark in c.source for mark in NO_COMPARE):
+            continue
+        found += [f"cell {i}: {n}" for t in output_texts(c) for n in tiny_numbers(t)]
+    return found
+
+
+def test_the_noise_scan_finds_what_it_should():
+    """The scan can fail: it finds a rounding-level difference however it is printed."""
+    for shown in ("largest difference 2.2e-16; same: True", "diff = -4.4E-16.", "1.1e-13",
+                  "0.0000000000001", "[0.5, 3.3e-17]", "2.2 × 10⁻¹⁶", r"$2.2 \times 10^{-16}$"):
+        assert tiny_numbers(shown), shown
+    for shown in ("agree to 1e-12: True", "0.0", "1e-08", "-0.0", "J = 0.0003", "step 1e-6",
+                  "version 1.2.3", "W[1]_21 = 1e+200", "<img src='data:image/png;base64,AAe-16'>"):
+        assert not tiny_numbers(shown), shown
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell("print(d)", outputs=[nbformat.v4.new_output(
+        "stream", name="stdout", text="difference 2.2e-16\n")]),
+                nbformat.v4.new_code_cell("# NBVAL_IGNORE_OUTPUT\nprint(d)", outputs=[
+                    nbformat.v4.new_output("stream", name="stdout", text="2.2e-16\n")])]
+    assert rounding_noise(nb) == ["cell 0: 2.2e-16"]
+
+
+@pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)
+def test_no_lesson_prints_rounding_noise(nb):
+    """Nothing a lesson prints depends on the CPU's or the BLAS's order of sums."""
+    assert rounding_noise(read(nb)) == [], (
+        f"{nb.name} prints differences at rounding level, which change from one CPU to the next: "
+        f"state them against a tolerance ('agree to 1e-12: True') or round them")
+
+
 def test_there_are_lessons_and_sources():
     assert len(NOTEBOOKS) >= 2
     assert {p.stem for p in NOTEBOOKS} == {p.stem for p in build_lessons.sources()}

@@ -793,3 +793,31 @@ def test_expanding_after_coming_back_from_the_circuit_keeps_the_module_step():
     k = m.step
     assert m.set_expanded("M_1"), m.error
     assert m.set_expanded(None) and m.step == k
+
+
+# --- a half-built Stepper closes cleanly ---------------------------------------------------------------
+
+def test_a_stepper_whose_constructor_fails_leaves_no_widget_open(monkeypatch):
+    import gc
+    import sys
+    from ipywidgets.widgets.widget import _instances
+    from backpropviz import widgets
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    net, x, y = bpv.mlp([2, 3, 1], seed=0), [1.0, 2.0], [1.0]
+    before = len(_instances)
+    with pytest.raises(bpv.BackpropError):
+        bpv.Stepper("not a network")
+
+    def broken(self, stepper):
+        raise RuntimeError("no graph today")
+    monkeypatch.setattr(widgets.GraphView, "__init__", broken)     # after several parts exist
+    with pytest.raises(RuntimeError, match="no graph today"):
+        bpv.Stepper(net, x, y)
+    gc.collect()
+    assert len(_instances) == before and unraisable == []
+    monkeypatch.undo()
+    s = bpv.Stepper(net, x, y)
+    assert len(_instances) > before + 20
+    s.close()
+    assert len(_instances) == before

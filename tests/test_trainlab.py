@@ -272,3 +272,42 @@ def test_a_new_run_keeps_the_data_sets_noise_and_refuses_a_huge_seed():
     before = state(lab)
     lab.seed_w.value = str(2**33)
     assert "from 0 to 4294967295" in lab.field_errors.value and same(state(lab), before)
+
+
+# --- half-built objects close cleanly ----------------------------------------------------------------
+
+def _open_widgets() -> int:
+    from ipywidgets.widgets.widget import _instances
+    return len(_instances)
+
+
+def test_a_lab_whose_constructor_fails_closes_cleanly(monkeypatch):
+    """Bad data, or a failure while its parts are built: a clear error, nothing left open, and no
+    exception later when Python collects the half-built lab (close() used to raise there)."""
+    import gc
+    import sys
+    from backpropviz import trainlab
+    unraisable = []
+    monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
+    before = _open_widgets()
+    with pytest.raises(bpv.BackpropError):
+        TrainingLab(bpv.mlp([2, 3, 1]), np.zeros((3, 5)), np.zeros((1, 5)))   # d = 3, not 2
+    gc.collect()
+
+    def broken(self):
+        raise RuntimeError("the figure could not be drawn")
+    monkeypatch.setattr(trainlab.TrainingLab, "_new_run_view", broken)     # after _build
+    with pytest.raises(RuntimeError, match="could not be drawn"):
+        TrainingLab()
+    gc.collect()
+    assert _open_widgets() == before and unraisable == []
+
+
+def test_closing_a_lab_closes_every_widget_it_made():
+    before = _open_widgets()
+    lab = TrainingLab()
+    lab.train(1)
+    lab.open_iteration(1, 0)
+    assert lab.stepper is not None and _open_widgets() > before + 50          # the lab and its Stepper
+    lab.close()
+    assert _open_widgets() == before
