@@ -22,7 +22,7 @@ import numpy as np
 sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
 import backpropviz as bpv  # noqa: E402
 from backpropviz import datasets  # noqa: E402
-from backpropviz.train import Training  # noqa: E402
+from backpropviz.lab.train import Training  # noqa: E402
 
 LR, ITERS, ROUNDS = 0.5, 2000, 9
 

@@ -19,7 +19,7 @@
 # %%
 import numpy as np
 import backpropviz as bpv
-from backpropviz.text import inline, fnum
+from backpropviz.display.text import inline, fnum
 from IPython.display import display
 
 # %% [markdown]

@@ -20,7 +20,7 @@
 # %%
 import numpy as np
 import backpropviz as bpv
-from backpropviz.text import inline, shape_text
+from backpropviz.display.text import inline, shape_text
 from IPython.display import display
 
 # %% [markdown]

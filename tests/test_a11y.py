@@ -20,7 +20,7 @@ import re
 
 import pytest
 
-from backpropviz.presentation import present
+from backpropviz.display.presentation import present
 from browser_util import ARTIFACTS, Learner
 from test_browser import (MISSING, browser, counter_at, expect, go_to_start,  # noqa: F401
                           lesson, start_app, wait_shown)

@@ -26,8 +26,8 @@ import nbformat
 import numpy as np
 import pytest
 
-from backpropviz.keys import text as key_text
-from backpropviz.presentation import present
+from backpropviz.core.keys import text as key_text
+from backpropviz.display.presentation import present
 from browser_util import (ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, ROOT, TIMEOUT_MS, LabServer,
                           Learner, NotebookServer, VoilaServer, chromium_missing, copy_notebooks,
                           latency_summary, run_all_cells)
@@ -451,7 +451,7 @@ def test_every_lesson_opens_in_voila(browser, voila_dir, name):
 def test_flipbook_steps_in_the_browser(browser, tmp_path):
     """The offline flipbook: ▶ shows each step's highlights, caption and equations from its data."""
     import backpropviz as bpv
-    from backpropviz import draw
+    from backpropviz.display import draw
     mm = bpv.MM(np.array([[0.5, -1.0], [2.0, 0.25]]), np.array([0.1, -0.1]),
                 name="</script><b>x</b>")
     tr = bpv.trace(lambda z: ((mm(z) + z) ** 2).sum(), np.array([1.0, 0.5]))

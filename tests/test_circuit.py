@@ -11,9 +11,9 @@ import numpy as np
 import pytest
 
 import backpropviz as bpv
-from backpropviz import circuit as C
-from backpropviz import draw
-from backpropviz.modules import Index
+from backpropviz.theory import circuit as C
+from backpropviz.display import draw
+from backpropviz.core.modules import Index
 
 RNG = np.random.default_rng(20261128)
 ACTIVATIONS = ["relu", "sigmoid", "tanh", "identity"]
@@ -456,8 +456,8 @@ def test_index_text_reads_as_numpy_and_selects_the_same(shape, index, text):
                                          ((2, 3), (slice(None), 1)), ((2, 3), 1)])
 def test_index_rule_expressions_compute_what_the_code_computes(shape, index):
     """As tests/test_rules.py does for every rule, on outputs with several entries."""
-    from backpropviz import expr as E
-    from backpropviz.rules import Context
+    from backpropviz.core import expr as E
+    from backpropviz.core.rules import Context
     m = Index(index, shape)
     z = RNG.normal(size=shape)
     out = m.forward(z)
@@ -545,7 +545,7 @@ def test_expanded_mm_reads_as_the_notes_write_it_and_survives_json():
     net = bpv.mlp([2, 2, 1], seed=0)
     tr = net.backprop(np.array([1.0, -2.0]), 1.0)
     x = C.expand(tr, "M_1")
-    from backpropviz import presentation as P
+    from backpropviz.display import presentation as P
     text = "\n".join(P.step_text(x, k) for k in range(1, len(x) + 1))
     assert "u[0]₂ = (u[0])₂" in text and "u[1] = [u[1]₁, u[1]₂]" in text
     assert "(7.58)" in text and "s[1] = W[1]₁,₁ ⊙ u[0]₁" in text

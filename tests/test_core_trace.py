@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import backpropviz as bpv
-from backpropviz.presentation import formula
+from backpropviz.display.presentation import formula
 
 LOSS_TAG = {"squared": "(§7.4.3)", "logistic": "(7.70)", "cross_entropy": "(7.71)"}
 LOSS_OPS = {"SquaredLoss", "LogisticLoss", "CrossEntropyLoss"}

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import backpropviz as bpv
-from backpropviz import cost
+from backpropviz.theory import cost
 
 X, Y = np.array([1.0, 2.0]), np.array([1.0])
 

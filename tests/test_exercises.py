@@ -14,10 +14,10 @@ import numpy as np
 import pytest
 
 import backpropviz as bpv
-from backpropviz import draw
-from backpropviz import rules as R
-from backpropviz.exercise import MARK_LABEL, CheckReport
-from backpropviz.text import inline
+from backpropviz.display import draw
+from backpropviz.core import rules as R
+from backpropviz.teach.exercise import MARK_LABEL, CheckReport
+from backpropviz.display.text import inline
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -418,12 +418,12 @@ def test_render_marks_any_node_and_refuses_unknown_ones():
 
 # --- the API --------------------------------------------------------------------------------------
 
-def test_bpv_check_is_the_check_module_and_callable():
-    import backpropviz.check as C
-    assert isinstance(C, types.ModuleType) and C is bpv.check and callable(bpv.check)
+def test_bpv_check_is_a_function_that_loads_the_exercise_checks_on_first_use():
+    import backpropviz.core.gradcheck as C
+    assert callable(bpv.check) and not isinstance(bpv.check, types.ModuleType)
     assert C.gradcheck is bpv.gradcheck and C.numerical_grad is bpv.numerical_grad
     assert isinstance(bpv.check(MySigmoid), CheckReport) and bpv.CheckReport is CheckReport
-    code = "import sys, backpropviz; print('backpropviz.exercise' in sys.modules)"
+    code = "import sys, backpropviz; print('backpropviz.teach.exercise' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"          # loaded on the first call only
 

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import backpropviz as bpv
-from backpropviz.stepper import StepperModel
+from backpropviz.teach.stepper import StepperModel
 
 
 def refused(fn, *fragments):
@@ -220,7 +220,7 @@ def test_any_name_is_refused_clearly_or_drawn_escaped(name):
     for k in range(len(tr) + 1):
         text = bpv.step_text(tr, k)
         text.encode("utf-8")                    # no lone surrogate reaches the output
-    from backpropviz import draw
+    from backpropviz.display import draw
     r = draw.Renderer(tr, layout=draw.Layout(tr, place=False))
     src = r.dot(len(tr))
     assert "<script" not in src.lower() or "&lt;script" in src

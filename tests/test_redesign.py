@@ -1,13 +1,12 @@
 """The bugs found by the redesign (one source of truth), each with a test that failed before it."""
-import importlib
 import types
 
 import numpy as np
 import pytest
 
 import backpropviz as bpv
-from backpropviz import presentation as P
-from backpropviz.stepper import StepperModel
+from backpropviz.display import presentation as P
+from backpropviz.teach.stepper import StepperModel
 
 
 # --- 1. the accumulation step names each user's contribution, in text and TeX -------------------
@@ -118,12 +117,11 @@ def test_gradcheck_of_an_mm_subclass_keeps_its_class():
     assert type(net.with_params({"W[1]": np.eye(2)}).layers[0]) is MyMM
 
 
-# --- 4. import backpropviz.trace as T -----------------------------------------------------------
+# --- 4. bpv.trace is a plain function; its module is backpropviz.core.tracing ----------------
 
-def test_trace_module_and_trace_function():
-    import backpropviz.trace as T
-    assert isinstance(T, types.ModuleType) and T is importlib.import_module("backpropviz.trace")
-    assert T.Trace is bpv.Trace and callable(T.trace)
+def test_trace_function_and_its_module():
+    import backpropviz.core.tracing as T
+    assert bpv.trace is T.trace and bpv.Var is T.Var and not isinstance(bpv.trace, types.ModuleType)
     tr = bpv.trace(lambda z: (z ** 2).sum(), np.array([1.0, 2.0, 3.0]))
     assert tr.loss == 14.0 and T.trace(lambda z: z.sum(), [1.0]).loss == 1.0
 

@@ -8,9 +8,9 @@ import xml.etree.ElementTree as ET
 import numpy as np
 import pytest
 
-from backpropviz.keys import Key
+from backpropviz.core.keys import Key
 import backpropviz as bpv
-from backpropviz import draw
+from backpropviz.display import draw
 
 ENGINES = []
 for _e in ("dot", "graphviz-pure"):

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import backpropviz as bpv
-from backpropviz import expr as E
-from backpropviz import modules as M
-from backpropviz.rules import Context
+from backpropviz.core import expr as E
+from backpropviz.core import modules as M
+from backpropviz.core.rules import Context
 
 RNG = np.random.default_rng(20261128)
 
@@ -97,7 +97,7 @@ def test_rule_text_and_tex_render(cls, batch, kind, which):
 def test_a_wrong_expression_is_caught():
     """The check can fail: a module whose rule text says 2 Wᵀ v while its code computes Wᵀ v is
     found by the same evaluation the rule-table test uses."""
-    from backpropviz.rules import rule
+    from backpropviz.core.rules import rule
 
     class WrongText(M.MM):
         @rule("B1", "(7.63)", (E.W.T @ E.v) * 2)

@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import backpropviz as bpv
-from backpropviz.keys import tex_name
-from backpropviz.presentation import rhs as rule_rhs
-from backpropviz.stepper import StepperModel, parse_array
+from backpropviz.core.keys import tex_name
+from backpropviz.display.presentation import rhs as rule_rhs
+from backpropviz.teach.stepper import StepperModel, parse_array
 
 
 def notes_net():
@@ -560,8 +560,8 @@ def test_a_run_of_predictions_ends_with_a_score(stepper):
 
 # --- the granularity switch: modules ↔ scalar circuit (issue 8) ------------------------------
 
-from backpropviz import circuit as C          # noqa: E402
-from backpropviz.keys import Key               # noqa: E402
+from backpropviz.theory import circuit as C   # noqa: E402
+from backpropviz.core.keys import Key               # noqa: E402
 
 
 def _mapped_traces():
@@ -801,7 +801,7 @@ def test_a_stepper_whose_constructor_fails_leaves_no_widget_open(monkeypatch):
     import gc
     import sys
     from ipywidgets.widgets.widget import _instances
-    from backpropviz import widgets
+    from backpropviz.widgets import stepper as widgets
     unraisable = []
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
     net, x, y = bpv.mlp([2, 3, 1], seed=0), [1.0, 2.0], [1.0]

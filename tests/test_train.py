@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 
 import backpropviz as bpv
-from backpropviz import datasets, labfile
-from backpropviz.check import numerical_grad
-from backpropviz.train import CHECKPOINT_EVERY, Training
+from backpropviz.lab import datasets
+from backpropviz.lab import labfile
+from backpropviz.core.gradcheck import numerical_grad
+from backpropviz.lab.train import CHECKPOINT_EVERY, Training
 
 SENSIBLE = {"two_moons": 0.5, "circles": 0.5, "xor": 0.5, "spirals": 0.5, "linear": 0.5,
             "spirals3": 0.5, "sine": 0.1}
@@ -241,7 +242,7 @@ def test_a_change_of_alpha_alone_keeps_the_epochs_shuffle():
 
 
 def test_checkpoints_are_thinned_and_replays_stay_exact(monkeypatch):
-    from backpropviz import train
+    from backpropviz.lab import train
     d, tr = lab_for("xor", hidden=(4,))
     monkeypatch.setattr(train, "CHECKPOINT_BYTES", 6 * tr._bytes)
     tr.step(1500)
@@ -345,7 +346,7 @@ def test_a_view_on_a_run_that_has_not_started_is_refused():
 def test_a_trace_file_with_a_huge_integer_gives_one_clear_error():
     d, tr = lab_for("xor", hidden=(2,))
     trace = tr.trace_at(1)
-    from backpropviz.record import trace_from_json
+    from backpropviz.core.trace import trace_from_json
     f = json.loads(trace.to_json())
     key = next(iter(f["given"]))
     f["given"][key]["data"][0] = 10**400

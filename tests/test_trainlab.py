@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import backpropviz as bpv
-from backpropviz.trainlab import TrainingLab, parse_hidden
+from backpropviz.widgets.trainlab import TrainingLab, parse_hidden
 
 
 def state(lab):
@@ -286,7 +286,7 @@ def test_a_lab_whose_constructor_fails_closes_cleanly(monkeypatch):
     exception later when Python collects the half-built lab (close() used to raise there)."""
     import gc
     import sys
-    from backpropviz import trainlab
+    from backpropviz.widgets import trainlab
     unraisable = []
     monkeypatch.setattr(sys, "unraisablehook", unraisable.append)
     before = _open_widgets()

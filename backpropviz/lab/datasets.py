@@ -13,8 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import BackpropError
-from .values import whole
+from ..core.errors import BackpropError
+from ..core.checks import whole
 
 
 @dataclass(frozen=True)

@@ -28,7 +28,7 @@ from . import rules as R
 from .errors import BackpropError, shape_str
 from .expr import W, a, b, t, v, y, z
 from .rules import TAG_BACKWARD, TAG_CHAIN, Rule, rule
-from .values import name as checked_name, numeric
+from .checks import name as checked_name, numeric
 
 REGISTRY: dict[str, type] = {}      # class name → class, to read a trace file back
 

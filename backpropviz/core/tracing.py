@@ -1,22 +1,17 @@
 """Tracing: ``bpv.trace(f, x)`` records any composition of modules and ops by running f on traced
 values, then runs (F), (B1), (B2) on the recorded program.
-
-This module is itself callable (``bpv.trace(f, x)``), so ``import backpropviz.trace as T`` gives
-the module (with ``T.trace``, ``T.Var`` and ``T.Trace``) and ``bpv.trace(...)`` still traces.
 """
 from __future__ import annotations
 
 import re
-import sys
-import types
 
 import numpy as np
 
 from . import modules as M
 from .errors import BackpropError, shape_str
 from .program import Recorder, as_input
-from .record import Trace
-from .values import name as checked_name
+from .trace import Trace
+from .checks import name as checked_name
 
 __all__ = ["trace", "Var", "Trace"]
 
@@ -178,13 +173,3 @@ def trace(f, *inputs, names=None) -> Trace:
     prog = rec.program()
     return prog.run({n: rec.values[n] for n in prog.given_names})
 
-
-class _CallableModule(types.ModuleType):
-    """``bpv.trace`` is this module; calling it traces (Python's documented way to customise a
-    module is to set its ``__class__``)."""
-
-    def __call__(self, f, *inputs, names=None) -> Trace:
-        return trace(f, *inputs, names=names)
-
-
-sys.modules[__name__].__class__ = _CallableModule

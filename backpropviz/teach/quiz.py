@@ -10,10 +10,10 @@ import html
 
 import numpy as np
 
-from .errors import BackpropError, shape_words
+from ..core.errors import BackpropError, shape_words
 from .hints import RTOL, ATOL, close, tolerance_text
 from .rebuild import parse_array
-from .text import inline
+from ..display.text import inline
 
 
 def _plain(text) -> str:

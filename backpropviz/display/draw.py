@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import keys as K
-from .errors import BackpropError
-from .keys import Key
+from ..core import keys as K
+from ..core.errors import BackpropError
+from ..core.keys import Key
 from .presentation import Highlight, edge_state, formula, node_state, present
-from .record import Trace
+from ..core.trace import Trace
 from .text import array_lines, shape_text
 
 MAX_NODES = 3000

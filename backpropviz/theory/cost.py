@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import modules as M
-from .errors import BackpropError
-from .record import Trace
+from ..core import modules as M
+from ..core.errors import BackpropError
+from ..core.trace import Trace
 
 __all__ = ["Sweep", "theorem_sweep", "plot_theorem", "fit_through_origin",
            "jacobian_counts", "jacobian_route", "backward_route", "compare_routes", "Routes",
@@ -117,7 +117,7 @@ def theorem_sweep(widths, depth: int = 2, n_in: int = 2, n_out: int = 1,
     does not fill the circuit cache (a circuit of 100,000 operations holds about 400 MB).
     """
     from . import circuit as C
-    from .networks import mlp
+    from ..core.networks import mlp
     rng = np.random.default_rng(seed)
     rows = []
     for w in widths:

@@ -38,15 +38,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import expr as E
-from . import keys as K
-from . import modules as M
-from . import rules as R
-from .check import numerical_grad
-from .errors import BackpropError, shape_str
-from .keys import Key
-from .networks import Sequential
-from .text import fnum, inline
+from ..core import expr as E
+from ..core import keys as K
+from ..core import modules as M
+from ..core import rules as R
+from ..core.gradcheck import numerical_grad
+from ..core.errors import BackpropError, shape_str
+from ..core.keys import Key
+from ..core.networks import Sequential
+from ..display.text import fnum, inline
 
 RTOL, ATOL, EPS = 1e-5, 1e-6, 1e-6
 MARK_LABEL = "disagrees with finite differences"
@@ -255,7 +255,7 @@ class CheckReport:
         learner's numbers."""
         if self.trace is None:
             return None
-        from .draw import render
+        from ..display.draw import render
         pic = render(self.trace, engine=engine, marked=self.marked, mark_label=MARK_LABEL)
         svg = pic.renderer.svg(pic.step, caption=False, marked=self.marked,
                                mark_label=MARK_LABEL)

@@ -13,10 +13,10 @@ import json
 import numpy as np
 
 from . import datasets
-from . import modules as M
-from .errors import BackpropError
-from .networks import Sequential
-from .record import _Bad, _array, _list, _need, _obj, checked_load, read_json
+from ..core import modules as M
+from ..core.errors import BackpropError
+from ..core.networks import Sequential
+from ..core.trace import _Bad, _array, _list, _need, _obj, checked_load, read_json
 from .train import MAX_ITERATIONS, MAX_SEED, Segment, Training, check_lr, describe, work
 
 FORMAT = "backpropviz.lab/1"

@@ -12,8 +12,8 @@ import numpy as np
 from . import modules as M
 from .errors import BackpropError, shape_str
 from .program import Program, Recorder, as_input
-from .record import Trace
-from .values import whole
+from .trace import Trace
+from .checks import whole
 
 
 class Sequential:

@@ -18,13 +18,15 @@ import time
 import ipywidgets as W
 import numpy as np
 
-from . import datasets, labfile
-from . import modules as M
-from .errors import BackpropError
-from .networks import Sequential, mlp
-from .train import MAX_ITERATIONS, MAX_SEED, Training, check_batch, check_lr, describe
-from .values import whole
-from .widgets import ClosesParts, Stepper, shown_in_widget
+from ..lab import datasets
+
+from ..lab import labfile
+from ..core import modules as M
+from ..core.errors import BackpropError
+from ..core.networks import Sequential, mlp
+from ..lab.train import MAX_ITERATIONS, MAX_SEED, Training, check_batch, check_lr, describe
+from ..core.checks import whole
+from .stepper import ClosesParts, Stepper, shown_in_widget
 
 CHUNK_S = 0.3             # seconds of training between two redraws (a redraw takes ~0.1 s)
 GRID = 70                 # the decision-boundary picture is GRID × GRID predictions

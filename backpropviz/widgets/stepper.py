@@ -14,17 +14,17 @@ import html
 import ipywidgets as W
 import numpy as np
 
-from . import keys as K
-from .keys import Key
-from . import modules as M
-from .errors import BackpropError, shape_str
-from .draw import svg_img
-from .hints import tolerance_text
-from .presentation import rhs
-from .rebuild import MAX_EDITABLE_PARAMS, Settings, parse_array, parse_sizes, same_network
-from .stepper import GRANULARITIES, StepperModel
-from .text import array_lines, exact, fnum, summary
-from .values import whole
+from ..core import keys as K
+from ..core.keys import Key
+from ..core import modules as M
+from ..core.errors import BackpropError, shape_str
+from ..display.draw import svg_img
+from ..teach.hints import tolerance_text
+from ..display.presentation import rhs
+from ..teach.rebuild import MAX_EDITABLE_PARAMS, Settings, parse_array, parse_sizes, same_network
+from ..teach.stepper import GRANULARITIES, StepperModel
+from ..display.text import array_lines, exact, fnum, summary
+from ..core.checks import whole
 
 # text MathJax must leave alone (JupyterLab's MathJax 3 honours the first, Voilà's the second)
 NO_MATH = 'class="tex2jax_ignore mathjax_ignore"'
@@ -201,7 +201,7 @@ class GraphView(W.HTML, _Part):
         self._attach(stepper)
 
     def svg(self, caption: bool = False, fit: bool = False) -> str:
-        from .draw import renderer
+        from ..display.draw import renderer
         trace = self.model.trace
         if self._refused[0] is trace:
             raise self._refused[1]

@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import modules as M
-from .errors import BackpropError, shape_str
-from .keys import Key
-from .networks import Sequential, mlp
-from .values import numeric, whole
+from ..core import modules as M
+from ..core.errors import BackpropError, shape_str
+from ..core.keys import Key
+from ..core.networks import Sequential, mlp
+from ..core.checks import numeric, whole
 
 CHECKPOINT_EVERY = 100          # iterations between stored copies of θ (replay cost ≤ this)
 CHECKPOINT_BYTES = 64 * 2**20   # at most this much of them: past it, every other one is dropped

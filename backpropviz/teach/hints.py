@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import keys as K
-from .errors import shape_words
-from . import expr as E
-from .presentation import context, expression, formula
-from .record import StepSpec, Trace
-from .rules import TRANSPOSE
-from .text import fnum
+from ..core import keys as K
+from ..core.errors import shape_words
+from ..core import expr as E
+from ..display.presentation import context, expression, formula
+from ..core.trace import StepSpec, Trace
+from ..core.rules import TRANSPOSE
+from ..display.text import fnum
 
 RTOL, ATOL = 1e-2, 1e-3      # how close a prediction must be (said to the learner)
 

@@ -8,12 +8,12 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import modules as M
-from .errors import BackpropError, shape_str
-from .networks import Sequential, mlp
-from .record import Trace
-from .text import exact, fnum, inline
-from .values import numeric, whole
+from ..core import modules as M
+from ..core.errors import BackpropError, shape_str
+from ..core.networks import Sequential, mlp
+from ..core.trace import Trace
+from ..display.text import exact, fnum, inline
+from ..core.checks import numeric, whole
 
 MAX_EDITABLE_PARAMS = 60
 MAX_SIZE = 64

@@ -66,23 +66,21 @@ from __future__ import annotations
 
 import gc
 import re
-import sys
-import types
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import expr as E
-from . import modules as M
-from . import rules as R
-from .errors import BackpropError
-from .keys import Key
-from .program import Eqn, Program
-from .expr import v, z
-from .record import ModuleInfo, NodeInfo, StepSpec, Trace
-from .rules import rule
+from ..core import expr as E
+from ..core import modules as M
+from ..core import rules as R
+from ..core.errors import BackpropError
+from ..core.keys import Key
+from ..core.program import Eqn, Program
+from ..core.expr import v, z
+from ..core.trace import ModuleInfo, NodeInfo, StepSpec, Trace
+from ..core.rules import rule
 
 __all__ = ["circuit", "Circuit", "Counts", "entry_name", "to_circuit", "to_modules",
            "decomposition_reason", "expand", "Expanded", "expandable", "expanded_step",
@@ -1051,16 +1049,6 @@ def circuit(trace, *args, expand: str | None = None) -> Circuit:
     st = compile_structure(trace)
     val, grad, out = st.values(trace)
     return Circuit(st, trace, val, grad, out)
-
-
-class _CallableModule(types.ModuleType):
-    """``bpv.circuit`` is this module; calling it builds a circuit (as ``bpv.trace`` traces)."""
-
-    def __call__(self, trace, *args, expand=None) -> Circuit:
-        return circuit(trace, *args, expand=expand)
-
-
-sys.modules[__name__].__class__ = _CallableModule
 
 
 # --- module-level steps ↔ circuit steps (the Stepper's granularity switch) --------------------

@@ -98,7 +98,7 @@ def gradcheck(net, *args, eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1
     ``bpv.trace``.
     """
     from .networks import Sequential
-    from .trace import record
+    from .tracing import record
     if isinstance(net, Sequential):
         if len(args) not in (1, 2):
             raise BackpropError("gradcheck(net, x, y): give the input x and the label y")

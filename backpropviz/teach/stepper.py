@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import keys as K
-from .errors import BackpropError, shape_str
+from ..core import keys as K
+from ..core.errors import BackpropError, shape_str
 from .hints import close, hint
-from .networks import Sequential
-from .presentation import StepView, present
+from ..core.networks import Sequential
+from ..display.presentation import StepView, present
 from .rebuild import Rebuilder, parse_array
-from .record import Trace
-from .text import inline
+from ..core.trace import Trace
+from ..display.text import inline
 
 __all__ = ["StepperModel", "parse_array", "GRANULARITIES"]
 
@@ -48,7 +48,7 @@ class StepperModel:
         self._revealed_other: set[int] = set()     # the predictions revealed in the other view
         self._came_from = None       # (kind of switch, (trace, step) switched to, step left)
         self.expanded = None                       # the module shown expanded in place, if any
-        from .circuit import Circuit
+        from ..theory.circuit import Circuit
         if isinstance(net_or_trace, Circuit):      # a circuit: its module-level pass beside it
             self.trace = self.circuit_trace = net_or_trace
             self.module_trace = net_or_trace.source
@@ -71,7 +71,7 @@ class StepperModel:
     @property
     def circuit_reason(self) -> str:
         """Why this pass has no scalar circuit ('' if it has one: every module decomposes)."""
-        from .circuit import decomposition_reason
+        from ..theory.circuit import decomposition_reason
         return decomposition_reason(self.module_trace)
 
     @property
@@ -79,24 +79,24 @@ class StepperModel:
         return self.granularity == GRANULARITIES[1]
 
     def _circuit(self, trace: Trace):
-        from .circuit import circuit
+        from ..theory.circuit import circuit
         return circuit(trace)
 
     def module_step(self) -> int:
         """The module-level step matching the current step (the step itself in the module view)."""
         if self.expanded is not None:
-            from .circuit import unexpanded_step
+            from ..theory.circuit import unexpanded_step
             return unexpanded_step(self.trace, self.step)
         if not self.in_circuit:
             return self.step
-        from .circuit import to_modules
+        from ..theory.circuit import to_modules
         return to_modules(self.trace, self.step)
 
     def set_granularity(self, granularity: str) -> bool:
         """Show the pass as modules or as a scalar circuit, at the matching step; on failure
         (no decomposition, an overflow in a literal formula) ``error`` says why, the view stays
         and False is returned."""
-        from .circuit import to_circuit
+        from ..theory.circuit import to_circuit
         if granularity not in GRANULARITIES:
             self.error = (f"granularity: choose one of {', '.join(GRANULARITIES)}; "
                           f"got {granularity!r}")
@@ -135,14 +135,14 @@ class StepperModel:
     # --- one module expanded in place -----------------------------------------------------------------
     def expandable(self) -> list:
         """The modules of the pass that can be expanded in place (ModuleInfo, in order)."""
-        from .circuit import expandable
+        from ..theory.circuit import expandable
         return expandable(self.module_trace)
 
     def set_expanded(self, module: str | None) -> bool:
         """Show the pass at module level with ``module`` ("M_1") expanded into its atomic
         operations, or (None, "none") every module closed, at the matching step; on failure
         ``error`` says why, the view stays and False is returned."""
-        from .circuit import expand, expanded_step
+        from ..theory.circuit import expand, expanded_step
         module = None if module in (None, "", "none") else module
         if module == self.expanded and (module is not None or not self.in_circuit):
             return True
@@ -253,7 +253,7 @@ class StepperModel:
         step = min(self.module_step(), len(trace))   # the position, where the new trace allows
         self.module_trace, self.circuit_trace = trace, None
         if self.expanded is not None:                # the same module of the new pass, expanded
-            from .circuit import expand, expanded_step
+            from ..theory.circuit import expand, expanded_step
             try:
                 trace = expand(trace, self.expanded)
                 step = expanded_step(trace, step)
@@ -262,7 +262,7 @@ class StepperModel:
                 self.error = f"rebuilt, shown as modules: {e}"
         self.revealed, self._revealed_other = set(), set()
         if self.in_circuit:                          # the circuit of the new pass
-            from .circuit import to_circuit
+            from ..theory.circuit import to_circuit
             try:
                 self.circuit_trace = self._circuit(trace)
                 trace, step = self.circuit_trace, to_circuit(self.circuit_trace, step)

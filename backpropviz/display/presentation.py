@@ -13,10 +13,10 @@ from functools import cached_property
 
 import numpy as np
 
-from . import expr as E
-from . import keys as K
-from .record import StepSpec, Trace
-from .rules import Context
+from ..core import expr as E
+from ..core import keys as K
+from ..core.trace import StepSpec, Trace
+from ..core.rules import Context
 from .text import inline
 
 GIVEN_ORDER = ("input", "param", "label", "const")

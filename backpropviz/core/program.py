@@ -19,8 +19,8 @@ from . import modules as M
 from . import rules as R
 from .errors import BackpropError, shape_str
 from .keys import Key
-from .record import ModuleInfo, NodeInfo, Trace, make_spec
-from .values import numeric
+from .trace import ModuleInfo, NodeInfo, Trace, make_spec
+from .checks import numeric
 
 
 @dataclass(frozen=True)
