@@ -42,7 +42,7 @@ def _inputs(cls, batch):
     return cls(), {"z": z}
 
 
-CLASSES = [c for c in M.REGISTRY.values() if c.rules and c.__module__ == M.__name__
+CLASSES = [c for c in M.REGISTRY.values() if c.rules and M.is_builtin(c)
            and not c.__name__.startswith("_")
            and c not in (M.Activation, M.Loss, M.Op, M.BinaryOp)]
 

@@ -17,6 +17,8 @@ from typing import Callable
 
 import numpy as np
 
+from . import numerics
+
 ATOM, POSTFIX, PREFIX, PRODUCT, SUM = 5, 4, 3, 2, 1
 
 
@@ -250,23 +252,14 @@ class Fn(Expr):
         return self.fn(self.a.eval(env))
 
 
-def _stable_sigmoid(t):
-    return np.exp(-np.logaddexp(0.0, -t))
-
-
-def _softmax(t):
-    e = np.exp(t - t.max(axis=0))
-    return e / e.sum(axis=0)
-
-
 # the functions rules use
 def exp(a): return Fn("exp", r"\exp", np.exp, lift(a))
 def log(a): return Fn("log", r"\log", np.log, lift(a))
 def tanh(a): return Fn("tanh", r"\tanh", np.tanh, lift(a))
 def sin(a): return Fn("sin", r"\sin", np.sin, lift(a))
 def cos(a): return Fn("cos", r"\cos", np.cos, lift(a))
-def sigma(a): return Fn("σ", r"\sigma", _stable_sigmoid, lift(a))
-def softmax(a): return Fn("softmax", r"\operatorname{softmax}", _softmax, lift(a))
+def sigma(a): return Fn("σ", r"\sigma", numerics.sigmoid, lift(a))
+def softmax(a): return Fn("softmax", r"\operatorname{softmax}", numerics.softmax, lift(a))
 def relu(a): return Fn("max", r"\max", lambda x: np.maximum(x, 0.0), lift(a),
                        "max(0, @)", r"\max(0, @)")
 def positive(a): return Fn("1", r"\mathbf{1}", lambda x: (x > 0).astype(float), lift(a),

@@ -20,6 +20,7 @@ from typing import Callable
 import numpy as np
 
 from . import expr as E
+from .numerics import close
 from .expr import Expr
 
 TAG_CHAIN = "(7.58)"
@@ -109,14 +110,9 @@ def collect(cls) -> dict:
 
 # --- slips, shared by the modules' rules ---------------------------------------------------------
 
-def _close(a, b) -> bool:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-2, atol=1e-3))
-
-
 def _transpose_slip(ans, r, want):
     W, v = r["W"], r["v"]
-    if W.shape[0] == W.shape[1] and _close(ans, W @ v):
+    if W.shape[0] == W.shape[1] and close(ans, W @ v):
         return True
     # with W m×n, Wᵀv has the n entries of z; an answer with v's m entries kept v's shape
     return ans.shape != want.shape and (ans.shape == v.shape or ans.shape[::-1] == want.shape)
@@ -126,24 +122,24 @@ TRANSPOSE = Slip("transpose", "A missing or extra transpose: the backward functi
                  "Wᵀ v (7.63), which has the shape of z, not of v.", _transpose_slip)
 OUTER_ORDER = Slip("outer order", "You computed z vᵀ; ∂J/∂W = v zᵀ (7.65): rows follow v "
                    "(one per output), columns follow z (one per input), the shape of W.",
-                   lambda ans, r, want: _close(ans, np.asarray(want).T) and
-                   np.asarray(want).ndim == 2 and not _close(ans, want))
+                   lambda ans, r, want: close(ans, np.asarray(want).T) and
+                   np.asarray(want).ndim == 2 and not close(ans, want))
 FORGOT_SIGMA_PRIME = Slip("forgot σ′", "That is the upstream gradient v itself: you forgot "
-                          "σ'(z) ⊙ v; here {rule}.", lambda ans, r, want: _close(ans, r["v"]))
+                          "σ'(z) ⊙ v; here {rule}.", lambda ans, r, want: close(ans, r["v"]))
 FORGOT_SQUASH = Slip("forgot the squashing", "That works with t itself; the rule squashes t "
                      "first, then subtracts the label: {rule}.",
-                     lambda ans, r, want: _close(ans, r["t"] - r["y"]) or _close(ans, r["t"]))
+                     lambda ans, r, want: close(ans, r["t"] - r["y"]) or close(ans, r["t"]))
 FORGOT_MEAN = Slip("forgot 1/B", "For a batch of B examples J is the mean of the losses, so "
                    "every entry carries a factor 1/B.",
                    lambda ans, r, want: np.ndim(r.get("t", 0)) == 2 and
-                   _close(ans, np.asarray(want) * np.shape(r["t"])[1]))
+                   close(ans, np.asarray(want) * np.shape(r["t"])[1]))
 FORGOT_BATCH_SUM = Slip("forgot Σ over the batch", "b is added to every example of the batch, so "
                         "∂J/∂b sums v over the batch's columns (7.66).",
                         lambda ans, r, want: np.ndim(r["v"]) == 2 and
                         np.shape(ans) == np.shape(r["v"]))
 SUM_USERS = Slip("sum over users", "That is one user's contribution. The value is used by several "
                  "modules: sum the contributions over all its users (7.53).",
-                 lambda ans, r, want: any(_close(ans, c) for k, c in r.items()
+                 lambda ans, r, want: any(close(ans, c) for k, c in r.items()
                                           if k.startswith("c")))
 
 

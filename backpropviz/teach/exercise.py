@@ -43,6 +43,7 @@ from ..core import keys as K
 from ..core import modules as M
 from ..core import rules as R
 from ..core.gradcheck import numerical_grad
+from ..core.numerics import close
 from ..core.errors import BackpropError, shape_str
 from ..core.keys import Key
 from ..core.networks import Sequential
@@ -54,16 +55,11 @@ MARK_LABEL = "disagrees with finite differences"
 
 # --- slips that the rule table does not list (exercises meet them more often than the Stepper) ---
 
-def _close(a, b) -> bool:
-    a, b = np.asarray(a, float), np.asarray(b, float)
-    return a.shape == b.shape and bool(np.allclose(a, b, rtol=1e-2, atol=1e-3))
-
-
 def _forgot_v(ans, r, want):
     v = np.asarray(r["v"], float)
     if np.allclose(v, 1.0) or np.shape(ans) != np.shape(want):
         return False
-    return _close(ans * v, want) and not _close(ans, want)
+    return close(ans * v, want) and not close(ans, want)
 
 
 def _batch_outer(ans, r, want):
@@ -73,7 +69,7 @@ def _batch_outer(ans, r, want):
 
 def _extra_mean(ans, r, want):
     z = np.asarray(r.get("z", 0.0))
-    return np.ndim(z) == 2 and z.shape[1] > 1 and _close(np.asarray(ans) * z.shape[1], want)
+    return np.ndim(z) == 2 and z.shape[1] > 1 and close(np.asarray(ans) * z.shape[1], want)
 
 
 FORGOT_V = R.Slip("forgot v", "Your answer is right up to the factor v: the backward function "
@@ -313,7 +309,7 @@ def _explain(f: FunctionReport) -> list[str]:
                      f"{f.wrt} itself, {shape_str(c.expected)} (§7.4.1)"
                      + (": a missing or extra transpose?" if flipped else "."))
     elif c.error is None:
-        sign = _close(c.got, -c.expected)
+        sign = close(c.got, -c.expected)
         lines.append("  Not quite: " + ("every sign is flipped; " if sign else "")
                      + f"the rule is {c.rule}.")
     if c.rule != f.rule:

@@ -12,19 +12,15 @@ from ..core import keys as K
 from ..core.errors import shape_words
 from ..core import expr as E
 from ..display.presentation import context, expression, formula
+from ..core.numerics import ATOL, RTOL
 from ..core.trace import StepSpec, Trace
 from ..core.rules import TRANSPOSE
 from ..display.text import fnum
 
-RTOL, ATOL = 1e-2, 1e-3      # how close a prediction must be (said to the learner)
 
 
 def tolerance_text() -> str:
     return f"an answer counts as right within {RTOL:.0%} or {ATOL:g} of each entry"
-
-
-def close(got, want) -> bool:
-    return got.shape == want.shape and bool(np.allclose(got, want, rtol=RTOL, atol=ATOL))
 
 
 def symbol_values(trace: Trace, spec: StepSpec) -> dict:

@@ -11,7 +11,8 @@ import html
 import numpy as np
 
 from ..core.errors import BackpropError, shape_words
-from .hints import RTOL, ATOL, close, tolerance_text
+from ..core.numerics import ATOL, RTOL, close
+from .hints import tolerance_text
 from .rebuild import parse_array
 from ..display.text import inline
 

@@ -11,7 +11,8 @@ import numpy as np
 
 from ..core import keys as K
 from ..core.errors import BackpropError, shape_str
-from .hints import close, hint
+from ..core.numerics import close
+from .hints import hint
 from ..core.networks import Sequential
 from ..display.presentation import StepView, present
 from .rebuild import Rebuilder, parse_array

@@ -239,7 +239,7 @@ def _cross_entropy(b, mi, shapes, t, y):
 
 def _index(b, mi, shapes, z):
     """z[i]: the selected entries (identity operations are added for them below)."""
-    _, pos = M._index_from_consts(dict(mi.consts))
+    _, pos = M.index_from_consts(dict(mi.consts))
     return z.ravel()[pos]
 
 
@@ -268,7 +268,7 @@ EXPANDERS = {"MM": _mm, "MatMul": _matmul, "LogisticLoss": _logistic, "SquaredLo
 def _expander(mi: ModuleInfo):
     cls = M.REGISTRY.get(mi.op)
     fn = EXPANDERS.get(mi.op)
-    if fn is None or cls is None or cls.__module__ != M.__name__:
+    if fn is None or cls is None or not M.is_builtin(cls):
         known = ", ".join(sorted(EXPANDERS))
         raise BackpropError(f"circuit: {mi.name} = {mi.label} has no decomposition into atomic "
                             f"operations; modules that have one: {known}")
@@ -1216,7 +1216,7 @@ class _Vector(E.Expr):
 
 
 def _entry_index(c: dict):
-    shape, pos = M._index_from_consts(c)
+    shape, pos = M.index_from_consts(c)
     idx = np.unravel_index(int(pos), shape) if shape else ()
     return shape, int(pos), _sub(tuple(int(i) for i in idx))
 
@@ -1305,7 +1305,7 @@ def _module_of(mi: ModuleInfo, given) -> M.Module:
     elif mi.op == "Power":
         mod = M.Power(consts["p"])
     elif mi.op == "Index":
-        shape, pos = M._index_from_consts(consts)
+        shape, pos = M.index_from_consts(consts)
         mod = M.Index(pos, shape)
     else:
         try:
