@@ -346,7 +346,7 @@ def test_a_view_on_a_run_that_has_not_started_is_refused():
 def test_a_trace_file_with_a_huge_integer_gives_one_clear_error():
     d, tr = lab_for("xor", hidden=(2,))
     trace = tr.trace_at(1)
-    from backpropviz.core.trace import trace_from_json
+    from backpropviz.core.tracefile import trace_from_json
     f = json.loads(trace.to_json())
     key = next(iter(f["given"]))
     f["given"][key]["data"][0] = 10**400

@@ -133,9 +133,6 @@ class Const(Expr):
         return self.value
 
 
-HALF = Const(0.5, "½", r"\tfrac{1}{2}")
-
-
 class Bin(Expr):
     _PREC = {"+": SUM, "−": SUM, "⊙": PRODUCT, "·": PRODUCT, "@": PRODUCT, "/": PRODUCT}
     _TEX = {"+": " + ", "−": " - ", "⊙": r" \odot ", "·": r"\, ", "@": r"\, ", "/": " / "}
@@ -305,14 +302,14 @@ def columns(x):
     return x.reshape(-1, 1) if x.ndim == 1 else x
 
 
-def juxt(x, y) -> Expr:
+def times(x, y) -> Expr:
     """x y written side by side: a scalar factor, as in (σ(t) − y) v."""
     return Bin("·", lift(x), lift(y))
 
 
 def per_example(e) -> Expr:
     """(1/B) e: a batch's loss and its gradients are means over the B examples."""
-    return juxt(Fn("1/", "", lambda n: 1.0 / n, B, "(1/@)", r"\frac{1}{@}"), e)
+    return times(Fn("1/", "", lambda n: 1.0 / n, B, "(1/@)", r"\frac{1}{@}"), e)
 
 
 class Template(Expr):

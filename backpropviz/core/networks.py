@@ -6,6 +6,7 @@ without numbers, and runs the compiled program for every (x, y).
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -174,3 +175,38 @@ def mlp(sizes, activation: str = "relu", loss: str | None = "logistic", seed: in
     net = Sequential(layers, loss_module)
     net.seed = int(seed)
     return net
+
+
+# --- which networks are MLPs (one definition: the lab, its files and the Stepper's controls) ----
+
+@dataclass(frozen=True)
+class MLPShape:
+    """The arguments of ``mlp`` that build a network's architecture (its weights aside)."""
+
+    sizes: tuple[int, ...]
+    activation: str                  # the hidden layers' σ ("relu" where there is none)
+    loss: str | None                 # a name in LOSSES, or None (no loss, or not a standard one)
+    output_activation: str | None
+
+
+def loss_name(loss) -> str | None:
+    """The name under which ``mlp`` builds exactly this loss's class, or None."""
+    return next((k for k, c in M.LOSSES.items() if type(loss) is c), None)
+
+
+def mlp_shape(net: Sequential) -> MLPShape | None:
+    """How ``mlp`` would build net (MM, σ, MM, σ, …, MM, optionally one more σ, all of the
+    classes mlp uses, one hidden σ), or None: a network of other modules, of a learner's
+    subclasses, or with mixed activations is not an MLP that can be rebuilt or saved."""
+    act_names = {cls: k for k, cls in M.ACTIVATIONS.items()}
+    layers = list(net.layers)
+    out_act = act_names.get(type(layers[-1])) if layers else None
+    body = layers[:-1] if out_act else layers
+    mms, acts = body[0::2], body[1::2]
+    if not mms or not all(type(m) is M.MM for m in mms) or len(acts) != len(mms) - 1:
+        return None
+    kinds = {act_names.get(type(a)) for a in acts}
+    if None in kinds or len(kinds) > 1:
+        return None
+    return MLPShape((mms[0].n_in,) + tuple(m.n_out for m in mms),
+                    kinds.pop() if kinds else "relu", loss_name(net.loss), out_act)

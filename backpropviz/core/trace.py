@@ -11,7 +11,6 @@ names, rule kinds and numbers, never text that the program formats.
 """
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 
@@ -20,10 +19,8 @@ import numpy as np
 from . import rules as R
 from .errors import BackpropError
 from .keys import Key
+from .numerics import readonly
 from .modules import REGISTRY
-
-FORMAT = "backpropviz.trace/2"
-
 
 @dataclass(frozen=True)
 class NodeInfo:
@@ -147,10 +144,9 @@ class Step:
         return f"Step({self.number}: {self.spec.phase} {self.spec.tag} {self.spec.writes})"
 
 
-def _readonly(x):
-    if isinstance(x, np.ndarray) and x.flags.writeable:
-        x.flags.writeable = False
-    return x
+def _frozen(x):
+    """A stored value as handed out: the trace's own array, frozen in place (a float as is)."""
+    return readonly(x, copy=False) if isinstance(x, np.ndarray) else x
 
 
 class Trace:
@@ -185,9 +181,9 @@ class Trace:
                             f"use trace.value(name) or trace.grad(name)")
         i = self._where.get(key)
         if i is not None:
-            return _readonly(self._out[i])
+            return _frozen(self._out[i])
         if not key.grad and key.node in self.given:
-            return _readonly(self.given[key.node])
+            return _frozen(self.given[key.node])
         raise KeyError(key)
 
     def __contains__(self, key: Key) -> bool:
@@ -230,6 +226,11 @@ class Trace:
             if m.name == name:
                 return m
         raise BackpropError(f"no module named {name!r}")
+
+    @property
+    def outputs(self) -> tuple:
+        """The value each step writes, in step order (``outputs[k - 1]`` is step k's)."""
+        return tuple(self._out)
 
     @property
     def node_names(self) -> list[str]:
@@ -306,38 +307,26 @@ class Trace:
         return (f"<Trace: {len(self.modules)} modules, {len(self.specs)} steps "
                 f"({self.n_forward} forward), J = {self.loss:.6g}>")
 
-    # --- JSON: data only, standard JSON ---------------------------------------------------------
+    # --- JSON: data only, standard JSON (the format lives in tracefile.py) ---------------------
     def to_dict(self) -> dict:
-        return {
-            "format": FORMAT,
-            "nodes": [[n.name, n.kind, n.module, n.display]
-                      + ([] if n.part_of is None else [[n.part_of[0], n.part_of[1],
-                                                        list(n.part_of[2])]])
-                      for n in self.nodes],
-            "modules": [{"name": m.name, "op": m.op, "inputs": list(m.inputs),
-                         "params": list(m.params), "output": m.output,
-                         "given_name": m.given_name, "consts": [list(c) for c in m.consts]}
-                        for m in self.modules],
-            "steps": [{"phase": s.phase, "kind": s.kind, "module": s.module, "which": s.which,
-                       "writes": s.writes.to_json(),
-                       "subs": [[sym, k.to_json()] for sym, k in s.subs]} for s in self.specs],
-            "given": {k: _arr_json(v) for k, v in self.given.items()},
-            "out": [_arr_json(v) for v in self._out],
-        }
+        from .tracefile import to_dict
+        return to_dict(self)
 
     def to_json(self) -> str:
-        # standard JSON: NaN and ±inf are written as strings, and read back exactly
-        return json.dumps(self.to_dict(), ensure_ascii=False, allow_nan=False)
+        from .tracefile import to_json
+        return to_json(self)
 
     @classmethod
     def from_dict(cls, d: dict) -> "Trace":
         """A trace from its dict form, validated completely (one BackpropError if bad)."""
+        from .tracefile import trace_from_dict
         return trace_from_dict(d)
 
     @classmethod
     def from_json(cls, text: str) -> "Trace":
         """A trace read back from ``to_json``: a file from elsewhere is data, validated
         completely before use; nothing in it is formatted or evaluated."""
+        from .tracefile import trace_from_json
         return trace_from_json(text)
 
     def same_as(self, other: "Trace") -> bool:
@@ -348,227 +337,3 @@ class Trace:
                         for k in self.given)
                 and len(self._out) == len(other._out)
                 and all(np.array_equal(x, y, equal_nan=True) for x, y in zip(self._out, other._out)))
-
-
-def _num_json(x: float):
-    return x if math.isfinite(x) else ("NaN" if x != x else ("Infinity" if x > 0 else "-Infinity"))
-
-
-def _arr_json(x) -> dict:
-    x = np.asarray(x, dtype=float)
-    return {"shape": list(x.shape), "data": [_num_json(float(e)) for e in x.ravel()]}
-
-
-# --- reading a trace file: validated completely, one clear error, nothing half-loaded ----------
-
-MAX_CHARS = 50_000_000          # a trace file larger than this is refused before parsing
-MAX_NUMBERS = 5_000_000         # numbers in all arrays together
-KINDS = ("input", "param", "label", "const", "value", "loss")
-STEP_KINDS = ("F", "seed", "B1", "B2", "acc")
-_SPECIAL = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
-
-
-class _Bad(Exception):
-    pass
-
-
-def _need(cond, where, what):
-    if not cond:
-        raise _Bad(f"{where}: {what}")
-
-
-def _str(x, where, none=False):
-    _need(isinstance(x, str) or (none and x is None), where,
-          "expected a string" + (" or null" if none else "") + f", got {type(x).__name__}")
-    if isinstance(x, str):
-        _need(0 < len(x) <= 200 and x.isprintable(), where,
-              "a name must be 1 to 200 printable characters")
-    return x
-
-
-def _obj(x, keys, where):
-    _need(isinstance(x, dict), where, f"expected an object, got {type(x).__name__}")
-    _need(set(x) == set(keys), where, f"expected the fields {sorted(keys)}, got {sorted(x)}")
-    return x
-
-
-def _list(x, where, n=None):
-    _need(isinstance(x, list), where, f"expected a list, got {type(x).__name__}")
-    _need(n is None or len(x) == n, where, f"expected {n} entries, got {len(x)}")
-    return x
-
-
-def _finite_number(e) -> bool:
-    """A JSON number that is a finite float (an int too large for a float is not)."""
-    return type(e) is float and math.isfinite(e) or type(e) is int and abs(e) <= 1e308
-
-
-def _array(x, where, budget):
-    _obj(x, ("shape", "data"), where)
-    shape, data = _list(x["shape"], where + ".shape"), _list(x["data"], where + ".data")
-    _need(len(shape) <= 2 and all(type(n) is int and 0 <= n <= MAX_NUMBERS for n in shape),
-          where, f"a shape is at most 2 sizes, each a whole number ≥ 0; got {shape}")
-    _need(math.prod(shape) == len(data), where,
-          f"shape {shape} needs {math.prod(shape)} numbers; the file has {len(data)}")
-    budget[0] -= len(data)
-    _need(budget[0] >= 0, where, f"more than {MAX_NUMBERS} numbers in the file")
-    vals = []
-    for e in data:
-        if _finite_number(e):
-            vals.append(float(e))
-        elif isinstance(e, str) and e in _SPECIAL:
-            vals.append(_SPECIAL[e])
-        else:
-            raise _Bad(f"{where}: entries are finite numbers or \"NaN\", \"Infinity\", "
-                       f"\"-Infinity\"; got {str(e)[:20]!r}")
-    a = np.array(vals, dtype=float).reshape(shape)
-    a.flags.writeable = False
-    return a
-
-
-def _key(x, where, names, modules):
-    _list(x, where, 4)
-    node, grad, user, n = x
-    _need(isinstance(node, str) and node in names, where, f"no node named {str(node)[:40]!r}")
-    _need(type(grad) is bool, where, "the gradient flag must be true or false")
-    _need(user is None or (grad and isinstance(user, str) and user in modules), where,
-          f"unknown user {str(user)[:40]!r}")
-    _need(type(n) is int and 0 <= n <= 1000 and (user is not None or n == 0), where,
-          "a contribution count is a whole number (0 without a user)")
-    return Key(node, grad, user, n)
-
-
-def _part_of(x, where):
-    """[module or null, node, [i, j]]: what a scalar circuit's node belongs to."""
-    _list(x, where + ".part_of", 3)
-    index = _list(x[2], where + ".part_of")
-    _need(len(index) <= 2 and all(type(i) is int and 0 <= i <= MAX_NUMBERS for i in index),
-          where, "an entry's index is at most 2 whole numbers ≥ 0")
-    return (_str(x[0], where, True), _str(x[1], where), tuple(index))
-
-
-def checked_load(load, d, what: str):
-    """``load(d)``, a validating reader of data from elsewhere: any failure becomes one
-    BackpropError "not a valid backpropviz {what}: …", and nothing is half-loaded."""
-    try:
-        return load(d)
-    except (_Bad, BackpropError) as e:
-        raise BackpropError(f"not a valid backpropviz {what}: {e}") from None
-    except (TypeError, ValueError, KeyError, IndexError, AttributeError, RecursionError,
-            OverflowError) as e:
-        # a case the checks did not foresee: still one clear error, nothing loaded
-        raise BackpropError(f"not a valid backpropviz {what}: malformed data "
-                            f"({type(e).__name__}: {str(e)[:80]})") from None
-
-
-def read_json(text, what: str, max_chars: int):
-    """A file's text (str or bytes) as standard JSON (no NaN/Infinity literals), at most
-    ``max_chars`` characters; else one BackpropError naming ``what``."""
-    if isinstance(text, (bytes, bytearray, memoryview)):
-        text = bytes(text).decode("utf-8", "replace")
-    if not isinstance(text, str):
-        raise BackpropError(f"a {what} is text; got {type(text).__name__}")
-    if len(text) > max_chars:
-        raise BackpropError(f"not a valid backpropviz {what}: {len(text)} characters, more than "
-                            f"the {max_chars} allowed")
-    try:
-        return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
-    except (ValueError, RecursionError) as e:
-        raise BackpropError(f"not a valid backpropviz {what}: not standard JSON "
-                            f"({str(e)[:80]})") from None
-
-
-def trace_from_dict(d) -> Trace:
-    return checked_load(_load, d, "trace")
-
-
-def trace_from_json(text) -> Trace:
-    return trace_from_dict(read_json(text, "trace", MAX_CHARS))
-
-
-def _load(d) -> Trace:
-    _obj(d, ("format", "nodes", "modules", "steps", "given", "out"), "the file")
-    _need(d["format"] == FORMAT, "format",
-          f"this is {str(d['format'])[:40]!r}; this version of backpropviz reads {FORMAT!r}")
-    nodes = []
-    for i, n in enumerate(_list(d["nodes"], "nodes")):
-        w = f"nodes[{i}]"
-        _list(n, w, 5 if isinstance(n, list) and len(n) == 5 else 4)
-        _need(n[1] in KINDS, w, f"kind must be one of {KINDS}")
-        nodes.append(NodeInfo(_str(n[0], w), n[1], _str(n[2], w, True), _str(n[3], w, True),
-                              _part_of(n[4], w) if len(n) == 5 else None))
-    names = {n.name for n in nodes}
-    _need(len(names) == len(nodes), "nodes", "node names must be unique")
-
-    modules = []
-    for i, m in enumerate(_list(d["modules"], "modules")):
-        w = f"modules[{i}]"
-        _obj(m, ("name", "op", "inputs", "params", "output", "given_name", "consts"), w)
-        ins = tuple(_list(m["inputs"], w + ".inputs"))
-        params = tuple(_list(m["params"], w + ".params"))
-        _need(all(isinstance(x, str) and x in names for x in ins + params + (m["output"],)), w,
-              "refers to unknown nodes")
-        consts = []
-        for c in _list(m["consts"], w + ".consts"):
-            _need(isinstance(c, list) and len(c) == 2 and isinstance(c[0], str)
-                  and _finite_number(c[1]), w, "consts are [name, finite number] pairs")
-            consts.append((c[0], float(c[1])))
-        modules.append(ModuleInfo(_str(m["name"], w), _str(m["op"], w), ins, params,
-                                  m["output"], _str(m["given_name"], w, True), tuple(consts)))
-    by_name = {m.name: m for m in modules}
-    _need(len(by_name) == len(modules), "modules", "module names must be unique")
-
-    budget = [MAX_NUMBERS]
-    given_raw = d["given"]
-    _need(isinstance(given_raw, dict), "given", "expected an object")
-    given = {}
-    for k, x in given_raw.items():
-        _need(k in names, "given", f"no node named {str(k)[:40]!r}")
-        given[k] = _array(x, f"given[{k!r}]", budget)
-
-    specs, known = [], {Key(n) for n in given}
-    for i, s in enumerate(_list(d["steps"], "steps")):
-        w = f"steps[{i}] (step {i + 1})"
-        _obj(s, ("phase", "kind", "module", "which", "writes", "subs"), w)
-        _need(s["kind"] in STEP_KINDS and s["phase"] == ("forward" if s["kind"] == "F"
-                                                         else "backward"), w,
-              "unknown rule kind or phase")
-        _need(s["module"] is None or (isinstance(s["module"], str) and s["module"] in by_name), w,
-              "unknown module")
-        _need(s["which"] is None or type(s["which"]) in (int, str), w, "bad 'which'")
-        mod = by_name.get(s["module"])
-        kind, which = s["kind"], s["which"]
-        _need((mod is None) == (kind in ("seed", "acc")), w, "a module's rule names its module; "
-              "the start and the sums name none")
-        _need(which is None if kind in ("F", "seed", "acc") else
-              (type(which) is int and 0 <= which < len(mod.inputs)) if kind == "B1" else
-              (isinstance(which, str) and mod.cls is not None and which in mod.cls.param_names),
-              w, f"'which' does not fit a {kind} step: {str(which)[:20]!r}")
-        writes = _key(s["writes"], w + ".writes", names, by_name)
-        _need(writes not in known, w, f"{writes} is written twice")
-        subs = []
-        for j, p in enumerate(_list(s["subs"], w + ".subs")):
-            _need(isinstance(p, list) and len(p) == 2 and isinstance(p[0], str)
-                  and p[0].isidentifier(), w, "subs are [symbol, key] pairs")
-            k = _key(p[1], f"{w}.subs[{j}]", names, by_name)
-            _need(k in known, w, f"reads {k}, which is not known before this step")
-            subs.append((p[0], k))
-        try:
-            rule = rule_for(s["kind"], mod.op if mod else None, s["which"])
-        except BackpropError as e:
-            raise _Bad(f"{w}: {e}") from None
-        consts = dict(mod.consts) if mod else {"n": len(subs)}
-        e = rule.expression(R.Context({}, consts))
-        missing = set(e.symbols() if e is not None else ()) - {s for s, _ in subs} - {"B"}
-        _need(not missing, w, f"the rule needs {sorted(missing)}, which the step does not bind")
-        specs.append(make_spec(s["phase"], s["kind"], s["module"], s["which"], writes,
-                               tuple(subs), rule, consts))
-        known.add(writes)
-
-    out = _list(d["out"], "out", len(specs))
-    values = [_array(x, f"out[{i}]", budget) for i, x in enumerate(out)]
-    for s, x in zip(specs, values):
-        if s.writes.grad and s.writes.node in given:
-            _need(x.shape == given[s.writes.node].shape, f"out for {s.writes}",
-                  f"a gradient has the shape of its node {given[s.writes.node].shape}")
-    return Trace(tuple(nodes), tuple(modules), tuple(specs), given, values)

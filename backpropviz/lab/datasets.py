@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..core.errors import BackpropError
+from ..core.numerics import readonly
 from ..core.checks import whole
 
 
@@ -110,7 +111,5 @@ def make(name: str = "two_moons", n: int = 200, noise: float | None = None,
         X = X + noise * rng.normal(size=X.shape)
         Y = y[None, :] if loss == "logistic" else y
         outputs = 1 if loss == "logistic" else int(y.max()) + 1
-    X.flags.writeable = False
-    Y.flags.writeable = False
-    return Dataset(name, X, Y, loss, outputs, {"name": name, "n": n, "noise": float(noise),
+    return Dataset(name, readonly(X, copy=False), readonly(Y, copy=False), loss, outputs, {"name": name, "n": n, "noise": float(noise),
                                                 "seed": int(seed)})

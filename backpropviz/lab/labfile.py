@@ -16,7 +16,7 @@ from . import datasets
 from ..core import modules as M
 from ..core.errors import BackpropError
 from ..core.networks import Sequential
-from ..core.trace import _Bad, _array, _list, _need, _obj, checked_load, read_json
+from ..core.jsonfile import Bad, array, checked_load, list_of, need, obj, read_json
 from .train import MAX_ITERATIONS, MAX_SEED, Segment, Training, check_lr, describe, work
 
 FORMAT = "backpropviz.lab/1"
@@ -78,34 +78,34 @@ def loads(text) -> tuple[Training, dict | None, dict | None]:
 
 
 def _int(x, where, lo, hi):
-    _need(type(x) is int and lo <= x <= hi, where, f"expected a whole number from {lo} to {hi}, "
+    need(type(x) is int and lo <= x <= hi, where, f"expected a whole number from {lo} to {hi}, "
                                                    f"got {str(x)[:30]}")
     return x
 
 
 def _finite(a, where):
-    _need(bool(np.isfinite(a).all()), where, "all numbers must be finite")
+    need(bool(np.isfinite(a).all()), where, "all numbers must be finite")
     return a
 
 
 def _network(d) -> Sequential:
-    _obj(d, ("sizes", "activation", "loss", "theta0"), "network")
-    sizes = _list(d["sizes"], "network.sizes")
-    _need(2 <= len(sizes) <= MAX_LAYERS + 1, "network.sizes", f"2 to {MAX_LAYERS + 1} sizes")
+    obj(d, ("sizes", "activation", "loss", "theta0"), "network")
+    sizes = list_of(d["sizes"], "network.sizes")
+    need(2 <= len(sizes) <= MAX_LAYERS + 1, "network.sizes", f"2 to {MAX_LAYERS + 1} sizes")
     for i, n in enumerate(sizes):
         _int(n, f"network.sizes[{i}]", 1, MAX_WIDTH)
-    _need(sizes[0] <= MAX_FEATURES, "network.sizes", f"at most {MAX_FEATURES} input features")
-    _need(d["activation"] in M.ACTIVATIONS, "network.activation",
+    need(sizes[0] <= MAX_FEATURES, "network.sizes", f"at most {MAX_FEATURES} input features")
+    need(d["activation"] in M.ACTIVATIONS, "network.activation",
           f"one of {', '.join(M.ACTIVATIONS)}")
-    _need(d["loss"] in M.LOSSES, "network.loss", f"one of {', '.join(M.LOSSES)}")
-    theta0 = _obj(d["theta0"], [f"{p}[{i}]" for i in range(1, len(sizes)) for p in "Wb"],
+    need(d["loss"] in M.LOSSES, "network.loss", f"one of {', '.join(M.LOSSES)}")
+    theta0 = obj(d["theta0"], [f"{p}[{i}]" for i in range(1, len(sizes)) for p in "Wb"],
                   "network.theta0")
     budget = [MAX_WIDTH * MAX_WIDTH * MAX_LAYERS * 2]
     layers = []
     for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:]), 1):
-        W = _finite(_array(theta0[f"W[{i}]"], f"network.theta0.W[{i}]", budget), f"W[{i}]")
-        b = _finite(_array(theta0[f"b[{i}]"], f"network.theta0.b[{i}]", budget), f"b[{i}]")
-        _need(W.shape == (n_out, n_in) and b.shape == (n_out,), f"network.theta0 layer {i}",
+        W = _finite(array(theta0[f"W[{i}]"], f"network.theta0.W[{i}]", budget), f"W[{i}]")
+        b = _finite(array(theta0[f"b[{i}]"], f"network.theta0.b[{i}]", budget), f"b[{i}]")
+        need(W.shape == (n_out, n_in) and b.shape == (n_out,), f"network.theta0 layer {i}",
               f"W[{i}] must be {n_out}×{n_in} and b[{i}] of {n_out}; got {W.shape}, {b.shape}")
         layers.append(M.MM(W, b))
         if i < len(sizes) - 1:
@@ -114,78 +114,78 @@ def _network(d) -> Sequential:
 
 
 def _data(d, net):
-    _need(isinstance(d, dict) and set(d) in ({"recipe"}, {"X", "Y"}), "data",
+    need(isinstance(d, dict) and set(d) in ({"recipe"}, {"X", "Y"}), "data",
           "expected {\"recipe\": …} or {\"X\": …, \"Y\": …}")
     if "recipe" in d:
-        r = _obj(d["recipe"], ("name", "n", "noise", "seed"), "data.recipe")
-        _need(r["name"] in datasets.MAKERS, "data.recipe.name",
+        r = obj(d["recipe"], ("name", "n", "noise", "seed"), "data.recipe")
+        need(r["name"] in datasets.MAKERS, "data.recipe.name",
               f"one of {', '.join(datasets.MAKERS)}")
         _int(r["n"], "data.recipe.n", 4, datasets.MAX_POINTS)
         _int(r["seed"], "data.recipe.seed", 0, MAX_SEED)
-        _need(type(r["noise"]) in (int, float) and 0 <= r["noise"] <= 1, "data.recipe.noise",
+        need(type(r["noise"]) in (int, float) and 0 <= r["noise"] <= 1, "data.recipe.noise",
               "a number from 0 to 1")
         ds = datasets.make(r["name"], r["n"], float(r["noise"]), r["seed"])
         return ds.X, ds.Y, dict(r)
     budget = [datasets.MAX_POINTS * (MAX_FEATURES + MAX_WIDTH)]
-    X = _finite(_array(d["X"], "data.X", budget), "data.X")
-    Y = _finite(_array(d["Y"], "data.Y", budget), "data.Y")
+    X = _finite(array(d["X"], "data.X", budget), "data.X")
+    Y = _finite(array(d["Y"], "data.Y", budget), "data.Y")
     return X, Y, None
 
 
 def _view(v):
     if v is None:
         return None
-    _obj(v, ("iteration", "example", "step"), "view")
+    obj(v, ("iteration", "example", "step"), "view")
     return {k: _int(v[k], f"view.{k}", 0, 10**9) for k in ("iteration", "example", "step")}
 
 
 def _load(d):
-    _obj(d, ("format", "network", "data", "training", "theta", "view"), "the file")
-    _need(d["format"] == FORMAT, "format",
+    obj(d, ("format", "network", "data", "training", "theta", "view"), "the file")
+    need(d["format"] == FORMAT, "format",
           f"this is {str(d['format'])[:40]!r}; this version of backpropviz reads {FORMAT!r}")
     net = _network(d["network"])
     X, Y, recipe = _data(d["data"], net)
-    tr_d = _obj(d["training"], ("seed", "iteration", "segments"), "training")
+    tr_d = obj(d["training"], ("seed", "iteration", "segments"), "training")
     seed = _int(tr_d["seed"], "training.seed", 0, MAX_SEED)
     t = _int(tr_d["iteration"], "training.iteration", 0, MAX_ITERATIONS)
-    segs = _list(tr_d["segments"], "training.segments")
-    _need(1 <= len(segs) <= 1000, "training.segments", "1 to 1000 segments")
+    segs = list_of(tr_d["segments"], "training.segments")
+    need(1 <= len(segs) <= 1000, "training.segments", "1 to 1000 segments")
     parsed = []
     for i, s in enumerate(segs):
         w = f"training.segments[{i}]"
-        _list(s, w, 3)
+        list_of(s, w, 3)
         start = _int(s[0], w + " start", 1, t + 1)
-        _need(start == 1 if i == 0 else start > parsed[-1][0], w,
+        need(start == 1 if i == 0 else start > parsed[-1][0], w,
               "segments start at iteration 1 and in increasing order")
-        _need(type(s[1]) in (int, float), w, "the learning rate must be a number")
+        need(type(s[1]) in (int, float), w, "the learning rate must be a number")
         try:
             lr = check_lr(s[1])
         except BackpropError as e:
-            raise _Bad(f"{w}: {e}") from None
+            raise Bad(f"{w}: {e}") from None
         parsed.append((start, lr, _int(s[2], w + " batch", 1, X.shape[1])))
     view = _view(d["view"])
     tr = Training(net, X, Y, lr=parsed[0][1], batch=parsed[0][2], seed=seed)
     # everything is checked before the replay, the only slow part
-    theta = _obj(d["theta"], list(tr.params), "theta")
+    theta = obj(d["theta"], list(tr.params), "theta")
     budget = [MAX_WIDTH * MAX_WIDTH * MAX_LAYERS * 2]
     theirs = {}
     for p, mine in tr.params.items():
-        theirs[p] = _finite(_array(theta[p], f"theta.{p}", budget), f"theta.{p}")
-        _need(theirs[p].shape == mine.shape, f"theta.{p}", f"shape {list(mine.shape)} expected")
+        theirs[p] = _finite(array(theta[p], f"theta.{p}", budget), f"theta.{p}")
+        need(theirs[p].shape == mine.shape, f"theta.{p}", f"shape {list(mine.shape)} expected")
     if view is not None:
-        _need(1 <= view["iteration"] <= t, "view.iteration", f"an iteration from 1 to {t}")
-        _need(view["step"] <= len(tr.program.specs), "view.step",
+        need(1 <= view["iteration"] <= t, "view.iteration", f"an iteration from 1 to {t}")
+        need(view["step"] <= len(tr.program.specs), "view.step",
               f"a step from 0 to {len(tr.program.specs)}")
     tr.segments = [Segment(*p) for p in parsed]
-    _need(tr.batch_size_at(view["iteration"]) > view["example"] if view else True,
+    need(tr.batch_size_at(view["iteration"]) > view["example"] if view else True,
           "view.example", "a position in that iteration's batch")
     cost = work(tr.segments, t, sum(v.size for v in tr.params.values()))
-    _need(cost <= MAX_WORK, "training", f"replaying {t} iterations would take {cost:.2g} "
+    need(cost <= MAX_WORK, "training", f"replaying {t} iterations would take {cost:.2g} "
                                         f"multiply-adds, more than the {MAX_WORK:.0g} allowed")
     tr.step(t)                              # the replay, with the file's settings in force
     for p, mine in tr.params.items():
         scale = max(1.0, float(np.abs(mine).max()))
-        _need(float(np.abs(theirs[p] - mine).max()) <= MATCH * scale, f"theta.{p}",
+        need(float(np.abs(theirs[p] - mine).max()) <= MATCH * scale, f"theta.{p}",
               f"replaying the file's {t} iterations does not give its weights (edited by hand, "
               f"or saved by another version?)")
     tr._set_params(theirs)                   # exactly what the learner saw

@@ -18,7 +18,8 @@ import numpy as np
 from ..core import modules as M
 from ..core.errors import BackpropError, shape_str
 from ..core.keys import Key
-from ..core.networks import Sequential, mlp
+from ..core.numerics import readonly
+from ..core.networks import Sequential, mlp, mlp_shape
 from ..core.checks import numeric, whole
 
 CHECKPOINT_EVERY = 100          # iterations between stored copies of θ (replay cost ≤ this)
@@ -98,13 +99,7 @@ def check_data(net: Sequential, X, Y) -> tuple[np.ndarray, np.ndarray]:
     t = np.empty(net._output_shape(X))
     where = f"M_{len(net.modules)} = {net.loss.label}: the labels Y"
     Y = net.loss.check_label(t, Y, where)
-    return _ro(X), _ro(Y)
-
-
-def _ro(a: np.ndarray) -> np.ndarray:
-    a = np.array(a, dtype=float)
-    a.flags.writeable = False
-    return a
+    return readonly(X), readonly(Y)
 
 
 @dataclass
@@ -383,21 +378,12 @@ def work(segments, t: int, n_params: int) -> float:
 
 
 def describe(net: Sequential) -> dict | None:
-    """An MLP's recipe {sizes, activation, loss} if net is one (MM, σ, MM, σ, …, MM), else None."""
-    layers = net.layers
-    mms = layers[0::2]
-    acts = layers[1::2]
-    if not mms or not all(isinstance(m, M.MM) for m in mms) or len(acts) != len(mms) - 1:
+    """An MLP's recipe {sizes, activation, loss} if ``mlp`` builds net with a standard loss and no
+    output activation (what a lab can rebuild and save), else None (see networks.mlp_shape)."""
+    shape = mlp_shape(net)
+    if shape is None or shape.loss is None or shape.output_activation is not None:
         return None
-    names = {cls: k for k, cls in M.ACTIVATIONS.items()}
-    kinds = {names.get(type(a)) for a in acts}
-    if None in kinds or len(kinds) > 1:
-        return None
-    loss = next((k for k, c in M.LOSSES.items() if type(net.loss) is c), None)
-    if loss is None:
-        return None
-    return {"sizes": [mms[0].n_in] + [m.n_out for m in mms],
-            "activation": kinds.pop() if kinds else "relu", "loss": loss}
+    return {"sizes": list(shape.sizes), "activation": shape.activation, "loss": shape.loss}
 
 
 __all__ = ["Training", "Segment", "History", "check_lr", "check_batch", "check_data", "describe",

@@ -10,7 +10,7 @@ import numpy as np
 
 from ..core import modules as M
 from ..core.errors import BackpropError, shape_str
-from ..core.networks import Sequential, mlp
+from ..core.networks import Sequential, loss_name, mlp, mlp_shape
 from ..core.trace import Trace
 from ..display.text import exact, fnum, inline
 from ..core.checks import numeric, whole
@@ -73,32 +73,13 @@ def parse_sizes(text: str, keep: tuple = ()) -> tuple:
     return sizes
 
 
-def _arch(net: Sequential):
-    """(sizes, hidden activation, output activation) of an MLP-shaped network, else None.
-
-    MLP-shaped means what ``mlp`` builds: MM, σ, MM, σ, …, MM, optionally one more σ.
-    """
-    layers, name = net.layers, lambda m: type(m).__name__.lower()
-    out_act = name(layers[-1]) if isinstance(layers[-1], M.Activation) else None
-    body = layers[:-1] if out_act else layers
-    mms, acts = body[0::2], body[1::2]
-    if not mms or not all(type(m) is M.MM for m in mms) or len(acts) != len(mms) - 1 or \
-            not all(isinstance(a, M.Activation) and name(a) == name(acts[0]) for a in acts):
-        return None
-    if out_act not in (None, *M.ACTIVATIONS) or any(name(a) not in M.ACTIVATIONS for a in acts):
-        return None
-    sizes = (mms[0].n_in,) + tuple(m.n_out for m in mms)
-    return sizes, name(acts[0]) if acts else "relu", out_act
-
-
 def fixed_reason(net: Sequential, x) -> str:
     """Why the controls cannot describe this network or example ('' if they can)."""
-    loss = next((k for k, c in M.LOSSES.items() if type(net.loss) is c), None)
     return ("the controls describe one example, not a batch" if np.ndim(x) != 1
             else "the controls rebuild networks with one of the three standard losses"
-            if loss is None
+            if loss_name(net.loss) is None
             else "the controls rebuild MLPs made of MM and one activation (this network has "
-                 "other modules, such as one of your own)" if _arch(net) is None else "")
+                 "other modules, such as one of your own)" if mlp_shape(net) is None else "")
 
 
 class Rebuilder:
@@ -110,10 +91,9 @@ class Rebuilder:
         self.settings: Settings | None = None
         self.reason = fixed_reason(net, x)
         if not self.reason:
-            sizes, act, out_act = _arch(net)
-            loss = next(k for k, c in M.LOSSES.items() if type(net.loss) is c)
-            self.settings = Settings(x, np.ravel(trace.value("y")), sizes, act,
-                                     loss, getattr(net, "seed", 0), out_act)
+            shape = mlp_shape(net)
+            self.settings = Settings(x, np.ravel(trace.value("y")), shape.sizes, shape.activation,
+                                     shape.loss, getattr(net, "seed", 0), shape.output_activation)
 
     def rebuild(self, weights: dict | None = None, keep_net: bool = False, fresh: bool = False,
                 **changes) -> Trace:

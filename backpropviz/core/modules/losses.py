@@ -75,7 +75,7 @@ class SquaredLoss(Loss):
         d = t - y
         return np.asarray(0.5 * np.vdot(d, d) / batch_size(t))
 
-    @rule("B1", "(§7.4.3)", _mean(E.juxt(t - y, v)), slips=(R.FORGOT_MEAN,))
+    @rule("B1", "(§7.4.3)", _mean(E.times(t - y, v)), slips=(R.FORGOT_MEAN,))
     def backward(self, t, y, v=1.0):
         y = self._label(t, y)
         scale = float(v) / batch_size(t)   # v = ∂J/∂J, one number
@@ -106,7 +106,7 @@ class LogisticLoss(Loss):
         # log(1+e^t) = logaddexp(0, t): no overflow for large t, no log(0) for very negative t.
         return np.asarray((np.logaddexp(0.0, t) - y * t).sum() / batch_size(t))
 
-    @rule("B1", "(7.70)", _mean(E.juxt(E.sigma(t) - y, v)),
+    @rule("B1", "(7.70)", _mean(E.times(E.sigma(t) - y, v)),
           slips=(R.FORGOT_SQUASH, R.FORGOT_MEAN))
     def backward(self, t, y, v=1.0):
         y = self._label(t, y)
@@ -148,7 +148,7 @@ class CrossEntropyLoss(Loss):
         lse = m + np.log(np.exp(t - m).sum(axis=0))
         return np.asarray((lse - (y * t).sum(axis=0)).sum() / batch_size(t))
 
-    @rule("B1", "(7.71)", _mean(E.juxt(E.softmax(t) - y, v)),
+    @rule("B1", "(7.71)", _mean(E.times(E.softmax(t) - y, v)),
           slips=(R.FORGOT_SQUASH, R.FORGOT_MEAN))
     def backward(self, t, y, v=1.0):
         y = self._label(t, y)

@@ -107,14 +107,14 @@ class MatMul(BinaryOp):
     def forward(self, a, b):
         return a @ b
 
-    @rule("B1", TAG_CHAIN, lambda c: (E.juxt(v, b) if c.ndim("b") == 1 else b @ v)
+    @rule("B1", TAG_CHAIN, lambda c: (E.times(v, b) if c.ndim("b") == 1 else b @ v)
           if c.ndim("a") == 1 else v @ b.T, input=0)
     def grad_a(self, a, b, v):
         if a.ndim == 1:
             return v * b if b.ndim == 1 else b @ v
         return np.outer(v, b) if b.ndim == 1 else v @ b.T
 
-    @rule("B1", TAG_CHAIN, lambda c: (E.juxt(v, a) if c.ndim("b") == 1 else a @ v.T)
+    @rule("B1", TAG_CHAIN, lambda c: (E.times(v, a) if c.ndim("b") == 1 else a @ v.T)
           if c.ndim("a") == 1 else a.T @ v, input=1)
     def grad_b(self, a, b, v):
         if a.ndim == 1:
@@ -178,6 +178,6 @@ class Sum(Op):
     def forward(self, z):
         return np.asarray(z.sum())
 
-    @rule("B1", TAG_CHAIN, E.juxt(v, E.ones_like("z")))
+    @rule("B1", TAG_CHAIN, E.times(v, E.ones_like("z")))
     def backward(self, z, v):
         return np.full(z.shape, float(v))
