@@ -1,6 +1,5 @@
 """The rule table: each rule's expression (the text and TeX a learner reads) computes what the
 module's hand-written code computes, on random inputs; its text and TeX render."""
-import ast
 import pathlib
 import re
 
@@ -118,38 +117,10 @@ def test_every_tag_of_the_module_rules_is_one_of_the_notes():
                     "(§7.4.3)"}
 
 
-def test_the_package_has_no_import_cycle():
-    pkg = pathlib.Path(bpv.__file__).parent
-    graph = {}
-    for f in pkg.glob("*.py"):
-        deps = set()
-        for node in ast.walk(ast.parse(f.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.level == 1:
-                if node.module:
-                    deps.add(node.module.split(".")[0])
-                else:
-                    deps.update(a.name for a in node.names)
-        graph[f.stem] = deps - {f.stem}
-    graph.pop("__init__")
-    seen, stack = set(), []
-
-    def visit(m):
-        assert m not in stack, "import cycle: " + " → ".join(stack[stack.index(m):] + [m])
-        if m in seen:
-            return
-        stack.append(m)
-        for d in graph.get(m, ()):
-            visit(d)
-        stack.pop()
-        seen.add(m)
-    for m in graph:
-        visit(m)
-
-
 def test_key_strings_are_built_in_one_file():
     """No file but keys.py glues together gradient-key text ('∂J/∂' + name, ' via ')."""
     pkg = pathlib.Path(bpv.__file__).parent
-    for f in pkg.glob("*.py"):
+    for f in pkg.rglob("*.py"):
         if f.name == "keys.py":
             continue
         src = f.read_text()
