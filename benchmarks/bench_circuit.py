@@ -25,7 +25,8 @@ import numpy as np
 
 sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
 import backpropviz as bpv  # noqa: E402
-from backpropviz import circuit as C  # noqa: E402
+from backpropviz.theory import circuit as C  # noqa: E402
+from backpropviz.theory import engine  # noqa: E402
 
 SIZES = [2, 16, 16, 1]
 REPEATS = 7
@@ -123,8 +124,7 @@ def speed_table():
     def circuit(x, y):
         return C.circuit(net.backprop(x, y))
 
-    C._CACHE.clear()
-    C._RECENT.clear()
+    engine.clear_caches()
     t = time.perf_counter()
     c = circuit(x0, y0)
     first = (time.perf_counter() - t) * 1e6
@@ -154,11 +154,11 @@ def breakdown(net, x, y):
     """Where one example's time goes (µs, medians): the module-level pass, finding the cached
     structure, the forward groups, the backward groups, and gathering the steps' numbers."""
     tr = net.backprop(x, y)
-    st = C.compile_structure(tr)
+    st = engine.compile_structure(tr)
     val, grad, _ = st.values(tr)
     cval = np.empty(st.n_slots)
     parts = {"module-level trace": one(net.backprop, (x, y)),
-             "find the structure": one(C.compile_structure, (tr,))}
+             "find the structure": one(engine.compile_structure, (tr,))}
     parts["given numbers into one array"] = one(lambda: np.concatenate(
         [np.ravel(tr.given[n]) for n, _ in st.given_layout]), ())
     parts[f"forward: {len(st.run)} groups"] = one(lambda: [r.forward(val) for r in st.run], ())
@@ -178,8 +178,7 @@ def sweep():
     for w in (4, 16, 32, 64, 128, 220):
         net = bpv.mlp([16, w, w, 1], activation="relu", loss="logistic", seed=0)
         tr = net.backprop(np.ones(16), 1.0)
-        C._CACHE.clear()
-        C._RECENT.clear()
+        engine.clear_caches()
         t = time.perf_counter()
         c = C.circuit(tr)                       # structure and values
         build = time.perf_counter() - t

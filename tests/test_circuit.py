@@ -12,6 +12,8 @@ import pytest
 
 import backpropviz as bpv
 from backpropviz.theory import circuit as C
+from backpropviz.theory import engine
+from backpropviz.theory import expand as X
 from backpropviz.display import draw
 from backpropviz.core.modules import Index
 
@@ -181,6 +183,10 @@ def test_the_structure_is_compiled_once_per_graph_and_shapes():
     assert C.circuit(loaded).structure is a.structure       # found by the graph, not identity
     assert C.circuit(net, np.array([1.0, 2.0]), 1.0).same_as(a)
     assert C.circuit(a) is a
+    engine.clear_caches(a.source)                             # a cold start: built again
+    cold = C.circuit(a.source)
+    assert cold.structure is not a.structure and cold.same_as(a)
+    assert C.circuit(a.source).structure is cold.structure
 
 
 # --- exact operation counts ------------------------------------------------------------------
@@ -514,7 +520,7 @@ def test_expanding_one_module_keeps_the_rest_and_the_gradients(loss, batch):
     grads = module_level_grads(tr)
     for mi in tr.modules:
         x = C.circuit(tr, expand=mi.name)
-        assert isinstance(x, C.Expanded) and x.source is tr and x.expanded == mi.name
+        assert isinstance(x, X.Expanded) and x.source is tr and x.expanded == mi.name
         for name, g in grads.items():                      # every module-level gradient
             np.testing.assert_allclose(x.grad(name), g, rtol=1e-10, atol=1e-13, err_msg=name)
         for n in tr.nodes:                                 # every module-level node and value
@@ -533,18 +539,18 @@ def test_expanding_one_module_keeps_the_rest_and_the_gradients(loss, batch):
         # the step maps keep the place and the phase
         nf = tr.n_forward
         for k in range(len(tr) + 1):
-            j = C.expanded_step(x, k)
+            j = X.expanded_step(x, k)
             assert 0 <= j <= len(x) and (j <= x.n_forward) == (k <= nf)
-            assert C.unexpanded_step(x, j) <= k or k == 0
+            assert X.unexpanded_step(x, j) <= k or k == 0
         for j in range(len(x) + 1):
-            k = C.unexpanded_step(x, j)
+            k = X.unexpanded_step(x, j)
             assert 0 <= k <= len(tr) and (k <= nf) == (j <= x.n_forward)
 
 
 def test_expanded_mm_reads_as_the_notes_write_it_and_survives_json():
     net = bpv.mlp([2, 2, 1], seed=0)
     tr = net.backprop(np.array([1.0, -2.0]), 1.0)
-    x = C.expand(tr, "M_1")
+    x = X.expand(tr, "M_1")
     from backpropviz.display import presentation as P
     text = "\n".join(P.step_text(x, k) for k in range(1, len(x) + 1))
     assert "u[0]₂ = (u[0])₂" in text and "u[1] = [u[1]₁, u[1]₂]" in text
@@ -563,5 +569,5 @@ def test_expanded_mm_reads_as_the_notes_write_it_and_survives_json():
 def test_expand_refuses_clearly():
     tr = bpv.mlp([2, 2, 1], seed=0).backprop(np.array([1.0, -2.0]), 1.0)
     with pytest.raises(bpv.BackpropError, match="no module named 'M_9'"):
-        C.expand(tr, "M_9")
-    assert C.expand(C.circuit(tr), "M_2").source is tr          # from a circuit: its source
+        X.expand(tr, "M_9")
+    assert X.expand(C.circuit(tr), "M_2").source is tr          # from a circuit: its source

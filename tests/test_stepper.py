@@ -561,6 +561,7 @@ def test_a_run_of_predictions_ends_with_a_score(stepper):
 # --- the granularity switch: modules ↔ scalar circuit (issue 8) ------------------------------
 
 from backpropviz.theory import circuit as C   # noqa: E402
+from backpropviz.theory import expand as XP   # noqa: E402
 from backpropviz.core.keys import Key               # noqa: E402
 
 
@@ -753,8 +754,8 @@ def test_expanding_a_module_in_the_stepper_keeps_the_place(stepper):
         s.move(k)
         drop.value = "M_1"
         m = s.model
-        assert isinstance(m.trace, C.Expanded) and m.expanded == "M_1"
-        assert s.step == (len(m.trace) if k == n else C.expanded_step(m.trace, k))
+        assert isinstance(m.trace, XP.Expanded) and m.expanded == "M_1"
+        assert s.step == (len(m.trace) if k == n else XP.expanded_step(m.trace, k))
         assert (s.step <= m.trace.n_forward) == (k <= tr.n_forward)
         assert s.slider.max == len(m.trace) and f'data-step="{s.step}"' in s.graph.value
         assert bar.toggle.value == "modules"
@@ -778,7 +779,7 @@ def test_expanded_view_survives_a_rebuild(stepper):
     s.granularity.expand.value = "M_1"
     assert s.model.rebuild(seed=3)
     m = s.model
-    assert isinstance(m.trace, C.Expanded) and m.trace.source is m.module_trace
+    assert isinstance(m.trace, XP.Expanded) and m.trace.source is m.module_trace
     assert 0 <= s.step <= len(m.trace) and s.granularity.expand.value == "M_1"
 
 

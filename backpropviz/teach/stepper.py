@@ -86,7 +86,7 @@ class StepperModel:
     def module_step(self) -> int:
         """The module-level step matching the current step (the step itself in the module view)."""
         if self.expanded is not None:
-            from ..theory.circuit import unexpanded_step
+            from ..theory.expand import unexpanded_step
             return unexpanded_step(self.trace, self.step)
         if not self.in_circuit:
             return self.step
@@ -136,14 +136,14 @@ class StepperModel:
     # --- one module expanded in place -----------------------------------------------------------------
     def expandable(self) -> list:
         """The modules of the pass that can be expanded in place (ModuleInfo, in order)."""
-        from ..theory.circuit import expandable
+        from ..theory.expand import expandable
         return expandable(self.module_trace)
 
     def set_expanded(self, module: str | None) -> bool:
         """Show the pass at module level with ``module`` ("M_1") expanded into its atomic
         operations, or (None, "none") every module closed, at the matching step; on failure
         ``error`` says why, the view stays and False is returned."""
-        from ..theory.circuit import expand, expanded_step
+        from ..theory.expand import expand, expanded_step
         module = None if module in (None, "", "none") else module
         if module == self.expanded and (module is not None or not self.in_circuit):
             return True
@@ -254,7 +254,7 @@ class StepperModel:
         step = min(self.module_step(), len(trace))   # the position, where the new trace allows
         self.module_trace, self.circuit_trace = trace, None
         if self.expanded is not None:                # the same module of the new pass, expanded
-            from ..theory.circuit import expand, expanded_step
+            from ..theory.expand import expand, expanded_step
             try:
                 trace = expand(trace, self.expanded)
                 step = expanded_step(trace, step)

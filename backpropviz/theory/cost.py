@@ -75,10 +75,6 @@ class Sweep:
     def seconds_per_operation(self) -> float:
         return fit_through_origin(self.N, self.time)
 
-    @property
-    def total_time(self) -> float:
-        return float(np.sum(self.time) + np.sum(self.time_numbers))
-
     def table(self, times: bool = False) -> str:
         """The rows as text; without times (the default) it is the same on every machine."""
         head = f"{'network':<18} {'N':>9} {'backward':>9} {'backward/N':>11}"
@@ -116,8 +112,9 @@ def theorem_sweep(widths, depth: int = 2, n_in: int = 2, n_out: int = 1,
     dropped first, so ``time`` includes compiling it; it is dropped again afterwards, so a sweep
     does not fill the circuit cache (a circuit of 100,000 operations holds about 400 MB).
     """
-    from . import circuit as C
     from ..core.networks import mlp
+    from .circuit import circuit
+    from .engine import clear_caches
     rng = np.random.default_rng(seed)
     rows = []
     for w in widths:
@@ -131,21 +128,18 @@ def theorem_sweep(widths, depth: int = 2, n_in: int = 2, n_out: int = 1,
             yshape = (sizes[-1],) if batch is None else (sizes[-1], batch)
             y = (rng.random(yshape) < 0.5).astype(float)
         tr = net.backprop(x, y)
-        key = C.structure_key(tr) if cold else None
         if cold:
-            C._CACHE.pop(key, None)
-            C._RECENT.pop(id(tr.specs), None)
+            clear_caches(tr)
         t0 = time.perf_counter()
-        c = C.circuit(tr)
+        c = circuit(tr)
         t1 = time.perf_counter()
-        C.circuit(tr)
+        circuit(tr)
         t2 = time.perf_counter()
         counts = c.counts
         rows.append((sizes, counts.forward, counts.backward, t1 - t0, t2 - t1))
         del c
         if cold:
-            C._CACHE.pop(key, None)
-            C._RECENT.pop(id(tr.specs), None)
+            clear_caches(tr)
     if not rows:
         raise BackpropError("theorem_sweep: give at least one width")
     sizes, N, B, T, TN = zip(*rows)

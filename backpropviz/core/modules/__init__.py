@@ -23,6 +23,7 @@ from .losses import LOSSES, CrossEntropyLoss, Loss, LogisticLoss, SquaredLoss
 from .ops import (Add, BinaryOp, Cos, Div, Exp, Log, MatMul, Mul, Op, Power, Sin, Sub, Sum, binary,
                   elementwise)
 from .index import Index, index_from_consts, index_text
+from .routing import Entry, Stack
 
 
 
@@ -35,4 +36,4 @@ __all__ = ["REGISTRY", "Module", "batch_size", "frozen", "ACTIVATIONS", "MM", "A
            "Identity", "ReLU", "Sigmoid", "Tanh", "LOSSES", "CrossEntropyLoss", "Loss",
            "LogisticLoss", "SquaredLoss", "Add", "BinaryOp", "Cos", "Div", "Exp", "Log", "MatMul",
            "Mul", "Op", "Power", "Sin", "Sub", "Sum", "binary", "elementwise", "Index",
-           "index_from_consts", "index_text", "is_builtin"]
+           "index_from_consts", "index_text", "Entry", "Stack", "is_builtin"]
