@@ -42,7 +42,8 @@ class GradcheckReport:
 
     @property
     def ok(self) -> bool:
-        return all(r.ok for r in self.rows)
+        """Every row agrees, and there is at least one: a check that compared nothing fails."""
+        return bool(self.rows) and all(r.ok for r in self.rows)
 
     def __bool__(self):
         return self.ok
@@ -53,6 +54,8 @@ class GradcheckReport:
             shape = "×".join(map(str, r.shape)) or "scalar"
             lines.append(f"{'ok' if r.ok else '!!':3}{r.name:<10}{shape:>8}"
                          f"{r.max_abs_err:>14.2e}{r.max_rel_err:>14.2e}")
+        if not self.rows:
+            lines.append("nothing to compare: no parameter or input of J needs a gradient")
         lines.append(f"gradcheck {'passed' if self.ok else 'FAILED'} "
                      f"(rtol {self.rtol:g}, atol {self.atol:g})")
         return "\n".join(lines)

@@ -40,6 +40,13 @@ class Loss(Module):
         return self.check_label(np.asarray(t), np.asarray(y, dtype=float), self.label)
 
     def __call__(self, t, y=None):
+        if getattr(y, "_bpv_apply", None) is not None:
+            # the rules treat y as data: ∂J/∂y would be silently dropped, so refuse it
+            raise BackpropError(
+                f"{type(self).__name__}(t, y): the label y is a traced value ({y.name}), but a "
+                f"loss's label is data and gets no gradient, so ∂J/∂{y.name} would be wrong. "
+                f"Give y as numbers, or write the loss with ops so every input gets its "
+                f"gradient, e.g. 0.5 * ((t - y) ** 2).sum() for the squared loss")
         if getattr(t, "_bpv_apply", None) is not None:
             return t._bpv_apply(self, (t, y))
         t = np.asarray(t, dtype=float)

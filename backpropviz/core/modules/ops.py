@@ -65,7 +65,8 @@ Mul = binary("Mul", "×", "*", np.multiply, a * b,
              lambda a, b, v: b * v, b * v, lambda a, b, v: a * v, a * v,
              "a ⊙ b; backward b ⊙ v and a ⊙ v.")
 Div = binary("Div", "÷", "/", np.divide, a / b,
-             lambda a, b, v: v / b, v / b, lambda a, b, v: -a * v / (b * b), -(a * v / b ** 2),
+             # −(a/b)(v/b), not −a·v/b²: b² underflows to 0 (or overflows) long before a/b does
+             lambda a, b, v: v / b, v / b, lambda a, b, v: -(a / b) * (v / b), -(a * v / b ** 2),
              "a / b; backward v / b and −a ⊙ v / b².")
 Exp = elementwise("Exp", "exp", "exp", np.exp, E.exp(z), lambda z, v: np.exp(z) * v,
                   E.exp(z) * v, "exp(z); backward exp(z) ⊙ v.")
