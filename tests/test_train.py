@@ -352,3 +352,46 @@ def test_a_trace_file_with_a_huge_integer_gives_one_clear_error():
     f["given"][key]["data"][0] = 10**400
     with pytest.raises(bpv.BackpropError, match="not a valid backpropviz trace"):
         trace_from_json(json.dumps(f))
+
+
+# --- what a file or a run can ask for is bounded (issue 19) ---------------------------------------
+
+def test_a_file_with_more_examples_than_a_lab_holds_is_refused_before_anything_runs():
+    """1 × 600,000 examples passed the number budget and then replayed for ~27 minutes."""
+    f = json.loads(_file())
+    f["network"]["sizes"] = [1, 3, 1]
+    f["network"]["theta0"] = {"W[1]": {"shape": [3, 1], "data": [0.1, 0.2, 0.3]},
+                              "b[1]": {"shape": [3], "data": [0.0] * 3},
+                              "W[2]": {"shape": [1, 3], "data": [0.1, 0.2, 0.3]},
+                              "b[2]": {"shape": [1], "data": [0.0]}}
+    f["theta"] = f["network"]["theta0"]
+    n = datasets.MAX_POINTS + 1
+    f["data"] = {"X": {"shape": [1, n], "data": [0.5] * n},
+                 "Y": {"shape": [1, n], "data": [1.0] * n}}
+    f["training"].update(iteration=200_000, segments=[[1, 0.5, 1]])
+    with pytest.raises(bpv.BackpropError, match=r"data.X: .*at most 10 features × 5000 examples"):
+        labfile.loads(json.dumps(f))
+
+
+def test_replay_work_counts_the_shuffle_of_every_epoch():
+    from backpropviz.lab.train import Segment, work
+    segs = [Segment(1, 0.5, 1)]
+    # batch 1 on n examples: one shuffle of n per n iterations, the pass on one example each
+    assert work(segs, 10_000, 300, 5_000) == 10_000 * 1 * 301 + 2 * 5_000
+    assert work(segs, 10_000, 300, 600_000) == 10_000 * 301 + 600_000
+
+
+def test_an_epoch_is_shuffled_once_not_once_per_iteration(monkeypatch):
+    """batch_index drew a permutation of all n examples at every iteration (O(n) each)."""
+    from backpropviz.lab import train
+    d = datasets.make("two_moons", n=200)
+    tr = Training(bpv.mlp([2, 4, 1]), d.X, d.Y, batch=10, seed=3)
+    before = [tr.batch_index(t).copy() for t in range(1, 41)]        # two epochs of 20
+    calls = []
+    real = np.random.default_rng
+    monkeypatch.setattr(train.np.random, "default_rng", lambda *a: calls.append(a) or real(*a))
+    tr2 = Training(bpv.mlp([2, 4, 1]), d.X, d.Y, batch=10, seed=3)
+    after = [tr2.batch_index(t) for t in range(1, 41)]
+    shuffles = [a for a in calls if a and isinstance(a[0], list)]     # [seed, start, epoch]
+    assert shuffles == [([3, 1, 0],), ([3, 1, 1],)]
+    assert all(np.array_equal(a, b) for a, b in zip(before, after))

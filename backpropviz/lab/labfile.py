@@ -60,7 +60,7 @@ def _savable(tr: Training, recipe: dict, data_recipe) -> None:
                    f"(at most {MAX_LAYERS} layers of {MAX_WIDTH} units, {MAX_FEATURES} inputs)")
     if data_recipe is None and tr.n > datasets.MAX_POINTS:
         why.append(f"the data has {tr.n} examples (a lab file holds {datasets.MAX_POINTS})")
-    cost = work(tr.segments, tr.t, sum(v.size for v in tr.params.values()))
+    cost = work(tr.segments, tr.t, sum(v.size for v in tr.params.values()), tr.n)
     if cost > MAX_WORK:
         why.append(f"loading it would replay {tr.t} iterations ({cost:.2g} multiply-adds, more "
                    f"than {MAX_WORK:.0g}): save an earlier run, or use a smaller network or batch")
@@ -128,7 +128,12 @@ def _data(d, net):
         return ds.X, ds.Y, dict(r)
     budget = [datasets.MAX_POINTS * (MAX_FEATURES + MAX_WIDTH)]
     X = _finite(array(d["X"], "data.X", budget), "data.X")
+    need(X.ndim == 2 and 1 <= X.shape[1] <= datasets.MAX_POINTS and X.shape[0] <= MAX_FEATURES,
+         "data.X", f"one example per column: at most {MAX_FEATURES} features × "
+                   f"{datasets.MAX_POINTS} examples; got {list(X.shape)}")
     Y = _finite(array(d["Y"], "data.Y", budget), "data.Y")
+    need(Y.shape[-1:] == X.shape[1:] and Y.size <= MAX_WIDTH * X.shape[1], "data.Y",
+         f"one label (column) per example: {X.shape[1]} of them; got {list(Y.shape)}")
     return X, Y, None
 
 
@@ -179,7 +184,7 @@ def _load(d):
     tr.segments = [Segment(*p) for p in parsed]
     need(tr.batch_size_at(view["iteration"]) > view["example"] if view else True,
           "view.example", "a position in that iteration's batch")
-    cost = work(tr.segments, t, sum(v.size for v in tr.params.values()))
+    cost = work(tr.segments, t, sum(v.size for v in tr.params.values()), tr.n)
     need(cost <= MAX_WORK, "training", f"replaying {t} iterations would take {cost:.2g} "
                                         f"multiply-adds, more than the {MAX_WORK:.0g} allowed")
     tr.step(t)                              # the replay, with the file's settings in force
@@ -188,8 +193,7 @@ def _load(d):
         need(float(np.abs(theirs[p] - mine).max()) <= MATCH * scale, f"theta.{p}",
               f"replaying the file's {t} iterations does not give its weights (edited by hand, "
               f"or saved by another version?)")
-    tr._set_params(theirs)                   # exactly what the learner saw
-    tr.checkpoints[t] = tr._copy()
+    tr.restore(theirs)                       # exactly what the learner saw
     return tr, recipe, view
 
 

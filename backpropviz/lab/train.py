@@ -140,6 +140,7 @@ class Training:
         self._loss_slot = self.program._loss_slot
         self._last = None
         self.segments = [Segment(1, check_lr(lr), check_batch(batch, self.n))]
+        self._epoch_order = (None, None)     # (seed, segment start, epoch, n), its shuffle
         self.t = 0
         self.history = History()
         self._every = CHECKPOINT_EVERY
@@ -183,8 +184,11 @@ class Training:
         start = self.segments[i].start
         per_epoch = -(-self.n // B)
         epoch, k = divmod(t - start, per_epoch)
-        order = np.random.default_rng([self.seed, start, epoch]).permutation(self.n)
-        return order[k * B:(k + 1) * B]
+        key = (self.seed, start, epoch, self.n)
+        if self._epoch_order[0] != key:       # one shuffle per epoch, not one per iteration
+            self._epoch_order = (key, np.random.default_rng([self.seed, start, epoch])
+                                 .permutation(self.n))
+        return self._epoch_order[1][k * B:(k + 1) * B]
 
     def batch_size_at(self, t: int) -> int:
         idx = self.batch_index(t)
@@ -266,6 +270,12 @@ class Training:
     def _update(self, store: list, lr: float):
         for theta, i in self._updates:
             theta -= lr * store[i]                      # θ_t = θ_{t−1} − α ∂J/∂θ
+
+    def restore(self, theta: dict[str, np.ndarray]):
+        """θ at the current iteration becomes ``theta`` (a lab file's own numbers, which a replay
+        reproduced to rounding), and is kept as that iteration's checkpoint."""
+        self._set_params(theta)
+        self.checkpoints[self.t] = self._copy()
 
     def _set_params(self, values: dict[str, np.ndarray]):
         for p, v in values.items():
@@ -370,11 +380,19 @@ class Training:
         return self.evaluate()[1]
 
 
-def work(segments, t: int, n_params: int) -> float:
-    """Multiply-adds of a run's t iterations, about: Σ over iterations of B × parameters."""
+def work(segments, t: int, n_params: int, n_examples: int) -> float:
+    """Operations of a run's t iterations, about: Σ over iterations of B × (parameters + 1), the
+    pass and the batch's share of its epoch's shuffle, plus one shuffle of the n examples for each
+    epoch begun (a segment starts a new epoch)."""
     ends = [s.start for s in segments[1:]] + [t + 1]
-    return float(sum((min(e, t + 1) - s.start) * s.batch for s, e in zip(segments, ends)
-                     if s.start <= t)) * n_params
+    total = 0.0
+    for s, e in zip(segments, ends):
+        if s.start > t:
+            continue
+        iters = min(e, t + 1) - s.start
+        epochs = -(-iters * s.batch // max(1, n_examples))
+        total += iters * s.batch * (n_params + 1) + epochs * n_examples
+    return total
 
 
 def describe(net: Sequential) -> dict | None:
