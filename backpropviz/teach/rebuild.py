@@ -16,7 +16,8 @@ from ..display.text import exact, fnum, inline
 from ..core.checks import numeric, whole
 
 MAX_EDITABLE_PARAMS = 60
-MAX_SIZE = 64
+MAX_SIZE = 64                   # units in a layer the controls make
+MAX_LAYERS = 8                  # MM layers the controls make
 
 
 @dataclass(frozen=True)
@@ -50,7 +51,7 @@ def parse_array(text: str, what: str) -> np.ndarray:
         if any(isinstance(v, (str, bytes, complex)) for v in np.ravel(np.array(value, object))):
             raise ValueError
         arr = np.array(value, dtype=float)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, OverflowError):
         raise BackpropError(f"{what}: could not read {text!r} as numbers; write e.g. "
                             f"1.0, -2 or [[1, 2], [3, 4]]") from None
     if not np.isfinite(arr).all():
@@ -59,17 +60,27 @@ def parse_array(text: str, what: str) -> np.ndarray:
 
 
 def parse_sizes(text: str, keep: tuple = ()) -> tuple:
-    """'2, 3, 1' → (2, 3, 1); new layers are at most MAX_SIZE wide (``keep``: sizes that are
-    already the network's, allowed as they are)."""
+    """'2, 3, 1' or '2-3-1' → (2, 3, 1), within the limits of ``check_sizes``."""
+    s = str(text).strip()
+    parts = s.split(",") if "," in s else s.replace("-", " ").split()
     try:
-        sizes = tuple(int(s) for s in str(text).replace("-", ",").split(",") if s.strip())
+        sizes = tuple(int(p) for p in parts if p.strip())
     except ValueError:
         raise BackpropError(f"layer sizes: could not read {text!r}; write e.g. 2, 3, 1") from None
+    return check_sizes(sizes, keep)
+
+
+def check_sizes(sizes: tuple, keep: tuple = ()) -> tuple:
+    """A network's sizes (input, …, output) as the Stepper draws them: 2 to MAX_LAYERS + 1 sizes,
+    each a whole number from 1 to MAX_SIZE (``keep``: the network's own sizes, allowed as they
+    are even if larger). One graph a learner can read, and a bounded amount of work."""
+    sizes = tuple(whole(n, "layer sizes: a size", 1) for n in sizes)
     if sizes == tuple(keep):
         return sizes
-    if len(sizes) < 2 or min(sizes) < 1 or max(sizes) > MAX_SIZE:
-        raise BackpropError(f"layer sizes: need at least two sizes between 1 and {MAX_SIZE} "
-                            f"(input, …, output); got {text!r}")
+    if not 2 <= len(sizes) <= MAX_LAYERS + 1 or max(sizes) > MAX_SIZE:
+        raise BackpropError(f"layer sizes: 2 to {MAX_LAYERS + 1} sizes (input, …, output), each a "
+                            f"whole number from 1 to {MAX_SIZE}; got "
+                            f"{', '.join(map(str, sizes[:12]))}{' …' if len(sizes) > 12 else ''}")
     return sizes
 
 
@@ -110,8 +121,8 @@ class Rebuilder:
         for k in ("x", "y"):
             if k in changes:
                 changes[k] = numeric(changes[k], k).ravel()
-        if "sizes" in changes:
-            changes["sizes"] = tuple(whole(n, "sizes: a layer size", 1) for n in changes["sizes"])
+        if "sizes" in changes:          # the limits live here, not only in the widget
+            changes["sizes"] = check_sizes(tuple(changes["sizes"]), self.settings.sizes)
         if "seed" in changes:
             changes["seed"] = whole(changes["seed"], "seed")
         st = replace(self.settings, **changes)

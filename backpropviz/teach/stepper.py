@@ -41,12 +41,11 @@ class StepperModel:
     def __init__(self, net_or_trace, x=None, y=None):
         self.error = ""
         self.step = 0
-        self.revealed: set[int] = set()
+        self._revealed: dict = {}     # view (a trace) → its steps whose prediction was revealed
         self._observers = []
         self.rebuilder: Rebuilder | None = None
         self.granularity = GRANULARITIES[0]
         self.circuit_trace = None
-        self._revealed_other: set[int] = set()     # the predictions revealed in the other view
         self._came_from = None       # (kind of switch, (trace, step) switched to, step left)
         self.expanded = None                       # the module shown expanded in place, if any
         from ..theory.circuit import Circuit
@@ -129,7 +128,7 @@ class StepperModel:
                            self.module_step() if self.expanded else self.step)
         self.expanded = None                           # switching back without moving: same step
         self.granularity, self.trace, self.step = granularity, trace, step
-        self.revealed, self._revealed_other = self._revealed_other, self.revealed
+        self._forget_other_views()
         self._changed("trace")
         return True
 
@@ -161,14 +160,11 @@ class StepperModel:
             self.error = str(e)
             return False
         self.error = ""
-        if self.in_circuit:
-            self.revealed, self._revealed_other = self._revealed_other, self.revealed
-        self.revealed = set() if module is not None or self.expanded is not None else \
-            self.revealed
         # closing or opening again without moving: back at the same module step
         self._came_from = ("expand", (trace, step), k)
         self.granularity, self.expanded = GRANULARITIES[0], module
         self.trace, self.step = trace, step
+        self._forget_other_views()
         self._changed("trace")
         return True
 
@@ -261,7 +257,7 @@ class StepperModel:
             except BackpropError as e:
                 self.expanded = None
                 self.error = f"rebuilt, shown as modules: {e}"
-        self.revealed, self._revealed_other = set(), set()
+        self._revealed = {}
         if self.in_circuit:                          # the circuit of the new pass
             from ..theory.circuit import to_circuit
             try:
@@ -275,6 +271,18 @@ class StepperModel:
         return True
 
     # --- predict, then reveal -----------------------------------------------------------------------
+    @property
+    def revealed(self) -> set[int]:
+        """The steps of the view shown whose prediction was checked right or revealed: each view
+        (modules, the circuit, one module expanded) keeps its own, as its steps are its own."""
+        return self._revealed.setdefault(self.trace, set())
+
+    def _forget_other_views(self):
+        """Keep the revealed steps of the views one can switch back to, and drop the rest."""
+        keep = (self.module_trace, self.circuit_trace, self.trace)
+        self._revealed = {t: r for t, r in self._revealed.items() if any(t is k for k in keep)}
+
+
     def needs_prediction(self, k: int) -> bool:
         """Steps a learner predicts before they are shown: the backward rules (B1), (B2), sums."""
         return 1 <= k <= self.n and self.trace.specs[k - 1].kind in ("B1", "B2", "acc") \
