@@ -13,7 +13,8 @@ import numpy as np
 
 sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
 import backpropviz as bpv  # noqa: E402
-from backpropviz import draw  # noqa: E402
+from backpropviz.display import draw, engines  # noqa: E402
+from backpropviz.display.layout import forget_layouts  # noqa: E402
 
 
 def big_trace(n_ops: int = 330):
@@ -36,7 +37,7 @@ def ms(fn, repeat=5):
 
 
 def measure(name, trace, engine, dot_steps):
-    draw._LAYOUTS.clear()
+    forget_layouts()
     n_nodes = len(trace.nodes) + len(trace.modules)
     t0 = time.perf_counter()
     r = draw.Renderer(trace, engine=engine)
@@ -46,7 +47,7 @@ def measure(name, trace, engine, dot_steps):
     per_step = [ms(lambda k=k: r.svg(k), repeat=3) for k in steps]
     # the way it is done without a kept layout: Graphviz runs again for every step
     sample = steps[:: max(1, len(steps) // dot_steps)][:dot_steps]
-    redo = [ms(lambda k=k: draw.run_engine(r.dot(k), "svg", engine), repeat=1) for k in sample]
+    redo = [ms(lambda k=k: engines.run_engine(r.dot(k), "svg", engine), repeat=1) for k in sample]
     return (name, engine, n_nodes, len(trace), first, statistics.mean(per_step), max(per_step),
             statistics.mean(redo))
 

@@ -10,7 +10,8 @@ import pytest
 
 from backpropviz.core.keys import Key
 import backpropviz as bpv
-from backpropviz.display import draw
+from backpropviz.display import draw, engines, style
+from backpropviz.display.layout import forget_layouts
 
 ENGINES = []
 for _e in ("dot", "graphviz-pure"):
@@ -35,9 +36,9 @@ def notes_trace():
 
 @pytest.fixture(autouse=True)
 def fresh_layouts():
-    draw._LAYOUTS.clear()
+    forget_layouts()
     yield
-    draw._LAYOUTS.clear()
+    forget_layouts()
 
 
 # --- DOT source: no binary needed ----------------------------------------------------------------
@@ -192,8 +193,8 @@ def test_svg_dot_and_png_highlight_the_same_read_nodes(engine, which, monkeypatc
     tr = notes_trace() if which == "notes" else skip_trace()
     r = draw.Renderer(tr, engine=engine)
     sent = []
-    real = draw.run_engine
-    monkeypatch.setattr(draw, "run_engine", lambda src, fmt="json", engine=None:
+    real = engines.run_engine
+    monkeypatch.setattr(engines, "run_engine", lambda src, fmt="json", engine=None:
                         sent.append((src, fmt)) or real(src, fmt, engine))
     assert not svg_marked(r.svg(0), "read") and "dotted" not in r.dot(0)
     for k in range(1, len(tr) + 1):
@@ -228,7 +229,7 @@ def test_legend_names_every_mark_and_fits_the_drawing(which):
     _, top, _, height = map(float, root.get("viewBox").split())
     for t in legend.iter(SVG_NS + "text"):     # no entry is cut off by a narrow drawing
         x, y = float(t.get("x")), float(t.get("y"))
-        assert 0 <= x and x + len(t.text) * draw.LEGEND_CHAR_W <= width, t.text
+        assert 0 <= x and x + len(t.text) * style.LEGEND_CHAR_W <= width, t.text
         assert top < y <= top + height, t.text
 
 
@@ -271,8 +272,8 @@ def test_layout_is_reused_for_a_new_trace_of_the_same_graph(monkeypatch):
     net = bpv.mlp([2, 3, 1], seed=0)
     bpv.render(net.backprop([0.1, 0.2], 1), 0)
     calls = []
-    real = draw.run_engine
-    monkeypatch.setattr(draw, "run_engine", lambda *a, **k: calls.append(a) or real(*a, **k))
+    real = engines.run_engine
+    monkeypatch.setattr(engines, "run_engine", lambda *a, **k: calls.append(a) or real(*a, **k))
     pic = bpv.render(net.backprop([0.7, -0.3], 0), 6)
     assert pic.svg and calls == []
 
@@ -425,7 +426,7 @@ def test_long_names_are_shortened_in_drawings_only():
 
 def test_graphviz_errors_show_graphvizs_own_line():
     with pytest.raises(bpv.BackpropError, match=r"Graphviz .*failed: .*(syntax|rror)") as info:
-        draw.run_engine("digraph { a -> }", "svg")
+        engines.run_engine("digraph { a -> }", "svg")
     assert len(str(info.value)) < 500
 
 

@@ -56,6 +56,28 @@ def test_a_bad_training_setting_is_marked_and_the_last_good_one_stays(field, tex
     assert lab.field_errors.value == "" and "bpv-bad" not in getattr(lab, field)._dom_classes
 
 
+def test_the_lab_and_the_stepper_show_refused_fields_the_same_way_in_the_forms_order():
+    from backpropviz.widgets.fields import FieldErrors
+    lab = TrainingLab()
+    lab.batch_w.value = "0"
+    lab.lr_w.value = "-1"                   # refused after the batch size, shown before it
+    shown = lab.field_errors.value
+    assert isinstance(lab.field_errors, FieldErrors)
+    assert shown.index("⚠ learning rate α:") < shown.index("⚠ batch size B:")
+    assert list(lab.field_errors.messages) == ["learning rate α", "batch size B"]
+    s = bpv.Stepper(bpv.mlp([2, 3, 1], seed=0), [1.0, 2.0], [1.0])
+    s.y_in.value = "what"
+    s.click("rebuild")
+    assert isinstance(s.field_errors, FieldErrors) and "⚠ y:" in s.field_errors.value
+    for widget in (lab, s):                 # one look: a red outline, the message as an alert
+        assert 'class="bpv-field-error" role="alert"' in widget.field_errors.value
+        assert ".bpv-bad input" in widget.field_errors.value
+    lab.lr_w.value, lab.batch_w.value = "0.5", "all"
+    assert lab.field_errors.value == "" and lab.field_errors.messages == {}
+    s.close()
+    lab.close()
+
+
 @pytest.mark.parametrize("field, text", [("hidden_w", "16, x"), ("hidden_w", "0"),
                                          ("hidden_w", "1,2,3,4,5,6,7"), ("hidden_w", "9999"),
                                          ("seed_w", "1.5"), ("seed_w", "-1")])

@@ -1,9 +1,10 @@
 """The training lab: gradient descent on toy data, with any iteration's backprop one click away.
 
 ``TrainingLab`` is a VBox (it nests in any layout) around one ``Training`` (train.py): settings,
-start / pause / one iteration, a live figure (decision boundary, loss curve, weight and gradient
-norms; matplotlib, shown with ipympl where it is installed), the Stepper on iteration t's pass for
-one example of its batch, and save / load of the whole state as one JSON file (labfile.py).
+start / pause / one iteration, a live figure (labfigure.py: decision boundary, loss curve, weight
+and gradient norms; matplotlib, shown with ipympl where it is installed), the Stepper on
+iteration t's pass for one example of its batch, and save / load of the whole state as one JSON
+file (labfile.py).
 Training runs in short chunks on the kernel's event loop, so Pause and the other controls answer
 while it runs; every error is shown in the widget and the last good state stays.
 """
@@ -12,30 +13,27 @@ from __future__ import annotations
 import asyncio
 import base64
 import html
-import io
 import time
 
-import ipywidgets as W
+import ipywidgets as ipw
 import numpy as np
 
-from ..lab import datasets
-
-from ..lab import labfile
 from ..core import modules as M
+from ..core.checks import whole
 from ..core.errors import BackpropError
 from ..core.networks import Sequential, mlp
+from ..lab import datasets, labfile
 from ..lab.train import MAX_ITERATIONS, MAX_SEED, Training, check_batch, check_lr, describe
-from ..core.checks import whole
-from .stepper import ClosesParts, Stepper, shown_in_widget
+from .base import ClosesParts, shown_in_widget
+from .fields import FieldErrors
+from .labfigure import LabFigure
+from .stepper import Stepper
 
 CHUNK_S = 0.3             # seconds of training between two redraws (a redraw takes ~0.1 s)
-GRID = 70                 # the decision-boundary picture is GRID × GRID predictions
 MAX_HIDDEN, MAX_WIDTH = 6, 256
 OWN = "your data"
 
 _CSS = """<style>
-.bpv-lab .bpv-bad input { outline: 2px solid #b3261e; outline-offset: -2px; }
-.bpv-lab .bpv-field-error { color: #b3261e; font-size: 13px; }
 .bpv-lab .bpv-status { font-size: 15px; }
 .bpv-lab button:focus-visible, .bpv-lab input:focus-visible, .bpv-lab select:focus-visible {
   outline: 3px solid #1a73e8; outline-offset: 1px; }
@@ -60,194 +58,9 @@ def parse_hidden(text: str) -> list[int]:
     return sizes
 
 
-# --- the figure ----------------------------------------------------------------------------------
-
-class LivePlot:
-    """A matplotlib Figure shown as a widget and redrawn in place (no flicker): ipympl's canvas
-    where ipympl is installed, otherwise a PNG in an Image widget. pyplot is never imported."""
-
-    def __init__(self, fig):
-        self.fig = fig
-        try:
-            from ipympl.backend_nbagg import Canvas, FigureManager
-        except ImportError:
-            from matplotlib.backends.backend_agg import FigureCanvasAgg
-            FigureCanvasAgg(fig)
-            self.widget, self.ipympl = W.Image(format="png"), False
-        else:
-            canvas = Canvas(fig)
-            FigureManager(canvas, 0)
-            canvas.header_visible = canvas.footer_visible = False
-            canvas.toolbar_visible, canvas.resizable = False, False
-            self.widget, self.ipympl = canvas, True
-        self.widget.add_class("bpv-lab-figure")
-
-    def png(self) -> bytes:
-        buf = io.BytesIO()
-        self.fig.savefig(buf, format="png")
-        return buf.getvalue()
-
-    def redraw(self):
-        if self.ipympl:
-            self.fig.canvas.draw_idle()
-        else:
-            self.widget.value = self.png()
-
-
-class LabFigure:
-    """Decision boundary | loss curve | norms, for one Training (updated in place)."""
-
-    def __init__(self):
-        from matplotlib.figure import Figure
-        self.fig = Figure(figsize=(10.4, 3.5), dpi=80)     # 832 × 280 px: fits a notebook at 1280
-        self.ax_b, self.ax_l, self.ax_n = self.fig.subplots(1, 3)
-        # a fixed layout: constrained layout would cost most of each redraw
-        self.fig.subplots_adjust(left=0.055, right=0.99, bottom=0.15, top=0.9, wspace=0.25)
-        self.live = LivePlot(self.fig)
-        self.training = None
-
-    def new_run(self, tr: Training):
-        """Draw what does not change during a run (the points, the axes) once."""
-        self.training = tr
-        for ax in (self.ax_b, self.ax_l, self.ax_n):
-            ax.clear()
-        self._boundary_setup(tr)
-        self.ax_l.set(title="loss J of each batch", xlabel="iteration t", yscale="log")
-        self.ax_n.set(title="‖W[l]‖ solid, ‖∂J/∂W[l]‖ dashed", xlabel="iteration t",
-                      yscale="log")
-        self.loss_line, = self.ax_l.plot([], [], color="#1f4e99", lw=1.2)
-        self.marks = [ax.axvline(0, color="#b3261e", lw=1, ls=":", visible=False)
-                      for ax in (self.ax_l, self.ax_n)]
-        colors = ["#1f4e99", "#c0392b", "#2e7d32", "#8e44ad", "#d35400", "#616161", "#00838f"]
-        self.norm_lines = []
-        for i, p in enumerate(tr.layers):
-            c = colors[i % len(colors)]
-            w, = self.ax_n.plot([], [], color=c, lw=1.4, label=p)
-            g, = self.ax_n.plot([], [], color=c, lw=1.0, ls="--")
-            self.norm_lines.append((w, g))
-        self.ax_n.legend(loc="center right", fontsize=10, framealpha=0.8)
-        from matplotlib.ticker import NullLocator
-        for ax in (self.ax_b, self.ax_l, self.ax_n):
-            ax.title.set_fontsize(12)
-            ax.tick_params(labelsize=11)
-        for ax in (self.ax_l, self.ax_n):
-            ax.yaxis.set_minor_locator(NullLocator())     # minor log ticks: most of a redraw
-        self.update()
-
-    def _boundary_setup(self, tr):
-        ax, X = self.ax_b, tr.X
-        self.contour = None
-        self.image = None
-        d = X.shape[0]
-        loss = tr._live.loss
-        ax.set_title({M.LogisticLoss: "P(y = 1): sigmoid of the output",
-                      M.CrossEntropyLoss: "the class with the largest output"}.get(
-                          type(loss), "the network's output") if d == 2 else "the network's output")
-        if d == 1:
-            lo, hi = X.min(), X.max()
-            pad = 0.1 * (hi - lo or 1)
-            self.grid_x = np.linspace(lo - pad, hi + pad, 200)[None, :]
-            ax.scatter(X[0], tr.Y[0] if tr.Y.ndim == 2 else tr.Y, s=10, color="#555")
-            self.curve, = ax.plot(self.grid_x[0], self.grid_x[0] * 0, color="#b3261e", lw=2)
-            ax.set_xlabel("x")
-            return
-        if d != 2:
-            ax.text(0.5, 0.5, f"the input has {d} features:\nno picture of the boundary",
-                    ha="center", va="center", transform=ax.transAxes, fontsize=12)
-            ax.set_axis_off()
-            return
-        (x0, x1), (y0, y1) = [(r.min(), r.max()) for r in X]
-        px, py = 0.15 * (x1 - x0 or 1), 0.15 * (y1 - y0 or 1)
-        self.extent = (x0 - px, x1 + px, y0 - py, y1 + py)
-        gx, gy = np.meshgrid(np.linspace(x0 - px, x1 + px, GRID), np.linspace(y0 - py, y1 + py, GRID))
-        self.grid = np.stack([gx.ravel(), gy.ravel()])
-        self.gx, self.gy = gx, gy
-        if isinstance(loss, M.CrossEntropyLoss):
-            labels = tr.Y.argmax(axis=0)
-            k = tr.Y.shape[0]
-        else:
-            labels = tr.Y[0]
-            k = 2
-        from matplotlib.colors import ListedColormap
-        light = ["#9ec5f0", "#f5b7b1", "#b9e4b0", "#e1c4f0", "#fad7a0", "#c8c8c8", "#f7c6e0",
-                 "#d9d98c", "#a8e0e6", "#d7b99b"]
-        dark = ["#1f4e99", "#b3261e", "#2e7d32", "#7b1fa2", "#d35400", "#555555", "#c2185b",
-                "#827717", "#00838f", "#6d4c41"]
-        light = [light[c % len(light)] for c in range(max(k, 2))]
-        self.cmap = ListedColormap(light) if k > 2 else "RdBu_r"
-        self.image = ax.imshow(np.zeros((GRID, GRID)), origin="lower", extent=self.extent,
-                               cmap=self.cmap, vmin=0, vmax=(k - 1 if k > 2 else 1),
-                               aspect="auto", interpolation="nearest" if k > 2 else "bilinear",
-                               alpha=0.55)
-        if isinstance(loss, M.SquaredLoss):
-            ax.scatter(X[0], X[1], c=labels, s=12, cmap="viridis", edgecolors="white", lw=0.4)
-        else:
-            for c in range(k):
-                sel = labels == c
-                ax.scatter(X[0, sel], X[1, sel], s=14, color=dark[c % len(dark)],
-                           edgecolors="black", lw=0.4, label=f"y = {c}")
-            ax.legend(loc="upper right", fontsize=9, handletextpad=0.1, borderpad=0.3,
-                      framealpha=0.8)
-        ax.set_xlim(self.extent[:2])
-        ax.set_ylim(self.extent[2:])
-
-    def update(self, opened: int | None = None):
-        with np.errstate(all="ignore"):     # a diverging run's huge numbers: drawn, not warned
-            self._update(opened)
-
-    def _update(self, opened):
-        tr = self.training
-        h = tr.history
-        t = np.arange(1, len(h.loss) + 1)
-        step = max(1, len(t) // 1500)            # at most ~1500 points per line
-        self.loss_line.set_data(t[::step], np.maximum(h.loss[::step], 1e-12) if h.loss else [])
-        at = np.asarray(h.norm_at)
-        for i, (w, g) in enumerate(self.norm_lines):
-            s = max(1, len(at) // 1500)
-            w.set_data(at[::s], [x[i] for x in h.weight_norms[::s]])
-            g.set_data(at[::s], [max(x[i], 1e-12) for x in h.grad_norms[::s]])
-        for ax in (self.ax_l, self.ax_n):
-            ax.relim()
-            ax.autoscale_view(scalex=False)
-            ax.set_xlim(0, max(10, len(t)) * 1.02)
-        for m in self.marks:
-            m.set_visible(opened is not None)
-            if opened is not None:
-                m.set_xdata([opened, opened])
-        self._update_boundary(tr)
-        self.live.redraw()
-
-    def _update_boundary(self, tr):
-        d = tr.X.shape[0]
-        loss = tr._live.loss
-        if d == 1:
-            out = tr.predict(self.grid_x)
-            self.curve.set_ydata(out[0])
-            self.ax_b.relim()
-            self.ax_b.autoscale_view()
-            return
-        if d != 2:
-            return
-        out = tr.predict(self.grid)
-        if isinstance(loss, M.CrossEntropyLoss):
-            z = out.argmax(axis=0)
-        elif isinstance(loss, M.LogisticLoss):
-            z = np.exp(-np.logaddexp(0.0, -out[0]))          # σ(t): the predicted P(y = 1)
-        else:
-            z = out[0]
-            self.image.set_clim(z.min(), z.max())
-        z = z.reshape(GRID, GRID)
-        self.image.set_data(z)
-        if isinstance(loss, M.LogisticLoss):
-            if self.contour is not None:
-                self.contour.remove()
-            self.contour = (self.ax_b.contour(self.gx, self.gy, z, levels=[0.5], colors="k",
-                                              linewidths=1.2) if z.min() < 0.5 < z.max() else None)
-
-
 # --- the lab -------------------------------------------------------------------------------------
 
-class TrainingLab(ClosesParts, W.VBox):
+class TrainingLab(ClosesParts, ipw.VBox):
     """Train ``net`` on (X, Y) by gradient descent, watch it, open any iteration in the Stepper.
 
     ``TrainingLab()`` trains a 2-16-16-1 ReLU MLP on two moons; ``TrainingLab(data="spirals",
@@ -282,7 +95,7 @@ class TrainingLab(ClosesParts, W.VBox):
             raise
 
     def _build_lab(self, tr: Training, recipe: dict | None, view: dict | None):
-        W.VBox.__init__(self)
+        ipw.VBox.__init__(self)
         self.add_class("bpv-lab")
         self.training, self.recipe = tr, recipe
         self.own = None if recipe is not None else (tr.X, tr.Y)   # "your data" in the menu
@@ -303,48 +116,49 @@ class TrainingLab(ClosesParts, W.VBox):
         tr, shape = self.training, self.shape
         names = list(datasets.MAKERS) + ([OWN] if self.own is not None else [])
         style = {"description_width": "initial"}
-        self.data_w = W.Dropdown(options=names, value=OWN if self.own else self.recipe["name"],
-                                 description="data", style=style,
-                                 tooltip="the toy data set to train on")
-        self.seed_w = W.Text(value=str(tr.seed), description="seed", style=style,
-                             layout=W.Layout(width="110px"), continuous_update=False)
+        self.data_w = ipw.Dropdown(options=names, value=OWN if self.own else self.recipe["name"],
+                                   description="data", style=style,
+                                   tooltip="the toy data set to train on")
+        self.seed_w = ipw.Text(value=str(tr.seed), description="seed", style=style,
+                               layout=ipw.Layout(width="110px"), continuous_update=False)
         hidden = ", ".join(map(str, shape["sizes"][1:-1])) if shape else ""
-        self.hidden_w = W.Text(value=hidden, description="hidden layers", style=style,
-                               placeholder="e.g. 16, 16", continuous_update=False,
-                               disabled=shape is None, layout=W.Layout(width="210px"))
-        self.act_w = W.Dropdown(options=list(M.ACTIVATIONS), description="activation σ",
-                                style=style, value=shape["activation"] if shape else "relu",
-                                disabled=shape is None, layout=W.Layout(width="210px"))
-        self.lr_w = W.Text(value=f"{tr.lr:g}", description="learning rate α", style=style,
-                           continuous_update=False, layout=W.Layout(width="190px"))
-        self.batch_w = W.Text(value="all" if tr.batch == tr.n else str(tr.batch),
-                              description="batch size B", style=style, continuous_update=False,
-                              placeholder="all", layout=W.Layout(width="170px"))
-        self.run_w = W.Button(description="▶ train", tooltip="start training (pause: press again)",
-                              button_style="primary", layout=W.Layout(width="110px"))
-        self.one_w = W.Button(description="one iteration", tooltip="one gradient-descent step",
-                              layout=W.Layout(width="auto"))
-        self.reset_w = W.Button(description="new run", tooltip="start again from iteration 0 "
-                                "with these settings", layout=W.Layout(width="auto"))
-        self.status = W.HTML().add_class("bpv-status")
-        self.field_errors = W.HTML()
-        self.message = W.HTML()
+        self.hidden_w = ipw.Text(value=hidden, description="hidden layers", style=style,
+                                 placeholder="e.g. 16, 16", continuous_update=False,
+                                 disabled=shape is None, layout=ipw.Layout(width="210px"))
+        self.act_w = ipw.Dropdown(options=list(M.ACTIVATIONS), description="activation σ",
+                                  style=style, value=shape["activation"] if shape else "relu",
+                                  disabled=shape is None, layout=ipw.Layout(width="210px"))
+        self.lr_w = ipw.Text(value=f"{tr.lr:g}", description="learning rate α", style=style,
+                             continuous_update=False, layout=ipw.Layout(width="190px"))
+        self.batch_w = ipw.Text(value="all" if tr.batch == tr.n else str(tr.batch),
+                                description="batch size B", style=style, continuous_update=False,
+                                placeholder="all", layout=ipw.Layout(width="170px"))
+        self.run_w = ipw.Button(description="▶ train",
+                                tooltip="start training (pause: press again)",
+                                button_style="primary", layout=ipw.Layout(width="110px"))
+        self.one_w = ipw.Button(description="one iteration", tooltip="one gradient-descent step",
+                                layout=ipw.Layout(width="auto"))
+        self.reset_w = ipw.Button(description="new run", tooltip="start again from iteration 0 "
+                                  "with these settings", layout=ipw.Layout(width="auto"))
+        self.status = ipw.HTML().add_class("bpv-status")
+        self.field_errors = FieldErrors([self.seed_w, self.hidden_w, self.lr_w, self.batch_w])
+        self.message = ipw.HTML()
         self.figure = LabFigure()
-        self.figure_text = W.HTML()             # the figure in words, for screen readers
-        self.it_w = W.Text(value="1", description="iteration t", style=style,
-                           layout=W.Layout(width="150px"), continuous_update=False)
-        self.ex_w = W.Text(value="0", description="example", style=style,
-                           layout=W.Layout(width="120px"), continuous_update=False)
-        self.open_w = W.Button(description="open in the Stepper", tooltip="record iteration t's "
-                               "forward and backward pass for this example of its batch",
-                               layout=W.Layout(width="auto"))
-        self.caption = W.HTML()
-        self.stepper_box = W.VBox()
-        self.save_w = W.Button(description="save lab file", tooltip="download this lab's state "
-                               "as one JSON file", layout=W.Layout(width="auto"))
-        self.link = W.HTML()
-        self.load_w = W.FileUpload(accept=".json", multiple=False, description="load lab file",
-                                   tooltip="load a lab file saved here or sent to you")
+        self.figure_text = ipw.HTML()             # the figure in words, for screen readers
+        self.it_w = ipw.Text(value="1", description="iteration t", style=style,
+                             layout=ipw.Layout(width="150px"), continuous_update=False)
+        self.ex_w = ipw.Text(value="0", description="example", style=style,
+                             layout=ipw.Layout(width="120px"), continuous_update=False)
+        self.open_w = ipw.Button(description="open in the Stepper", tooltip="record iteration t's "
+                                 "forward and backward pass for this example of its batch",
+                                 layout=ipw.Layout(width="auto"))
+        self.caption = ipw.HTML()
+        self.stepper_box = ipw.VBox()
+        self.save_w = ipw.Button(description="save lab file", tooltip="download this lab's state "
+                                 "as one JSON file", layout=ipw.Layout(width="auto"))
+        self.link = ipw.HTML()
+        self.load_w = ipw.FileUpload(accept=".json", multiple=False, description="load lab file",
+                                     tooltip="load a lab file saved here or sent to you")
 
         self.data_w.observe(self._on_setting, "value")
         for w in (self.seed_w, self.hidden_w, self.act_w):
@@ -359,20 +173,18 @@ class TrainingLab(ClosesParts, W.VBox):
         self.load_w.observe(self._on_load, "value")
         self.figure.fig.canvas.mpl_connect("button_press_event", self._on_figure_click)
 
-        wrap = W.Layout(flex_flow="row wrap", align_items="center")
+        wrap = ipw.Layout(flex_flow="row wrap", align_items="center")
         self.children = [
-            W.HTML(_CSS + "<b>data and network</b> (a change starts a new run)"),
-            W.HBox([self.data_w, self.seed_w, self.hidden_w, self.act_w], layout=wrap),
-            W.HBox([self.lr_w, self.batch_w, self.run_w, self.one_w, self.reset_w], layout=wrap),
+            ipw.HTML(_CSS + "<b>data and network</b> (a change starts a new run)"),
+            ipw.HBox([self.data_w, self.seed_w, self.hidden_w, self.act_w], layout=wrap),
+            ipw.HBox([self.lr_w, self.batch_w, self.run_w, self.one_w, self.reset_w], layout=wrap),
             self.field_errors, self.status, self.message,
             self.figure.live.widget, self.figure_text,
-            W.HTML("<b>look inside one iteration</b>"),
-            W.HBox([self.it_w, self.ex_w, self.open_w], layout=wrap),
+            ipw.HTML("<b>look inside one iteration</b>"),
+            ipw.HBox([self.it_w, self.ex_w, self.open_w], layout=wrap),
             self.caption, self.stepper_box,
-            W.HBox([self.save_w, self.link, self.load_w], layout=wrap),
+            ipw.HBox([self.save_w, self.link, self.load_w], layout=wrap),
         ]
-        for w in (self.status, self.message, self.field_errors):
-            w.add_class("bpv-live")           # aria-live, set by the script below
 
     # --- showing --------------------------------------------------------------------------------
     def say(self, text: str, error: bool = False):
@@ -411,34 +223,21 @@ class TrainingLab(ClosesParts, W.VBox):
         self.figure.new_run(self.training)
         self._show()
 
-    def _mark(self, field, message: str | None):
-        (field.add_class if message else field.remove_class)("bpv-bad")
-        errs = dict(getattr(self, "_errs", {}))
-        name = field.description
-        if message:
-            errs[name] = message
-        else:
-            errs.pop(name, None)
-        self._errs = errs
-        self.field_errors.value = "".join(
-            f'<div class="bpv-field-error" role="alert">{html.escape(k)}: {html.escape(v)}</div>'
-            for k, v in errs.items())
-
     # --- settings -------------------------------------------------------------------------------
     def _apply_training_fields(self) -> bool:
         """α and B from their fields (next iteration on); a bad one is marked and not used."""
         ok = True
         try:
             lr = check_lr(self.lr_w.value)
-            self._mark(self.lr_w, None)
+            self.field_errors.mark(self.lr_w, None)
         except BackpropError as e:
-            self._mark(self.lr_w, str(e))
+            self.field_errors.mark(self.lr_w, str(e))
             lr, ok = None, False
         try:
             batch = check_batch(self.batch_w.value, self.training.n)
-            self._mark(self.batch_w, None)
+            self.field_errors.mark(self.batch_w, None)
         except BackpropError as e:
-            self._mark(self.batch_w, str(e))
+            self.field_errors.mark(self.batch_w, str(e))
             batch, ok = None, False
         self.training.set(lr=lr, batch=batch)
         return ok
@@ -461,15 +260,15 @@ class TrainingLab(ClosesParts, W.VBox):
             seed = whole(self.seed_w.value, "the seed")
             if seed > MAX_SEED:
                 raise BackpropError(f"the seed must be from 0 to {MAX_SEED}; got {seed}")
-            self._mark(self.seed_w, None)
+            self.field_errors.mark(self.seed_w, None)
         except BackpropError as e:
-            self._mark(self.seed_w, str(e))
+            self.field_errors.mark(self.seed_w, str(e))
             errors.append(e)
         try:
             hidden = parse_hidden(self.hidden_w.value) if self.shape else None
-            self._mark(self.hidden_w, None)
+            self.field_errors.mark(self.hidden_w, None)
         except BackpropError as e:
-            self._mark(self.hidden_w, str(e))
+            self.field_errors.mark(self.hidden_w, str(e))
             errors.append(e)
         if errors:
             raise BackpropError("not changed: " + "; ".join(map(str, errors)))
@@ -513,7 +312,8 @@ class TrainingLab(ClosesParts, W.VBox):
     def train(self, n: int = 1):
         """n iterations now (in a notebook cell; the ▶ button trains in the background)."""
         if not self._apply_training_fields():
-            raise BackpropError("fix the marked field first: " + "; ".join(self._errs.values()))
+            raise BackpropError("fix the marked field first: "
+                                + "; ".join(self.field_errors.messages.values()))
         self.training.step(n)
         self._show()
 
@@ -615,7 +415,7 @@ class TrainingLab(ClosesParts, W.VBox):
     def _label_text(self, col: int) -> str:
         Y = self.training.Y
         y = Y[:, col]
-        if isinstance(self.training._live.loss, M.CrossEntropyLoss):
+        if isinstance(self.training.net.loss, M.CrossEntropyLoss):
             return f"class {int(y.argmax())}"
         return ", ".join(f"{v:.4g}" for v in y)
 
@@ -734,4 +534,4 @@ class TrainingLab(ClosesParts, W.VBox):
         return data
 
 
-__all__ = ["TrainingLab", "LabFigure", "LivePlot", "parse_hidden"]
+__all__ = ["TrainingLab", "parse_hidden"]

@@ -1,0 +1,47 @@
+"""One display of refused fields, for every form in the widgets (the Stepper's rebuild controls,
+the training lab): a field that could not be read is outlined in red (class ``bpv-bad``) and its
+message is shown beside the form, as an alert, until the field reads well again."""
+from __future__ import annotations
+
+import html
+
+import ipywidgets as ipw
+
+FIELD_CSS = ("<style>.bpv-bad input, .bpv-bad textarea { outline: 2px solid #b3261e; "
+             "outline-offset: -2px; background: #fff4f2; }\n"
+             ".bpv-field-error { color: #b3261e; font-size: 13px; }</style>")
+
+
+class FieldErrors(ipw.HTML):
+    """The messages of a form's refused fields, in the form's order; empty when every field reads
+    well. ``fields``: the form's fields in order, each named by its description (which starts its
+    message)."""
+
+    def __init__(self, fields: list[ipw.Widget]):
+        super().__init__()
+        self.add_class("bpv-field-errors")
+        self.fields = {f.description: f for f in fields}
+        self.messages: dict[str, str] = {}          # name → message, in the form's order
+
+    def mark(self, field: ipw.Widget, message: str | None):
+        """Mark one field with its message, or (message None) show that it reads well."""
+        self._set(field.description, message)
+        self._show()
+
+    def mark_all(self, bad: dict[str, str]):
+        """Mark the fields named in ``bad`` with their messages; every other field reads well."""
+        for name in self.fields:
+            self._set(name, bad.get(name))
+        self._show()
+
+    def _set(self, name: str, message: str | None):
+        field = self.fields[name]
+        (field.add_class if message else field.remove_class)("bpv-bad")
+        messages = {**self.messages, name: message}
+        self.messages = {n: messages[n] for n in self.fields if messages.get(n)}
+
+    def _show(self):
+        self.value = (FIELD_CSS + "".join(
+            f'<div class="bpv-field-error" role="alert">⚠ {html.escape(name)}: '
+            f'{html.escape(message)}</div>' for name, message in self.messages.items())
+            if self.messages else "")

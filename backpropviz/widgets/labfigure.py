@@ -1,0 +1,197 @@
+"""The training lab's figure: decision boundary | loss curve | norms, for one Training, redrawn in
+place. ``LivePlot`` is the ipympl glue (a canvas widget, or a PNG where ipympl is missing);
+``LabFigure`` draws on it. pyplot is never imported."""
+from __future__ import annotations
+
+import io
+
+import ipywidgets as ipw
+import numpy as np
+
+from ..core import modules as M
+from ..lab.train import Training
+
+GRID = 70                 # the decision-boundary picture is GRID × GRID predictions
+
+
+class LivePlot:
+    """A matplotlib Figure shown as a widget and redrawn in place (no flicker): ipympl's canvas
+    where ipympl is installed, otherwise a PNG in an Image widget. pyplot is never imported."""
+
+    def __init__(self, fig):
+        self.fig = fig
+        try:
+            from ipympl.backend_nbagg import Canvas, FigureManager
+        except ImportError:
+            from matplotlib.backends.backend_agg import FigureCanvasAgg
+            FigureCanvasAgg(fig)
+            self.widget, self.ipympl = ipw.Image(format="png"), False
+        else:
+            canvas = Canvas(fig)
+            FigureManager(canvas, 0)
+            canvas.header_visible = canvas.footer_visible = False
+            canvas.toolbar_visible, canvas.resizable = False, False
+            self.widget, self.ipympl = canvas, True
+        self.widget.add_class("bpv-lab-figure")
+
+    def png(self) -> bytes:
+        buf = io.BytesIO()
+        self.fig.savefig(buf, format="png")
+        return buf.getvalue()
+
+    def redraw(self):
+        if self.ipympl:
+            self.fig.canvas.draw_idle()
+        else:
+            self.widget.value = self.png()
+
+
+class LabFigure:
+    """Decision boundary | loss curve | norms, for one Training (updated in place)."""
+
+    def __init__(self):
+        from matplotlib.figure import Figure
+        self.fig = Figure(figsize=(10.4, 3.5), dpi=80)     # 832 × 280 px: fits a notebook at 1280
+        self.ax_b, self.ax_l, self.ax_n = self.fig.subplots(1, 3)
+        # a fixed layout: constrained layout would cost most of each redraw
+        self.fig.subplots_adjust(left=0.055, right=0.99, bottom=0.15, top=0.9, wspace=0.25)
+        self.live = LivePlot(self.fig)
+        self.training = None
+
+    def new_run(self, tr: Training):
+        """Draw what does not change during a run (the points, the axes) once."""
+        self.training = tr
+        for ax in (self.ax_b, self.ax_l, self.ax_n):
+            ax.clear()
+        self._boundary_setup(tr)
+        self.ax_l.set(title="loss J of each batch", xlabel="iteration t", yscale="log")
+        self.ax_n.set(title="‖W[l]‖ solid, ‖∂J/∂W[l]‖ dashed", xlabel="iteration t",
+                      yscale="log")
+        self.loss_line, = self.ax_l.plot([], [], color="#1f4e99", lw=1.2)
+        self.marks = [ax.axvline(0, color="#b3261e", lw=1, ls=":", visible=False)
+                      for ax in (self.ax_l, self.ax_n)]
+        colors = ["#1f4e99", "#c0392b", "#2e7d32", "#8e44ad", "#d35400", "#616161", "#00838f"]
+        self.norm_lines = []
+        for i, p in enumerate(tr.layers):
+            c = colors[i % len(colors)]
+            w, = self.ax_n.plot([], [], color=c, lw=1.4, label=p)
+            g, = self.ax_n.plot([], [], color=c, lw=1.0, ls="--")
+            self.norm_lines.append((w, g))
+        self.ax_n.legend(loc="center right", fontsize=10, framealpha=0.8)
+        from matplotlib.ticker import NullLocator
+        for ax in (self.ax_b, self.ax_l, self.ax_n):
+            ax.title.set_fontsize(12)
+            ax.tick_params(labelsize=11)
+        for ax in (self.ax_l, self.ax_n):
+            ax.yaxis.set_minor_locator(NullLocator())     # minor log ticks: most of a redraw
+        self.update()
+
+    def _boundary_setup(self, tr):
+        ax, X = self.ax_b, tr.X
+        self.contour = None
+        self.image = None
+        d = X.shape[0]
+        loss = tr.net.loss
+        ax.set_title({M.LogisticLoss: "P(y = 1): sigmoid of the output",
+                      M.CrossEntropyLoss: "the class with the largest output"}.get(
+                          type(loss), "the network's output") if d == 2 else "the network's output")
+        if d == 1:
+            lo, hi = X.min(), X.max()
+            pad = 0.1 * (hi - lo or 1)
+            self.grid_x = np.linspace(lo - pad, hi + pad, 200)[None, :]
+            ax.scatter(X[0], tr.Y[0] if tr.Y.ndim == 2 else tr.Y, s=10, color="#555")
+            self.curve, = ax.plot(self.grid_x[0], self.grid_x[0] * 0, color="#b3261e", lw=2)
+            ax.set_xlabel("x")
+            return
+        if d != 2:
+            ax.text(0.5, 0.5, f"the input has {d} features:\nno picture of the boundary",
+                    ha="center", va="center", transform=ax.transAxes, fontsize=12)
+            ax.set_axis_off()
+            return
+        (x0, x1), (y0, y1) = [(r.min(), r.max()) for r in X]
+        px, py = 0.15 * (x1 - x0 or 1), 0.15 * (y1 - y0 or 1)
+        self.extent = (x0 - px, x1 + px, y0 - py, y1 + py)
+        gx, gy = np.meshgrid(np.linspace(x0 - px, x1 + px, GRID), np.linspace(y0 - py, y1 + py, GRID))
+        self.grid = np.stack([gx.ravel(), gy.ravel()])
+        self.gx, self.gy = gx, gy
+        if isinstance(loss, M.CrossEntropyLoss):
+            labels = tr.Y.argmax(axis=0)
+            k = tr.Y.shape[0]
+        else:
+            labels = tr.Y[0]
+            k = 2
+        from matplotlib.colors import ListedColormap
+        light = ["#9ec5f0", "#f5b7b1", "#b9e4b0", "#e1c4f0", "#fad7a0", "#c8c8c8", "#f7c6e0",
+                 "#d9d98c", "#a8e0e6", "#d7b99b"]
+        dark = ["#1f4e99", "#b3261e", "#2e7d32", "#7b1fa2", "#d35400", "#555555", "#c2185b",
+                "#827717", "#00838f", "#6d4c41"]
+        light = [light[c % len(light)] for c in range(max(k, 2))]
+        self.cmap = ListedColormap(light) if k > 2 else "RdBu_r"
+        self.image = ax.imshow(np.zeros((GRID, GRID)), origin="lower", extent=self.extent,
+                               cmap=self.cmap, vmin=0, vmax=(k - 1 if k > 2 else 1),
+                               aspect="auto", interpolation="nearest" if k > 2 else "bilinear",
+                               alpha=0.55)
+        if isinstance(loss, M.SquaredLoss):
+            ax.scatter(X[0], X[1], c=labels, s=12, cmap="viridis", edgecolors="white", lw=0.4)
+        else:
+            for c in range(k):
+                sel = labels == c
+                ax.scatter(X[0, sel], X[1, sel], s=14, color=dark[c % len(dark)],
+                           edgecolors="black", lw=0.4, label=f"y = {c}")
+            ax.legend(loc="upper right", fontsize=9, handletextpad=0.1, borderpad=0.3,
+                      framealpha=0.8)
+        ax.set_xlim(self.extent[:2])
+        ax.set_ylim(self.extent[2:])
+
+    def update(self, opened: int | None = None):
+        with np.errstate(all="ignore"):     # a diverging run's huge numbers: drawn, not warned
+            self._update(opened)
+
+    def _update(self, opened):
+        tr = self.training
+        h = tr.history
+        t = np.arange(1, len(h.loss) + 1)
+        step = max(1, len(t) // 1500)            # at most ~1500 points per line
+        self.loss_line.set_data(t[::step], np.maximum(h.loss[::step], 1e-12) if h.loss else [])
+        at = np.asarray(h.norm_at)
+        for i, (w, g) in enumerate(self.norm_lines):
+            s = max(1, len(at) // 1500)
+            w.set_data(at[::s], [x[i] for x in h.weight_norms[::s]])
+            g.set_data(at[::s], [max(x[i], 1e-12) for x in h.grad_norms[::s]])
+        for ax in (self.ax_l, self.ax_n):
+            ax.relim()
+            ax.autoscale_view(scalex=False)
+            ax.set_xlim(0, max(10, len(t)) * 1.02)
+        for m in self.marks:
+            m.set_visible(opened is not None)
+            if opened is not None:
+                m.set_xdata([opened, opened])
+        self._update_boundary(tr)
+        self.live.redraw()
+
+    def _update_boundary(self, tr):
+        d = tr.X.shape[0]
+        loss = tr.net.loss
+        if d == 1:
+            out = tr.predict(self.grid_x)
+            self.curve.set_ydata(out[0])
+            self.ax_b.relim()
+            self.ax_b.autoscale_view()
+            return
+        if d != 2:
+            return
+        out = tr.predict(self.grid)
+        if isinstance(loss, M.CrossEntropyLoss):
+            z = out.argmax(axis=0)
+        elif isinstance(loss, M.LogisticLoss):
+            z = np.exp(-np.logaddexp(0.0, -out[0]))          # σ(t): the predicted P(y = 1)
+        else:
+            z = out[0]
+            self.image.set_clim(z.min(), z.max())
+        z = z.reshape(GRID, GRID)
+        self.image.set_data(z)
+        if isinstance(loss, M.LogisticLoss):
+            if self.contour is not None:
+                self.contour.remove()
+            self.contour = (self.ax_b.contour(self.gx, self.gy, z, levels=[0.5], colors="k",
+                                              linewidths=1.2) if z.min() < 0.5 < z.max() else None)

@@ -1,0 +1,116 @@
+"""Predict, then reveal: the Stepper's part in which the learner types each backward step before
+it is shown, and the score at the end."""
+from __future__ import annotations
+
+import html
+
+import ipywidgets as ipw
+import numpy as np
+
+from ..core import keys as K
+from ..core.errors import shape_str
+from ..display.presentation import rhs
+from ..teach.hints import tolerance_text
+from .base import NO_MATH, button, shown_in_widget
+from .parts import StepperPart
+
+
+class PredictBox(ipw.VBox, StepperPart):
+    """Predict, then reveal: the learner types the next backward step before it is shown.
+
+    The prompt names what to predict and its shape; the rule itself appears after a wrong try.
+    """
+
+    def __init__(self, stepper, on: bool):
+        self.predict_toggle = ipw.Checkbox(value=on, description="predict, then reveal",
+                                           indent=False).add_class("bpv-predict-toggle")
+        self.answer = ipw.Text(placeholder="e.g. [0.1, -0.2]",
+                               layout=ipw.Layout(width="100%", max_width="320px"),
+                               description="your answer").add_class("bpv-answer")
+        self.check_btn = button("check", "check your prediction", "bpv-check")
+        self.reveal_btn = button("reveal", "show this step without predicting", "bpv-reveal")
+        self.prompt = ipw.HTML().add_class("bpv-prompt")
+        self.feedback = ipw.HTML().add_class("bpv-feedback")
+        self.ask = ipw.HBox([self.prompt, self.answer, self.check_btn, self.reveal_btn],
+                            layout=ipw.Layout(align_items="center", flex_flow="row wrap"))
+        # feedback first: after a right answer it confirms the step just revealed, above the
+        # question for the next one
+        super().__init__([self.predict_toggle, self.feedback, self.ask])
+        self._attach(stepper)
+        self.tries: dict[int, int] = {}
+        self.outcome: dict[int, str] = {}     # step → "first", "hint" (after a wrong try), "revealed"
+        self.check_btn.on_click(self._on_check)
+        self.reveal_btn.on_click(self._on_reveal)
+        self.predict_toggle.observe(lambda _: self.stepper.refresh_all(), names="value")
+
+    @shown_in_widget
+    def _on_check(self, _):
+        self.say("")
+        m = self.model
+        k = m.step + 1
+        ok, msg = m.check_prediction(self.answer.value)
+        if not ok:
+            self.tries[k] = self.tries.get(k, 0) + 1
+        else:
+            self.outcome.setdefault(k, "first" if not self.tries.get(k) else "hint")
+        self.feedback.value = (f'<span style="color:{"#1a7f37" if ok else "#b3261e"}">'
+                               f"{'✔' if ok else '✘'} {html.escape(msg)}</span>")
+        if ok:
+            self.answer.value = ""
+            self.stepper.move(k, keep_feedback=True)
+        else:
+            self.refresh("tried")
+
+    @shown_in_widget
+    def _on_reveal(self, _):
+        self.outcome.setdefault(self.model.step + 1, "revealed")
+        self.model.reveal()
+        self.answer.value = ""
+        self.feedback.value = ""
+        self.stepper.move(self.model.step + 1)
+
+    def score_html(self) -> str:
+        return (f'<div class="bpv-score" role="status" style="font-weight:bold">'
+                f"{html.escape(_score(self.outcome))}</div>")
+
+    def refresh(self, what):
+        m = self.model
+        if what == "trace":
+            self.feedback.value = ""             # it was about the old trace
+            self.tries, self.outcome = {}, {}
+        if self.predict_toggle.value and m.step == m.n and self.outcome and \
+                "bpv-score" not in self.feedback.value:
+            self.feedback.value += self.score_html()
+        ask = self.predict_toggle.value and m.needs_prediction(m.step + 1)
+        self.ask.layout.display = "flex" if ask else "none"
+        if not ask:
+            return
+        k = m.step + 1
+        spec = m.trace.specs[k - 1]
+        want = m.trace[spec.writes]
+        lhs = html.escape(K.text(spec.writes))
+        # the rule is shown after a first wrong try: first the learner recalls it
+        rule = (f" = {html.escape(rhs(m.trace, spec))} {html.escape(spec.tag)}"
+                if self.tries.get(k) else f" {html.escape(spec.rule.label)}")
+        self.prompt.value = (f"<span {NO_MATH}>predict <b>{lhs}</b>{rule} "
+                             f"(shape {html.escape(shape_str(want))}; "
+                             f"{html.escape(tolerance_text())}):</span>")
+        self.answer.placeholder = "e.g. " + _example(want)
+
+
+def _score(outcome: dict) -> str:
+    n = len(outcome)
+    c = {k: sum(1 for v in outcome.values() if v == k) for k in ("first", "hint", "revealed")}
+    return (f"Done: {n} prediction{'s' * (n != 1)}: {c['first']} right first time, "
+            f"{c['hint']} after a hint, {c['revealed']} revealed.")
+
+
+def _example(a) -> str:
+    """A placeholder with the shape of the answer asked for."""
+    a = np.asarray(a)
+    if a.ndim == 0:
+        return "0.5"
+    if a.ndim == 1:
+        return "[" + ", ".join(["0.1", "-0.2", "0.3"][:a.size] + ["…"] * (a.size > 3)) + "]"
+    row = "[" + ", ".join(["0.1", "-0.2", "0.3"][:a.shape[1]] + ["…"] * (a.shape[1] > 3)) + "]"
+    return "[" + ", ".join([row] * min(a.shape[0], 2) + ["…"] * (a.shape[0] > 2)) + "]"
