@@ -224,34 +224,38 @@ class VoilaServer(Server):
 
 # --- Run All in JupyterLab and Notebook 7 -----------------------------------------------------------
 RUN_ALL_TRIES = 3               # a Run All lost to an unbound kernel is issued again, this often
-RUN_ALL_TAKEN_MS = 20_000       # how long a Run All may take to change an input prompt
+RUN_ALL_TAKEN_MS = 20_000       # how long a Run All may take to reach the kernel
 
 # Before Run All: mark what the saved notebook shows (outputs, widgets restored from it) as stale,
-# and watch the input prompts: a prompt that changes ([1] → [*], [ ] → [*]) proves the kernel took
-# the Run All. A MutationObserver sees a change even when the cell runs between two polls.
+# and watch for proof that the Run All was taken: a cell queued or running ([*]). A
+# MutationObserver sees it even when a cell runs between two polls. (A changed prompt is no proof:
+# a notebook that renders cells as they scroll into view changes its prompts; nor is a busy
+# kernel: the widget manager's own requests make it busy.)
 ARM_RUN_ALL_JS = r"""
 (stale) => {
   document.querySelectorAll(stale).forEach(e => e.setAttribute('data-bpv-stale', '1'));
-  const nb = document.querySelector('.jp-NotebookPanel .jp-Notebook') || document.body;
-  const prompts = () => [...nb.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
-    .map(p => p.textContent.trim()).join('|');
-  const m = { before: prompts(), taken: false };
+  const m = { taken: false };
+  const look = () => {
+    if (!m.taken && [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]
+        .some(p => p.textContent.includes('*'))) m.taken = true;
+  };
   if (window.__bpvRunAllObs) window.__bpvRunAllObs.disconnect();
   window.__bpvRunAll = m;
-  window.__bpvRunAllObs = new MutationObserver(() => {
-    if (!m.taken && (prompts() !== m.before || prompts().includes('*'))) m.taken = true;
-  });
-  window.__bpvRunAllObs.observe(nb, { subtree: true, childList: true, characterData: true });
-  const cells = nb.querySelectorAll('.jp-CodeCell');
+  window.__bpvRunAllObs = new MutationObserver(look);
+  window.__bpvRunAllObs.observe(document.body, { subtree: true, childList: true,
+                                                 characterData: true });
+  const cells = document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell');
   const last = cells[cells.length - 1];
   return !!last && !!last.querySelector('.jp-OutputArea-output');
 }
 """
 
 # Every cell has run: the last code cell shows a fresh output (if it had one before), no cell
-# waits ([*]), and the kernel is idle.
+# waits ([*]), the kernel is idle, and what the caller waits for (``ready``) is there. A dialog
+# (JupyterLab's "Select Kernel", seen on a busy machine) is reported instead: it stops everything.
 ALL_CELLS_RUN_JS = r"""
-(lastHadOutput) => {
+([lastHadOutput, ready]) => {
+  if (document.querySelector('.jp-Dialog')) return 'dialog';
   const cells = [...document.querySelectorAll('.jp-NotebookPanel .jp-CodeCell')];
   const last = cells[cells.length - 1];
   const fresh = !lastHadOutput || (!!last
@@ -259,45 +263,72 @@ ALL_CELLS_RUN_JS = r"""
   const queued = cells.some(c => {
     const p = c.querySelector('.jp-InputPrompt');
     return !!p && p.textContent.includes('*'); });
-  return fresh && !queued
-    && !!document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']");
+  const idle = !!document.querySelector(".jp-Notebook-ExecutionIndicator[data-status='idle']");
+  return fresh && !queued && idle && (!ready || !!document.querySelector(ready)) ? 'done' : false;
 }
 """
 
 
-def _no_prompt_changed():
-    raise AssertionError(f"no input prompt changed within {RUN_ALL_TAKEN_MS // 1000} s of Run All")
+def _no_run_all_taken():
+    raise AssertionError(f"no cell ran within {RUN_ALL_TAKEN_MS // 1000} s of Run All "
+                         f"({RUN_ALL_TRIES} tries)")
 
 
-def run_all_cells(do, page, stale: str = ".jp-OutputArea-output, .bpv-stepper, .bpv-lab"):
+def accept_dialog(page) -> str | None:
+    """A dialog over the notebook (JupyterLab's "Select Kernel" when the kernel was not started
+    in time): accept its default, as a learner would, and say which dialog it was."""
+    dialog = page.locator(".jp-Dialog")
+    if not dialog.count():
+        return None
+    title = dialog.locator(".jp-Dialog-header").inner_text(timeout=5_000).strip()
+    dialog.locator(".jp-Dialog-button.jp-mod-accept").first.click(timeout=TIMEOUT_MS)
+    page.wait_for_selector(".jp-Dialog", state="detached", timeout=TIMEOUT_MS)
+    return title
+
+
+def run_all_cells(do, page, ready: str | None = None,
+                  stale: str = ".jp-OutputArea-output, .bpv-stepper, .bpv-lab") -> int:
     """Open a notebook's page first; then wait for its kernel, Run > Run All Cells, and wait until
-    every cell has run. ``do(step, action)`` runs a named step (it fails the test naming the step).
+    every cell has run and ``ready`` (a CSS selector, e.g. the widget the notebook shows) is
+    there. ``do(step, action)`` runs a named step (it fails the test naming the step).
 
-    A Run All clicked before the front end has bound its kernel is lost: every prompt stays as it
-    was. So it waits for a prompt to change, and issues Run All again (up to RUN_ALL_TRIES times)
-    if none did within RUN_ALL_TAKEN_MS. Used by every browser test in JupyterLab and Notebook 7.
+    A Run All clicked before the front end has bound its kernel is lost (nothing runs), and on a
+    busy machine JupyterLab may ask which kernel to start. So: a dialog is accepted, and Run All
+    is issued again (up to RUN_ALL_TRIES times) when no cell ran within RUN_ALL_TAKEN_MS or a
+    dialog stopped it. Used by every browser test in JupyterLab and Notebook 7. Returns the
+    number of Run Alls issued.
     """
     do("notebook cells shown", lambda: page.wait_for_selector(
         ".jp-NotebookPanel .jp-Cell", timeout=TIMEOUT_MS))
-    do("kernel idle", lambda: page.wait_for_selector(
-        ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=TIMEOUT_MS))
-    last_had_output = do("watch the input prompts", lambda: page.evaluate(ARM_RUN_ALL_JS, stale))
+    do("kernel idle (or a dialog)", lambda: page.wait_for_selector(
+        ".jp-Notebook-ExecutionIndicator[data-status='idle'], .jp-Dialog", timeout=TIMEOUT_MS))
+    last_had_output = do("watch the kernel", lambda: page.evaluate(ARM_RUN_ALL_JS, stale))
     for attempt in range(1, RUN_ALL_TRIES + 1):
+        do("accept a dialog over the notebook", lambda: accept_dialog(page))
         do("open the Run menu", lambda: page.locator(
             ".lm-MenuBar-item", has_text=re.compile(r"^\s*Run\s*$")).first.click())
         do("Run > Run All Cells", lambda: page.locator(
             ".lm-Menu-item[data-command='runmenu:run-all']").click())
         try:
-            page.wait_for_function("() => window.__bpvRunAll && window.__bpvRunAll.taken",
+            page.wait_for_function("() => (window.__bpvRunAll && window.__bpvRunAll.taken) "
+                                   "|| !!document.querySelector('.jp-Dialog')",
                                    timeout=RUN_ALL_TAKEN_MS, polling=100)
-            break
-        except Exception:           # noqa: BLE001 — no prompt changed: the kernel was not bound
+        except Exception:           # noqa: BLE001 — nothing ran: the kernel was not bound
             if attempt == RUN_ALL_TRIES:
-                do(f"a cell runs after Run All ({RUN_ALL_TRIES} tries)", _no_prompt_changed)
-    do("all cells run (last cell's new output, no [*], kernel idle)",
-       lambda: page.wait_for_function(ALL_CELLS_RUN_JS, arg=last_had_output,
-                                      timeout=TIMEOUT_MS, polling=100))
-    return attempt
+                do("a cell runs after Run All", _no_run_all_taken)
+            continue
+        state = do("all cells run (last cell's new output, no [*], kernel idle)",
+                   lambda: page.wait_for_function(ALL_CELLS_RUN_JS, arg=[last_had_output, ready],
+                                                  timeout=TIMEOUT_MS, polling=100).json_value())
+        if state == "done":
+            return attempt
+        if attempt == RUN_ALL_TRIES:
+            do("all cells run", lambda: _raise(f"a dialog stopped Run All {RUN_ALL_TRIES} times"))
+    return RUN_ALL_TRIES
+
+
+def _raise(message: str):
+    raise AssertionError(message)
 
 
 # --- the learner -----------------------------------------------------------------------------------

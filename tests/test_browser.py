@@ -140,7 +140,7 @@ def open_lab(learner: Learner, server: LabServer, timings: dict):
     L, page = learner, learner.page
     t0 = time.monotonic()
     L.do("open the lesson in JupyterLab", lambda: page.goto(server.url(LESSON)))
-    tries = run_all_cells(L.do, page)
+    tries = run_all_cells(L.do, page, ready=L.root)
     timings["page to all cells run"] = time.monotonic() - t0
     RESULTS.setdefault("run_all", {})[learner.app] = tries
     L.do("stepper widget shown after Run All", lambda: page.wait_for_selector(
@@ -670,6 +670,34 @@ def test_saved_lesson_shows_pictures_before_run_all(browser, tmp_path):
             assert s["alt"].startswith("step ") and 0 < s["w"] <= s["out"] + 1, s
         print(f"\n[lab, saved lesson] {len(seen)} pictures before Run All: "
               + "; ".join(f"{s['alt']!r} {s['w']:.0f}/{s['out']:.0f} px" for s in seen))
+    finally:
+        context.close()
+        server.stop()
+
+
+@pytest.mark.parametrize("app", ["lab", "notebook7"])
+def test_run_all_gets_past_a_select_kernel_dialog(browser, tmp_path, app):
+    """The shared Run All helper on a notebook whose kernel JupyterLab cannot start by itself
+    (an unknown kernelspec: it asks "Select Kernel", as it did on a busy machine): the helper
+    accepts the default kernel, as a learner would, and every cell runs."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata = {"kernelspec": {"name": "no-such-kernel", "display_name": "gone",
+                                  "language": "python"}}
+    nb.cells = [nbformat.v4.new_code_cell("x = 6 * 7"),
+                nbformat.v4.new_code_cell("print('answer', x)")]
+    nbformat.write(nb, tmp_path / "dialog.ipynb")
+    server = (LabServer if app == "lab" else NotebookServer)(tmp_path, tmp_path)
+    server.start(cwd=tmp_path)
+    context = browser.new_context(viewport=VIEWPORT)
+    try:
+        page = context.new_page()
+        page.set_default_timeout(TIMEOUT_MS)
+        L = Learner(page, f"{app}-dialog")
+        L.do("open the notebook", lambda: page.goto(server.url("dialog.ipynb")))
+        L.do("the Select Kernel dialog", lambda: page.wait_for_selector(".jp-Dialog"))
+        run_all_cells(L.do, page, ready=".jp-OutputArea-output")
+        text = page.locator(".jp-OutputArea-output").last.inner_text()
+        assert "answer 42" in text, text
     finally:
         context.close()
         server.stop()

@@ -85,7 +85,7 @@ class Page:
 
 def open_in_lab(P: Page, server: LabServer):
     P.do("open the notebook", lambda: P.page.goto(server.url("lab.ipynb")))
-    run_all_cells(P.do, P.page)
+    run_all_cells(P.do, P.page, ready=ROOT_SEL)
 
 
 @pytest.fixture(params=["lab", "notebook7", "voila"])
