@@ -9,6 +9,7 @@ import ipywidgets as ipw
 import numpy as np
 
 from ..core import modules as M
+from ..core.numerics import sigmoid
 from ..lab.train import Training
 
 GRID = 70                 # the decision-boundary picture is GRID × GRID predictions
@@ -184,7 +185,7 @@ class LabFigure:
         if isinstance(loss, M.CrossEntropyLoss):
             z = out.argmax(axis=0)
         elif isinstance(loss, M.LogisticLoss):
-            z = np.exp(-np.logaddexp(0.0, -out[0]))          # σ(t): the predicted P(y = 1)
+            z = sigmoid(out[0])                             # σ(t): the predicted P(y = 1)
         else:
             z = out[0]
             self.image.set_clim(z.min(), z.max())
