@@ -333,3 +333,198 @@ def test_closing_a_lab_closes_every_widget_it_made():
     assert lab.stepper is not None and _open_widgets() > before + 50          # the lab and its Stepper
     lab.close()
     assert _open_widgets() == before
+
+
+# --- issue 19: a lab stops when it is closed or no longer shown ------------------------------------
+
+def test_a_lab_the_front_end_closed_stops_training_and_closes_its_parts():
+    async def session():
+        lab = TrainingLab()
+        lab.train(1)
+        lab.open_iteration(1, 0)
+        lab.run_w.click()
+        while lab.training.t < 10:
+            await asyncio.sleep(0.01)
+        stepper = lab.stepper
+        # the front end closes the model (its comm): comm_close arrives in the kernel
+        lab.comm.handle_close({"content": {"comm_id": lab.comm.comm_id, "data": {}}})
+        await asyncio.sleep(0.05)
+        t = lab.training.t
+        await asyncio.sleep(0.1)
+        return lab, t, stepper
+    lab, t, stepper = asyncio.run(session())
+    assert lab.training.t == t and not lab._running and lab._task.done()
+    assert lab.comm is None and stepper.comm is None and lab.run_w.comm is None
+
+
+def test_a_lab_whose_last_view_is_removed_pauses():
+    """Re-running the cell clears its output: the front end removes the lab's view and counts
+    the views left (ipywidgets' ``_view_count``); with none left the lab pauses."""
+    async def session():
+        lab = TrainingLab()
+        assert lab._view_count == 0                # the lab asks the front end to count views
+        lab._view_count = 1                         # shown
+        lab.run_w.click()
+        while lab.training.t < 10:
+            await asyncio.sleep(0.01)
+        lab._view_count = 2                         # shown twice, then one view removed: trains
+        lab._view_count = 1
+        await asyncio.sleep(0.05)
+        running = lab._running
+        lab._view_count = 0                         # the output was cleared
+        await asyncio.sleep(0.05)
+        t = lab.training.t
+        await asyncio.sleep(0.1)
+        return lab, running, t
+    lab, running, t = asyncio.run(session())
+    assert running and not lab._running and lab.training.t == t
+    assert "no longer shown" in lab.message.value and lab.comm is not None   # open: shown again,
+    lab.close()                                                              # ▶ goes on
+
+
+# --- issue 19: the background loop's chunk of iterations follows the time per iteration -------------
+
+class FakeClock:
+    """``time`` for trainlab: the clock moves only when a fake iteration costs time."""
+
+    def __init__(self):
+        self.now = 0.0
+
+    def perf_counter(self):
+        return self.now
+
+
+def test_the_chunk_of_iterations_shrinks_when_iterations_get_slower(monkeypatch):
+    from backpropviz.widgets import trainlab
+    clock = FakeClock()
+    monkeypatch.setattr(trainlab, "time", clock)
+    lab = TrainingLab(batch=1)
+    tr = lab.training
+    calls, rounds = [], []          # (iterations, seconds) per call of step; clock at each redraw
+    slow = {"factor": 1.0}
+
+    def step(n=1):                  # an iteration costs 10 µs per example of its batch
+        seconds = 1e-5 * tr.batch * n * slow["factor"]
+        clock.now += seconds
+        calls.append((n, seconds))
+        tr.t += n
+        return 0.0
+    monkeypatch.setattr(tr, "step", step)
+    show = lab._show
+    monkeypatch.setattr(lab, "_show", lambda: (rounds.append(clock.now), show()))
+
+    async def session():
+        lab.run_w.click()
+        while len(rounds) < 3:
+            await asyncio.sleep(0.005)
+        grown = max(n for n, _ in calls)
+        lab.batch_w.value = "all"                # 200 times slower per iteration: B = 200
+        k, r = len(calls), len(rounds)
+        while len(rounds) < r + 3:
+            await asyncio.sleep(0.005)
+        after_switch = calls[k:]
+        slow["factor"] = 10.0                    # the machine got busy: 10 times slower again
+        k = len(calls)
+        while len(calls) < k + 20:
+            await asyncio.sleep(0.005)
+        after_slowdown = calls[k:]
+        lab.run_w.click()
+        await lab._task
+        return grown, after_switch, after_slowdown
+    grown, after_switch, after_slowdown = asyncio.run(session())
+    step_s = getattr(trainlab, "STEP_S", 0.02)     # (before issue 19: no such bound)
+    assert grown >= 500                               # fast iterations: large chunks
+    # after the switch, no call of step lasts more than ~STEP_S (it took 12.8 s), so ⏸ answers
+    assert max(s for _, s in after_switch) <= 2 * step_s
+    assert max(n for n, _ in after_switch) <= 2 * step_s / 2e-3
+    # after an unforeseen slowdown the first call is long; the next ones fit STEP_S again
+    assert all(s <= 2 * step_s for _, s in after_slowdown[1:])
+    gaps = np.diff(rounds)
+    assert gaps.max() <= trainlab.CHUNK_S + 2 * step_s + after_slowdown[0][1]
+
+
+def test_chunk_after_grows_at_most_twofold_and_shrinks_to_fit_at_once():
+    from backpropviz.widgets.trainlab import STEP_S, chunk_after
+    assert chunk_after(64, STEP_S / 100) == 128           # fast: at most twice as many
+    assert chunk_after(4096, 4096 * 2e-3) == int(STEP_S / 2e-3)   # slow: what fits in STEP_S
+    assert chunk_after(8, 3.0) == 1 and chunk_after(1, 0.0) == 2     # never 0; a 0 s clock tick
+
+
+# --- issue 19: a load replaces the lab's state only when the new one is complete --------------------
+
+def _look(lab):
+    """Everything a learner sees of the lab, and what it holds."""
+    return (state(lab), lab.figure, lab.stepper, lab.opened, lab.children, lab.status.value,
+            lab.caption.value, lab.figure_text.value, lab.data_w.value, lab.data_w.options,
+            lab.seed_w.value, lab.hidden_w.value, lab.lr_w.value, lab.batch_w.value,
+            lab.it_w.value, lab.ex_w.value, lab.recipe, lab.shape, _open_widgets())
+
+
+@pytest.mark.parametrize("where", ["drawing the figure", "building the Stepper",
+                                   "drawing the opened iteration"])
+def test_a_load_that_fails_at_any_point_leaves_the_lab_as_it_was(where, monkeypatch):
+    from backpropviz.widgets import trainlab
+    from backpropviz.widgets.labfigure import LabFigure
+    src = TrainingLab(batch=20, seed=5)
+    src.train(12)
+    src.open_iteration(5, 1)
+    text = src.dumps()
+    src.close()
+    lab = TrainingLab(data="xor", lr=0.3)
+    lab.train(7)
+    lab.open_iteration(3, 0)
+    before = _look(lab)
+
+    def out_of_memory(*args, **kwargs):
+        raise MemoryError("no memory left")
+    if where == "drawing the figure":
+        monkeypatch.setattr(LabFigure, "new_run", out_of_memory)
+    elif where == "building the Stepper":
+        monkeypatch.setattr(trainlab, "Stepper", out_of_memory)
+    else:
+        monkeypatch.setattr(LabFigure, "update", lambda self, opened=None: out_of_memory()
+                            if opened is not None else None)
+    upload(lab, text.encode())
+    after = _look(lab)
+    assert "MemoryError: no memory left" in lab.message.value and 'role="alert"' in lab.message.value
+    assert same(after[0], before[0]) and after[1:] == before[1:]
+    assert lab.load_w.value == ()
+    monkeypatch.undo()
+    upload(lab, text.encode())                      # and the same file loads once it can
+    assert "loaded: iteration 12" in lab.message.value and lab.opened["iteration"] == 5
+    assert lab.figure is not before[1] and before[1].live.widget.comm is None
+    lab.close()
+
+
+# --- issue 19: a refused setting shows the lab's state again ----------------------------------------
+
+def test_a_data_set_that_does_not_fit_your_network_is_refused_and_the_menu_goes_back():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(3, 40))
+    Y = (X[0] * X[1] > 0).astype(float)[None, :]
+    other = bpv.Sequential([bpv.MM(np.ones((1, 3))), bpv.Sigmoid()], loss="squared")
+    lab = TrainingLab(other, X, Y, lr=0.1)
+    lab.train(3)
+    before = state(lab)
+    lab.data_w.value = "spirals3"                  # 2 features: M_1 takes 3
+    assert same(state(lab), before) and lab.data_w.value == "your data"
+    assert "spirals3" in lab.field_errors.value and "M_1 takes 3 inputs" in lab.field_errors.value
+    assert "M_1 takes 3 inputs" in lab.message.value
+    lab.seed_w.value = "3"                          # a later change is not refused
+    assert lab.training.seed == 3 and lab.training.t == 0 and "new run" in lab.message.value
+    assert lab.field_errors.value == ""
+    lab.close()
+
+
+def test_a_change_refused_for_a_bad_field_goes_back_and_the_field_stays_marked():
+    lab = TrainingLab()
+    lab.train(2)
+    before = state(lab)
+    lab.seed_w.value = "1.5"
+    lab.data_w.value = "circles"                    # refused: the seed field cannot be read
+    assert same(state(lab), before) and lab.data_w.value == "two_moons"
+    assert lab.seed_w.value == "1.5" and "bpv-bad" in lab.seed_w._dom_classes
+    lab.seed_w.value = "2"
+    assert lab.training.seed == 2 and lab.recipe["name"] == "two_moons"
+    assert lab.field_errors.value == ""
+    lab.close()

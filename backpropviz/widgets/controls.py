@@ -1,5 +1,11 @@
 """The Stepper's rebuild controls: change the example or the network (x, y, sizes, σ, seed,
-weights, the loss) and see each loss's gradient for the same network."""
+weights, the loss) and see each loss's gradient for the same network.
+
+Two kinds of control: the form (x, y, sizes, σ, seed, θ), applied by "rebuild", keeps what was
+typed when it is refused, outlined as not in force, to be corrected; the loss toggle applies at
+once, and when the model refuses a loss it goes back to the loss in force, the refusal beside it.
+Either way no control shows a refused value as if it were in force, so nothing refused before is
+read again by a later change."""
 from __future__ import annotations
 
 import html
@@ -46,13 +52,14 @@ class RebuildControls(ipw.VBox, StepperPart):
         self.new_weights_btn = button("new weights from seed", "draw new random weights "
                                       "from the seed", "bpv-reinit")
         self.compare = ipw.HTML().add_class("bpv-loss-compare")
-        self.field_errors = FieldErrors([self.x_in, self.y_in, self.sizes_in, self.seed_in,
-                                         self.weights_in])    # named x, y, sizes, seed, θ
+        self.field_errors = FieldErrors([self.x_in, self.y_in, self.sizes_in, self.act_in,
+                                         self.seed_in, self.weights_in])  # x, y, sizes, σ, seed, θ
+        self.loss_errors = FieldErrors([self.loss_in])     # a refused loss, beside the toggle
         super().__init__([ipw.HTML("<b>change the example or the network</b>"),
                           ipw.HBox([self.x_in, self.y_in, self.sizes_in]),
                           ipw.HBox([self.act_in, self.seed_in, self.new_weights_btn]),
                           self.weights_in, self.field_errors, self.rebuild_btn, self.loss_in,
-                          self.compare])
+                          self.loss_errors, self.compare])
         self._attach(stepper)
         self._busy = False
         self.rebuild_btn.on_click(self._on_rebuild)
@@ -108,28 +115,54 @@ class RebuildControls(ipw.VBox, StepperPart):
 
     @shown_in_widget
     def _on_loss(self, change):
-        if not self._busy:
-            self._apply(loss=change["new"], keep_net=True)
+        if self._busy:
+            return
+        in_force = self.model.settings.loss
+        if not self._apply(loss=change["new"], keep_net=True):
+            # refused: the toggle shows the loss in force again (a later change would read it)
+            error = self.model.error
+            self._busy = True
+            try:
+                self.loss_in.value = in_force
+            finally:
+                self._busy = False
+            self.loss_errors.mark(self.loss_in, f"{change['new']} not used: {error}; the loss "
+                                  f"stays {in_force}", outline=False)
 
-    def _apply(self, keep=frozenset(), **kwargs):
+    def _apply(self, keep=frozenset(), **kwargs) -> bool:
+        """Rebuild with these settings; False if the model refused them (nothing changed)."""
         m = self.model
+        st = m.settings
         self._keep = set(keep)
         try:
             if not m.rebuild(**kwargs):
-                self.say(m.error, error=True)      # what was typed stays, to be corrected
-                return
+                self.say(m.error, error=True)
+                self._mark_refused(st, kwargs, m.error)
+                return False
         finally:
             self._keep = set()
         if keep:
             self.say("rebuilt from the fields that could be read; the marked ones were not used",
                      error=True)
-            return
+            return True
         if m.error:                                # rebuilt, but not shown as a circuit
             self.say(m.error, error=True)
-            return
+            return True
         warn = m.rebuilder.warning()
         self.say(("⚠ " + warn) if warn else
                  f"rebuilt: {m.n} steps, J = {fnum(m.trace.loss)}; now at step {m.step}")
+        return True
+
+    def _mark_refused(self, st: Settings, tried: dict, error: str):
+        """The form's fields that held a refused change keep what was typed, to be corrected,
+        outlined as not in force (the model's settings are ``st``)."""
+        names = {"x": self.x_in, "y": self.y_in, "sizes": self.sizes_in, "seed": self.seed_in,
+                 "activation": self.act_in}
+        for k, field in names.items():
+            if k in tried and not np.array_equal(tried[k], getattr(st, k)):
+                self.field_errors.mark(field, f"not used: {error}")
+        if tried.get("weights"):
+            self.field_errors.mark(self.weights_in, f"not used: {error}")
 
     def refresh(self, what):
         if what != "trace":
@@ -164,6 +197,7 @@ class RebuildControls(ipw.VBox, StepperPart):
             self._busy = False
         if not keep:
             self.field_errors.mark_all({})
+        self.loss_errors.mark_all({})               # the loss in force is shown again
         self._comparison = rb.loss_comparison()
         self._show_comparison()
 

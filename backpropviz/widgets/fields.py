@@ -1,14 +1,16 @@
 """One display of refused fields, for every form in the widgets (the Stepper's rebuild controls,
-the training lab): a field that could not be read is outlined in red (class ``bpv-bad``) and its
-message is shown beside the form, as an alert, until the field reads well again."""
+the training lab): a field that could not be read, or whose value the model refused, is outlined in
+red (class ``bpv-bad``) and its message is shown beside the form, as an alert, until the field
+reads well again. A control that went back to the model's state after a refusal is not outlined
+(it shows what is in force); its message says what was refused and why."""
 from __future__ import annotations
 
 import html
 
 import ipywidgets as ipw
 
-FIELD_CSS = ("<style>.bpv-bad input, .bpv-bad textarea { outline: 2px solid #b3261e; "
-             "outline-offset: -2px; background: #fff4f2; }\n"
+FIELD_CSS = ("<style>.bpv-bad input, .bpv-bad textarea, .bpv-bad select { outline: 2px solid "
+             "#b3261e; outline-offset: -2px; background: #fff4f2; }\n"
              ".bpv-field-error { color: #b3261e; font-size: 13px; }</style>")
 
 
@@ -22,10 +24,12 @@ class FieldErrors(ipw.HTML):
         self.add_class("bpv-field-errors")
         self.fields = {f.description: f for f in fields}
         self.messages: dict[str, str] = {}          # name → message, in the form's order
+        self.outlined: set[str] = set()             # names of the fields outlined in red
 
-    def mark(self, field: ipw.Widget, message: str | None):
-        """Mark one field with its message, or (message None) show that it reads well."""
-        self._set(field.description, message)
+    def mark(self, field: ipw.Widget, message: str | None, outline: bool = True):
+        """Mark one field with its message, or (message None) show that it reads well.
+        ``outline=False``: the message only (the field shows the value in force again)."""
+        self._set(field.description, message, outline)
         self._show()
 
     def mark_all(self, bad: dict[str, str]):
@@ -34,9 +38,14 @@ class FieldErrors(ipw.HTML):
             self._set(name, bad.get(name))
         self._show()
 
-    def _set(self, name: str, message: str | None):
+    def _set(self, name: str, message: str | None, outline: bool = True):
         field = self.fields[name]
-        (field.add_class if message else field.remove_class)("bpv-bad")
+        if message and outline:
+            field.add_class("bpv-bad")
+            self.outlined.add(name)
+        else:
+            field.remove_class("bpv-bad")
+            self.outlined.discard(name)
         messages = {**self.messages, name: message}
         self.messages = {n: messages[n] for n in self.fields if messages.get(n)}
 

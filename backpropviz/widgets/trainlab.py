@@ -7,6 +7,11 @@ iteration t's pass for one example of its batch, and save / load of the whole st
 file (labfile.py).
 Training runs in short chunks on the kernel's event loop, so Pause and the other controls answer
 while it runs; every error is shown in the widget and the last good state stays.
+
+A lab stops training when it is closed (``close()``, or by the front end), when it is no longer
+shown (the front end counts its views: re-running its cell clears the output), and when another
+lab is made; a lab made again by the same notebook cell closes the one that cell made before
+(cells.py says when that is known).
 """
 from __future__ import annotations
 
@@ -24,12 +29,14 @@ from ..core.errors import BackpropError
 from ..core.networks import Sequential, mlp
 from ..lab import datasets, labfile
 from ..lab.train import MAX_ITERATIONS, MAX_SEED, Training, check_batch, check_lr, describe
-from .base import ClosesParts, shown_in_widget
+from .base import ClosesParts, close_tree, shown_in_widget
+from .cells import MadeByCells
 from .fields import FieldErrors
 from .labfigure import LabFigure
 from .stepper import Stepper
 
 CHUNK_S = 0.3             # seconds of training between two redraws (a redraw takes ~0.1 s)
+STEP_S = 0.02             # seconds of one call of Training.step: the controls wait at most this
 MAX_HIDDEN, MAX_WIDTH = 6, 256
 OWN = "your data"
 
@@ -38,6 +45,18 @@ _CSS = """<style>
 .bpv-lab button:focus-visible, .bpv-lab input:focus-visible, .bpv-lab select:focus-visible {
   outline: 3px solid #1a73e8; outline-offset: 1px; }
 </style>"""
+
+
+class Unreadable(BackpropError):
+    """A setting's field cannot be read (it is marked; nothing changes)."""
+
+
+def chunk_after(n: int, seconds: float) -> int:
+    """Iterations for the next call of Training.step after n of them took ``seconds``: as many as
+    fit in STEP_S at that time per iteration, at most twice n (a sudden speed-up is not trusted at
+    once), at least 1."""
+    fit = STEP_S * n / seconds if seconds > 0 else 2 * n
+    return max(1, min(2 * n, int(fit)))
 
 
 def parse_hidden(text: str) -> list[int]:
@@ -59,6 +78,9 @@ def parse_hidden(text: str) -> list[int]:
 
 
 # --- the lab -------------------------------------------------------------------------------------
+
+LABS = MadeByCells()          # the open labs of this kernel, with the cell run that made each
+
 
 class TrainingLab(ClosesParts, ipw.VBox):
     """Train ``net`` on (X, Y) by gradient descent, watch it, open any iteration in the Stepper.
@@ -87,16 +109,28 @@ class TrainingLab(ClosesParts, ipw.VBox):
 
     def _start(self, tr: Training, recipe: dict | None, view: dict | None = None):
         """The lab on a Training (from the arguments or from a file), showing ``view``; if that
-        fails, nothing it built stays open."""
+        fails, nothing it built stays open. A lab made by an earlier run of the same notebook
+        cell is closed (this one replaces it), and a lab still training elsewhere pauses."""
         try:
             self._build_lab(tr, recipe, view)
         except BaseException:
             self.close()
             raise
+        for old in LABS.add(self):
+            old.close()
+        for other in LABS.others(self):
+            if other.running:
+                other.pause()
+                other.say("paused: another training lab was made in this kernel (one trains "
+                          "at a time); press ▶ train to go on")
 
     def _build_lab(self, tr: Training, recipe: dict | None, view: dict | None):
-        ipw.VBox.__init__(self)
+        # _view_count = 0: the front end counts this lab's views (ipywidgets' experimental
+        # view count, issue #2747); with none left (its output cleared) the lab pauses
+        ipw.VBox.__init__(self, _view_count=0)
         self.add_class("bpv-lab")
+        self.observe(self._on_views, "_view_count")
+        self.comm.on_close(self._on_comm_close)   # the front end closed the model
         self.training, self.recipe = tr, recipe
         self.own = None if recipe is not None else (tr.X, tr.Y)   # "your data" in the menu
         self.shape = describe(tr.net)  # {sizes, activation, loss} or None (not an MLP)
@@ -141,7 +175,8 @@ class TrainingLab(ClosesParts, ipw.VBox):
         self.reset_w = ipw.Button(description="new run", tooltip="start again from iteration 0 "
                                   "with these settings", layout=ipw.Layout(width="auto"))
         self.status = ipw.HTML().add_class("bpv-status")
-        self.field_errors = FieldErrors([self.seed_w, self.hidden_w, self.lr_w, self.batch_w])
+        self.field_errors = FieldErrors([self.data_w, self.seed_w, self.hidden_w, self.act_w,
+                                         self.lr_w, self.batch_w])
         self.message = ipw.HTML()
         self.figure = LabFigure()
         self.figure_text = ipw.HTML()             # the figure in words, for screen readers
@@ -194,34 +229,50 @@ class TrainingLab(ClosesParts, ipw.VBox):
 
     def _show(self):
         with np.errstate(all="ignore"):      # a diverged run shows nan, it does not warn
-            self._show_state()
+            self.status.value, self.figure_text.value = self._texts(self.training, self._running)
+            self.figure.update(self.opened["iteration"] if self.opened else None)
 
-    def _show_state(self):
-        tr = self.training
+    @staticmethod
+    def _texts(tr: Training, running: bool) -> tuple[str, str]:
+        """The status line and the figure in words (for screen readers), for ``tr``."""
         J, acc = tr.evaluate()
         parts = [f"iteration <b>{tr.t}</b>", f"now: J on all {tr.n} examples = <b>{J:.4f}</b>"]
         if acc is not None:
             parts.append(f"accuracy <b>{100 * acc:.1f}%</b>")
         parts.append(f"α = {tr.lr:g}, B = {tr.batch}")
-        state = "training…" if self._running else "paused" if tr.t else "ready"
-        self.status.value = (f'<div role="status" aria-live="polite">{" · ".join(parts)} '
-                             f'({state})</div>')
-        self.figure.update(self.opened["iteration"] if self.opened else None)
+        state = "training…" if running else "paused" if tr.t else "ready"
+        status = f'<div role="status" aria-live="polite">{" · ".join(parts)} ({state})</div>'
         last = f"{tr.history.loss[-1]:.4f}" if tr.history.loss else "none yet"
-        self.figure_text.value = (
+        words = (
             f'<div style="font-size:13px;color:#444">The figure: left, the network\'s answer '
             f'over the plane with the {tr.n} training points; middle, the loss J of each batch '
             f'before its update (last: {last}); right, the size of each layer\'s weights and of their gradients. '
             f'Click a curve to choose an iteration, a point to choose that example.</div>')
+        return status, words
 
     def _new_run_view(self):
+        self._show_stepper(None)
         self.opened = None
-        self.stepper = None
-        self.stepper_box.children = ()
         self.caption.value = ""
         self.link.value = ""
         self.figure.new_run(self.training)
         self._show()
+
+    def _show_stepper(self, stepper: Stepper | None):
+        """Show ``stepper`` (or none) below the figure; the one it replaces is closed (each holds
+        about a hundred widgets)."""
+        old, self.stepper = self.stepper, stepper
+        self.stepper_box.children = (stepper,) if stepper is not None else ()
+        if old is not None and old is not stepper:
+            old.close()
+
+    def _show_figure(self, figure: LabFigure):
+        """Show ``figure`` in place of the current one, which is closed."""
+        old = self.figure
+        self.children = tuple(figure.live.widget if c is old.live.widget else c
+                              for c in self.children)
+        self.figure = figure
+        close_tree(old.live.widget, set())
 
     # --- settings -------------------------------------------------------------------------------
     def _apply_training_fields(self) -> bool:
@@ -251,7 +302,7 @@ class TrainingLab(ClosesParts, ipw.VBox):
     @shown_in_widget
     def _on_setting(self, change):
         if not self._syncing:
-            self.rebuild()
+            self.rebuild(change["owner"])
 
     def _settings_training(self) -> tuple[Training, dict | None]:
         """A new Training from the fields (nothing is changed if one is bad)."""
@@ -271,7 +322,7 @@ class TrainingLab(ClosesParts, ipw.VBox):
             self.field_errors.mark(self.hidden_w, str(e))
             errors.append(e)
         if errors:
-            raise BackpropError("not changed: " + "; ".join(map(str, errors)))
+            raise Unreadable("not changed: " + "; ".join(map(str, errors)))
         lr, batch = self.training.lr, self.training.batch
         if self.data_w.value == OWN:
             (X, Y), recipe = self.own, None
@@ -291,12 +342,28 @@ class TrainingLab(ClosesParts, ipw.VBox):
         n = np.shape(X)[-1]
         return Training(net, X, Y, lr=lr, batch=min(batch, n), seed=seed), recipe
 
-    def rebuild(self):
-        """Start a new run from the settings fields (data, seed, hidden layers, σ)."""
+    def rebuild(self, changed: ipw.Widget | None = None):
+        """Start a new run from the settings fields (data, seed, hidden layers, σ).
+
+        If they are refused, nothing changes and every field shows the run in force again, but a
+        field that cannot be read keeps what was typed, marked; ``changed`` (the field the
+        learner changed) gets the refusal beside the form."""
+        try:
+            tr, recipe = self._settings_training()
+        except Exception as e:
+            bad = set(self.field_errors.outlined)
+            refused = changed.value if changed is not None else None
+            self._sync_fields(keep=bad)
+            if changed is not None and changed.description not in bad:
+                why = ("correct the marked field first" if isinstance(e, Unreadable) else
+                       str(e) if isinstance(e, BackpropError) else f"{type(e).__name__}: {e}")
+                self.field_errors.mark(changed, f"{refused} not used: {why}", outline=False)
+            raise
         self.pause()
-        tr, recipe = self._settings_training()
         self.training, self.recipe = tr, recipe
         self.shape = describe(tr.net)
+        self.field_errors.mark(self.data_w, None)
+        self.field_errors.mark(self.act_w, None)
         self.batch_w.value = "all" if tr.batch == tr.n else str(tr.batch)
         self._apply_training_fields()
         self._new_run_view()
@@ -341,31 +408,53 @@ class TrainingLab(ClosesParts, ipw.VBox):
         self.say("")
         self._task = asyncio.ensure_future(self._loop(self._run_id))
 
+    @property
+    def running(self) -> bool:
+        """Whether the lab trains in the background (▶)."""
+        return self._running
+
     def pause(self):
         """Stop the background training after its current chunk."""
         self._running = False
         self.run_w.description, self.run_w.tooltip = "▶ train", "start training (pause: press again)"
 
     def close(self):
-        """Closing the widget (or running its cell again) stops its training and closes its parts
-        (a lab whose constructor failed has none yet)."""
+        """Closing the widget (by code, by the front end, or by making a lab again in the same
+        cell) stops its training and closes its parts (a lab whose constructor failed has none
+        yet)."""
         self._running = False
         task = getattr(self, "_task", None)
         if task is not None and not task.done():
             task.cancel()
+        LABS.forget(self)
         super().close()
+
+    def _on_comm_close(self, msg):
+        self.close()
+
+    def _on_views(self, change):
+        """The front end counts the lab's views; when the last one goes (its output was cleared,
+        e.g. by running its cell again) the lab pauses: nobody sees it train."""
+        if change["new"] == 0 and (change["old"] or 0) > 0 and self._running:
+            self.pause()
+            self.say("paused: the lab is no longer shown (its output was cleared); show it again "
+                     "and press ▶ train to go on")
 
     async def _loop(self, run_id: int):
         tr = self.training
-        n = 1                                 # iterations per call: grown to ~20 ms of work
+        n = 1                                 # iterations per call of step: about STEP_S of work
+        batch = tr.batch
         try:
-            while self._running and self._run_id == run_id and self.training is tr:
+            while self._running and self._run_id == run_id and self.training is tr \
+                    and self.comm is not None:
+                if tr.batch != batch:          # another B, another time per iteration: from 1
+                    n, batch = 1, tr.batch
                 end = time.perf_counter() + CHUNK_S
                 while time.perf_counter() < end and tr.t < MAX_ITERATIONS:
+                    k = min(n, MAX_ITERATIONS - tr.t)
                     t0 = time.perf_counter()
-                    tr.step(min(n, MAX_ITERATIONS - tr.t))
-                    if time.perf_counter() - t0 < 0.02:
-                        n *= 2
+                    tr.step(k)
+                    n = chunk_after(k, time.perf_counter() - t0)
                 if tr.t >= MAX_ITERATIONS:
                     self.say(f"stopped: a run holds at most {MAX_ITERATIONS} iterations")
                     self.pause()
@@ -379,7 +468,7 @@ class TrainingLab(ClosesParts, ipw.VBox):
             self.pause()
             self.say(f"{type(e).__name__}: {e}", error=True)
         finally:
-            if self.training is tr and self._run_id == run_id:
+            if self.training is tr and self._run_id == run_id and self.comm is not None:
                 self._show()
 
     # --- looking inside -------------------------------------------------------------------------
@@ -387,35 +476,50 @@ class TrainingLab(ClosesParts, ipw.VBox):
         """Show iteration t's pass (default: the last one run) for one example of its batch."""
         tr = self.training
         t = tr.t if t is None else whole(t, "the iteration t")
-        if tr.t == 0:
-            raise BackpropError("no iteration has run yet: train first (one iteration is enough)")
-        trace = tr.trace_at(t, example=whole(example, "the example"))
-        step = whole(step, "the step")
-        if step > len(trace.steps):
-            raise BackpropError(f"the pass has {len(trace.steps)} steps; got step {step}")
-        stepper = Stepper(trace)
-        if step:
-            stepper.model.go(step)
-        col = tr.example_index(t, example)
-        B = tr.batch_size_at(t)
-        self.stepper, self.opened = stepper, {"iteration": t, "example": int(example),
-                                              "step": step}
-        self.it_w.value, self.ex_w.value = str(t), str(example)
-        self.stepper_box.children = (stepper,)
-        share = (f"Training used the mean of the {B} examples' gradients: this example's ∂J/∂θ, "
-                 f"divided by {B}, is its share." if B > 1 else
-                 "The batch is this one example: these are the gradients training used.")
-        self.caption.value = (
-            f'<div role="status">Iteration {t}: the parameters θ before its update (after '
-            f'{t - 1} updates), example {example} of its batch (column {col} of X, label '
-            f'{html.escape(self._label_text(col))}). {share}</div>')
+        stepper, opened, caption = self._opening(tr, t, example, step)
+        self.opened = opened
+        self._show_stepper(stepper)
+        self.it_w.value, self.ex_w.value = str(t), str(opened["example"])
+        self.caption.value = caption
         self._show()
         return stepper
 
-    def _label_text(self, col: int) -> str:
-        Y = self.training.Y
-        y = Y[:, col]
-        if isinstance(self.training.net.loss, M.CrossEntropyLoss):
+    @staticmethod
+    def _opening(tr: Training, t: int, example, step, in_file: bool = False):
+        """(a Stepper on iteration t's pass for one example of its batch, at ``step``, what the
+        lab records as opened, the caption); nothing of the lab changes. ``in_file``: the view
+        comes from a lab file (a step past the pass makes the file invalid)."""
+        if tr.t == 0:
+            raise BackpropError("no iteration has run yet: train first (one iteration is enough)")
+        example = whole(example, "the example")
+        trace = tr.trace_at(t, example=example)
+        step = whole(step, "the step")
+        if step > len(trace.steps):
+            raise BackpropError(
+                f"not a valid backpropviz lab file: view.step: the pass has {len(trace.steps)} "
+                f"steps" if in_file else f"the pass has {len(trace.steps)} steps; got step {step}")
+        stepper = Stepper(trace)
+        try:
+            if step:
+                stepper.model.go(step)
+            col = tr.example_index(t, example)
+            B = tr.batch_size_at(t)
+            share = (f"Training used the mean of the {B} examples' gradients: this example's "
+                     f"∂J/∂θ, divided by {B}, is its share." if B > 1 else
+                     "The batch is this one example: these are the gradients training used.")
+            caption = (
+                f'<div role="status">Iteration {t}: the parameters θ before its update (after '
+                f'{t - 1} updates), example {example} of its batch (column {col} of X, label '
+                f'{html.escape(TrainingLab._label_text(tr, col))}). {share}</div>')
+        except BaseException:
+            stepper.close()
+            raise
+        return stepper, {"iteration": t, "example": example, "step": step}, caption
+
+    @staticmethod
+    def _label_text(tr: Training, col: int) -> str:
+        y = tr.Y[:, col]
+        if isinstance(tr.net.loss, M.CrossEntropyLoss):
             return f"class {int(y.argmax())}"
         return ", ".join(f"{v:.4g}" for v in y)
 
@@ -486,38 +590,64 @@ class TrainingLab(ClosesParts, ipw.VBox):
             self.load_w.value = ()         # the same file can be loaded again
 
     def load_text(self, text) -> None:
-        """Replace this lab's state by a saved file's (on any error nothing changes)."""
+        """Replace this lab's state by a saved file's. The new state (the run, its figure, the
+        Stepper on its view) is made first, beside the old one, and replaces it only when
+        complete: on any error (a bad file, even a MemoryError while drawing) nothing changes."""
         tr, recipe, view = labfile.loads(text)
-        if view is not None:           # check the view before anything changes
-            trace = tr.trace_at(view["iteration"], view["example"])
-            if view["step"] > len(trace.steps):
-                raise BackpropError(f"not a valid backpropviz lab file: view.step: the pass has "
-                                    f"{len(trace.steps)} steps")
+        shape = describe(tr.net)
+        figure = LabFigure()
+        stepper = opened = None
+        caption = ""
+        try:
+            figure.fig.canvas.mpl_connect("button_press_event", self._on_figure_click)
+            figure.new_run(tr)
+            if view is not None:
+                stepper, opened, caption = self._opening(tr, view["iteration"], view["example"],
+                                                         view["step"], in_file=True)
+            with np.errstate(all="ignore"):
+                if opened is not None:             # new_run drew the run: now the mark at t
+                    figure.update(opened["iteration"])
+                status, words = self._texts(tr, running=False)
+        except BaseException:
+            close_tree(figure.live.widget, set())
+            if stepper is not None:
+                stepper.close()
+            raise
+        # complete: it replaces what the lab shows (assignments only from here on)
         self.pause()
-        self.training, self.recipe, self.shape = tr, recipe, describe(tr.net)
+        self.training, self.recipe, self.shape = tr, recipe, shape
         if recipe is None:
             self.own = (tr.X, tr.Y)
         self._sync_fields()
-        self._new_run_view()
-        if view is not None:
-            self.open_iteration(view["iteration"], view["example"], view["step"])
+        self.field_errors.mark_all({})
+        self._show_figure(figure)
+        self.opened = opened
+        self._show_stepper(stepper)
+        if opened is not None:
+            self.it_w.value, self.ex_w.value = str(opened["iteration"]), str(opened["example"])
+        self.caption.value, self.link.value = caption, ""
+        self.status.value, self.figure_text.value = status, words
         self.say(f"loaded: iteration {tr.t}")
 
-    def _sync_fields(self):
-        """The settings fields show the loaded state, without starting a new run."""
+    def _sync_fields(self, keep=frozenset()):
+        """The settings fields show the state in force, without starting a new run (``keep``:
+        the names of fields that keep what was typed)."""
         tr, s = self.training, self.shape
         self._syncing = True          # the field handlers stand by: nothing is to be applied
         try:
             names = list(datasets.MAKERS) + ([OWN] if self.own is not None else [])
-            self.data_w.options = names
+            if list(self.data_w.options) != names:
+                self.data_w.options = names
             self.data_w.value = self.recipe["name"] if self.recipe else OWN
-            self.seed_w.value = str(tr.seed)
+            fields = [(self.seed_w, str(tr.seed)), (self.lr_w, f"{tr.lr:g}"),
+                      (self.batch_w, "all" if tr.batch == tr.n else str(tr.batch))]
             self.hidden_w.disabled = self.act_w.disabled = s is None
             if s:
-                self.hidden_w.value = ", ".join(map(str, s["sizes"][1:-1]))
+                fields.append((self.hidden_w, ", ".join(map(str, s["sizes"][1:-1]))))
                 self.act_w.value = s["activation"]
-            self.lr_w.value = f"{tr.lr:g}"
-            self.batch_w.value = "all" if tr.batch == tr.n else str(tr.batch)
+            for w, value in fields:
+                if w.description not in keep:
+                    w.value = value
         finally:
             self._syncing = False
 
