@@ -37,16 +37,21 @@ class Renderer(Painter):
         """DOT for step k with the same fixed node sizes (so Graphviz lays it out the same)."""
         return export.dot(self, k, marked)
 
-    def png(self, k: int, marked=frozenset()) -> bytes:
-        return export.png(self, k, marked)
+    def png(self, k: int, marked=frozenset(), dpi=None) -> bytes:
+        """Step k as PNG, drawn by Graphviz at ``dpi``: at most 40 megapixels, decided before
+        Graphviz runs (export.raster_size gives the size). By default 96 dpi, lowered to fit
+        with a warning; a ``dpi`` asked for that does not fit is refused."""
+        return export.png(self, k, marked, dpi)
 
     def flipbook(self, title: str = "backpropviz") -> str:
         """One offline HTML file of the whole pass (all steps, slider, buttons, equations)."""
         return export.flipbook(self, title)
 
-    def gif(self, ms_per_step: int = 900, steps=None) -> bytes:
-        """An animated GIF, one frame per step: the whole pass, or ``steps`` (step numbers)."""
-        return export.gif(self, ms_per_step, steps)
+    def gif(self, ms_per_step: int = 900, steps=None, dpi=None) -> bytes:
+        """An animated GIF, one frame per step: the whole pass, or ``steps`` (step numbers), at
+        ``dpi``; refused above its limits of frames, nodes and pixels (export.py), before
+        anything is drawn."""
+        return export.gif(self, ms_per_step, steps, dpi)
 
     def text(self, k: int) -> str:
         return present(self.trace, k).text
@@ -92,8 +97,10 @@ class Picture:
         Path(path).write_text(self.svg, encoding="utf-8")
         return Path(path)
 
-    def save_png(self, path) -> Path:
-        Path(path).write_bytes(self.renderer.png(self.step, self.marked))
+    def save_png(self, path, dpi=None) -> Path:
+        """This step as PNG at ``dpi`` (by default 96, lowered to fit 40 megapixels with a
+        warning; save_svg has no limit)."""
+        Path(path).write_bytes(self.renderer.png(self.step, self.marked, dpi))
         return Path(path)
 
     def save_flipbook(self, path, title: str = "backpropviz") -> Path:
@@ -101,8 +108,10 @@ class Picture:
         Path(path).write_text(self.renderer.flipbook(title), encoding="utf-8")
         return Path(path)
 
-    def save_gif(self, path, ms_per_step: int = 900) -> Path:
-        Path(path).write_bytes(self.renderer.gif(ms_per_step))
+    def save_gif(self, path, ms_per_step: int = 900, steps=None, dpi=None) -> Path:
+        """The whole trace, or ``steps``, as an animated GIF at ``dpi`` (bounded in frames and
+        pixels: the flipbook has every step at any size)."""
+        Path(path).write_bytes(self.renderer.gif(ms_per_step, steps, dpi))
         return Path(path)
 
     def __repr__(self):
