@@ -274,16 +274,31 @@ def _no_run_all_taken():
                          f"({RUN_ALL_TRIES} tries)")
 
 
-def accept_dialog(page) -> str | None:
-    """A dialog over the notebook (JupyterLab's "Select Kernel" when the kernel was not started
-    in time): accept its default, as a learner would, and say which dialog it was."""
-    dialog = page.locator(".jp-Dialog")
-    if not dialog.count():
-        return None
-    title = dialog.locator(".jp-Dialog-header").inner_text(timeout=5_000).strip()
-    dialog.locator(".jp-Dialog-button.jp-mod-accept").first.click(timeout=TIMEOUT_MS)
-    page.wait_for_selector(".jp-Dialog", state="detached", timeout=TIMEOUT_MS)
-    return title
+def accept_dialogs(page, tries: int = 6) -> list[str]:
+    """Dialogs over the notebook (JupyterLab's "Select Kernel" when the kernel was not started in
+    time; on a busy machine a second one can follow the first): accept each one's default, as a
+    learner would, the topmost first; returns their titles. A click that does not close a dialog
+    within 15 s is tried again, then Enter."""
+    titles = []
+    for attempt in range(tries):
+        dialogs = page.locator(".jp-Dialog")
+        n = dialogs.count()
+        if n == 0:
+            return titles
+        top = dialogs.last
+        titles.append(top.locator(".jp-Dialog-header").inner_text(timeout=5_000).strip())
+        if attempt % 2 == 0:
+            top.locator(".jp-Dialog-button.jp-mod-accept").last.click(timeout=TIMEOUT_MS)
+        else:
+            page.keyboard.press("Enter")
+        try:
+            page.wait_for_function("(n) => document.querySelectorAll('.jp-Dialog').length < n",
+                                   arg=n, timeout=15_000, polling=100)
+        except Exception:           # noqa: BLE001 — still there: again
+            pass
+    if page.locator(".jp-Dialog").count():
+        raise AssertionError(f"dialogs would not close: {titles}")
+    return titles
 
 
 def run_all_cells(do, page, ready: str | None = None,
@@ -304,7 +319,7 @@ def run_all_cells(do, page, ready: str | None = None,
         ".jp-Notebook-ExecutionIndicator[data-status='idle'], .jp-Dialog", timeout=TIMEOUT_MS))
     last_had_output = do("watch the kernel", lambda: page.evaluate(ARM_RUN_ALL_JS, stale))
     for attempt in range(1, RUN_ALL_TRIES + 1):
-        do("accept a dialog over the notebook", lambda: accept_dialog(page))
+        do("accept any dialog over the notebook", lambda: accept_dialogs(page))
         do("open the Run menu", lambda: page.locator(
             ".lm-MenuBar-item", has_text=re.compile(r"^\s*Run\s*$")).first.click())
         do("Run > Run All Cells", lambda: page.locator(
