@@ -30,7 +30,7 @@ class NodeInfo:
     kind: str                  # "input" | "param" | "label" | "const" | "value" | "loss"
     module: str | None = None  # producer (for values) or owner (for parameters), e.g. "M_3"
     display: str | None = None  # a user's name for a parameter, if given
-    # in a scalar circuit (circuit.py): (module-level module or None, module-level node, index),
+    # in a scalar circuit (theory/circuit.py): (module-level module or None, module-level node, index),
     # the module and the entry of its node that this single number belongs to, e.g.
     # ("M_1", "u[1]", (1,)) for u[1]₂ and for the products and sums that compute it
     part_of: tuple | None = None

@@ -1,7 +1,7 @@
 """The stepper's model: a trace and the step a learner is at, in plain Python.
 
 Steps are numbered as on screen: 0 is before the first step, k is after step k, len(trace) is all
-done. The model knows nothing of drawing: the widget (widgets.py) observes it and draws. The rules
+done. The model knows nothing of drawing: the widget (widgets/stepper.py) observes it and draws. The rules
 about what may happen (clamping the step, keeping the last good trace on a bad rebuild, checking
 a prediction) live here and in rebuild.py and hints.py, where they are tested without a browser.
 """
