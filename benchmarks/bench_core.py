@@ -1,18 +1,30 @@
 """Forward + backward of a 2-16-16-1 MLP (ReLU, logistic loss): backpropviz's traced pass against
 the same pass written by hand in NumPy (the notes' way) and torch CPU autograd (if installed).
 
-Run:  python benchmarks/bench_core.py      (prints a Markdown table; figures, not a test)
+Run:  python benchmarks/bench_core.py [--rounds N] [--batch 1 100]
+      (prints a Markdown table; figures, not a test)
+
+The passes are timed interleaved: each round times a few milliseconds of calls of every pass in
+turn, in CPU time of this process (time.process_time: other work on a shared machine then costs
+less), and the table gives the median over rounds of the per-round ratio trace / hand, which is
+robust to the machine's speed drifting, with the best (least disturbed) time of each. The aim
+(issue 20): recording a pass costs at most 1.5× the hand-written one, at batch 1 and at batch 100.
 """
 from __future__ import annotations
 
+import argparse
+import gc
 import platform
+import statistics
 import sys
-import timeit
+import time
 
 import numpy as np
 
 sys.path.insert(0, __file__.rsplit("/benchmarks/", 1)[0])
 import backpropviz as bpv  # noqa: E402
+
+ROUNDS = 201
 
 
 def hand_numpy(W1, b1, W2, b2, W3, b3):
@@ -66,18 +78,54 @@ def torch_step(params):
     return step
 
 
-def best_of(fn, repeat=7, number=None) -> float:
-    """Best per-call time in µs over several repeats (the least disturbed measurement)."""
-    if number is None:
-        n, t = 1, 0.0
-        while t < 0.05:
-            n *= 2
-            t = timeit.timeit(fn, number=n)
-        number = n
-    return min(timeit.repeat(fn, number=number, repeat=repeat)) / number * 1e6
+def _calls_per_round(fn, target=0.004) -> int:
+    """How many calls of fn make a round of about ``target`` seconds of CPU time."""
+    n = 1
+    while True:
+        t0 = time.process_time()
+        for _ in range(n):
+            fn()
+        if time.process_time() - t0 >= target / 4 or n >= 1 << 16:
+            return max(1, round(n * target / max(time.process_time() - t0, 1e-9)))
+        n *= 2
 
 
-def main():
+def interleaved(fns: dict, rounds: int = ROUNDS) -> dict:
+    """Per-call CPU time of each function, measured in alternating rounds.
+
+    Every round times ``n`` calls of each function in turn (the order alternates between rounds),
+    so that all of them see the same state of a shared, noisy machine. Returns, per name, the
+    per-round times in µs per call; compare them round by round (``ratios``). Garbage collection is
+    off during a round, as in ``timeit``, and runs between rounds.
+    """
+    n = _calls_per_round(next(iter(fns.values())))
+    times = {name: [] for name in fns}
+    order = list(fns.items())
+    for r in range(rounds):
+        gc.collect()
+        gc.disable()
+        try:
+            for name, fn in (order if r % 2 == 0 else order[::-1]):
+                t0 = time.process_time()
+                for _ in range(n):
+                    fn()
+                times[name].append((time.process_time() - t0) / n * 1e6)
+        finally:
+            gc.enable()
+    return times
+
+
+def ratios(times: dict, name: str, base: str = "hand") -> list[float]:
+    """The per-round ratio of ``name``'s time to ``base``'s (same round, same machine state)."""
+    return [t / h for t, h in zip(times[name], times[base])]
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=ROUNDS, help=f"rounds (default {ROUNDS})")
+    ap.add_argument("--batch", type=int, nargs="+", default=[1, 100], help="batch sizes")
+    args = ap.parse_args(argv)
+
     net = bpv.mlp([2, 16, 16, 1], activation="relu", loss="logistic", seed=0)
     params = list(net.params.values())
     rng = np.random.default_rng(1)
@@ -89,7 +137,7 @@ def main():
         torch, tstep = None, None
 
     rows = []
-    for B in (1, 100):
+    for B in args.batch:
         x = rng.normal(size=2) if B == 1 else rng.normal(size=(2, B))
         y = np.array([1.0]) if B == 1 else (rng.random((1, B)) < 0.5).astype(float)
         # same numbers from both: the benchmark compares equal work
@@ -97,26 +145,36 @@ def main():
         J, grads = hand(x, y)
         assert abs(tr.loss - J) < 1e-12
         assert all(np.allclose(tr.grad(k), g) for k, g in zip(net.params, grads))
-        t_hand = best_of(lambda: hand(x, y))
-        t_bpv = best_of(lambda: net.backprop(x, y))
-        t_steps = best_of(lambda: net.backprop(x, y).steps)
-        t_torch = None
+        fns = {"hand": lambda x=x, y=y: hand(x, y),
+               "bpv": lambda x=x, y=y: net.backprop(x, y),
+               "steps": lambda x=x, y=y: net.backprop(x, y).steps}
         if tstep is not None:
             tx, ty = torch.tensor(x), torch.tensor(y)
             assert abs(float(tstep(tx, ty)) - J) < 1e-9
-            t_torch = best_of(lambda: tstep(tx, ty))
-        rows.append((B, t_hand, t_bpv, t_steps, t_torch))
+            fns["torch"] = lambda tx=tx, ty=ty: tstep(tx, ty)
+        times = interleaved(fns, args.rounds)
+        rows.append((B, times))
 
-    print(f"2-16-16-1 MLP, ReLU, logistic loss; best of 7 repeats; µs per forward+backward pass")
+    print(f"2-16-16-1 MLP, ReLU, logistic loss; µs of CPU time (time.process_time) per forward + "
+          f"backward pass; {args.rounds} interleaved rounds")
     print(f"Python {platform.python_version()}, numpy {np.__version__}"
           + (f", torch {torch.__version__}" if torch else ", torch not installed"))
     print()
-    print("| batch | hand NumPy | backpropviz trace | ratio | trace + Step objects | torch autograd "
-          "| torch ratio | bpv speed-up over torch |")
+    print("| batch | hand NumPy (best) | backpropviz trace (best) | trace / hand: median "
+          "[IQR] | ratio of bests | trace + Step objects (best) | torch autograd (best) "
+          "| torch / hand: median |")
     print("|---:|---:|---:|---:|---:|---:|---:|---:|")
-    for B, th, tb, ts, tt in rows:
-        tcol = (f"{tt:.1f} | {tt / th:.2f}× | {tt / tb:.2f}×" if tt else "– | – | –")
-        print(f"| {B} | {th:.1f} | {tb:.1f} | {tb / th:.2f}× | {ts:.1f} | {tcol} |")
+    for B, t in rows:
+        r = ratios(t, "bpv")
+        q1, med, q3 = np.percentile(r, [25, 50, 75])
+        tcol = (f"{min(t['torch']):.1f} | {statistics.median(ratios(t, 'torch')):.2f}×"
+                if "torch" in t else "– | –")
+        print(f"| {B} | {min(t['hand']):.1f} | {min(t['bpv']):.1f} | {med:.2f}× "
+              f"[{q1:.2f}–{q3:.2f}] | {min(t['bpv']) / min(t['hand']):.2f}× | "
+              f"{min(t['steps']):.1f} | {tcol} |")
+    print()
+    print("The median is over rounds of the ratio within one round (aim: at most 1.5×); the "
+          "machine may be shared, so run it a few times.")
 
 
 if __name__ == "__main__":

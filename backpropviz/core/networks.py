@@ -45,6 +45,7 @@ class Sequential:
         self.layers, self.loss = modules, loss
         self._check_sizes()
         self._programs: dict[bool, Program] = {}
+        self._label_ctx = None        # see _label_context
 
     def _check_sizes(self):
         prev = None           # (description, its output size)
@@ -92,18 +93,28 @@ class Sequential:
         for p, (m, local) in prog.param_src.items():
             given[p] = getattr(m, local)
         if self.loss is not None:
-            k = len(self.modules)
-            where = f"M_{k} = {self.loss.label} (forward step {k})"
+            _, where, what, t = self._label_context(x)
             if y is None:
                 raise BackpropError(f"{where}: the loss needs a label y: call backprop(x, y)")
-            t = np.empty(self._output_shape(x))
-            given["y"] = self.loss.check_label(t, as_input(y, f"{where}: the label y"), where)
+            given["y"] = self.loss.check_label(t, as_input(y, what), where)
         elif math.prod(self._output_shape(x)) != 1:
             raise BackpropError(
                 f"M_{len(self.modules)}: without a loss the last module's output is J and must "
                 f"be a single number, but for an input of shape {shape_str(x)} it has shape "
                 f"{shape_str(np.empty(self._output_shape(x)))}; pass loss=")
         return prog.run(given)
+
+    def _label_context(self, x) -> tuple[tuple, str, str, np.ndarray]:
+        """What checking a label for input x needs: x's shape, the loss's place and the label's
+        name in the messages, and an (unfilled) array of the output's shape; built once per input
+        shape (the last one is kept), not on every pass."""
+        c = self._label_ctx
+        if c is None or c[0] != x.shape:
+            k = len(self.modules)
+            where = f"M_{k} = {self.loss.label} (forward step {k})"
+            c = self._label_ctx = (x.shape, where, f"{where}: the label y",
+                                   np.empty(self._output_shape(x)))
+        return c
 
     def _output_shape(self, x) -> tuple:
         n = x.shape[1:] if x.ndim == 2 else ()

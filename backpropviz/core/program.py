@@ -5,10 +5,30 @@ a jaxpr). Compiling it once gives the plan of every step, the same for every pas
 graph; running it on numbers fills in the values and returns a ``Trace``. ``Recorder`` is the one
 way equations are recorded: ``bpv.trace(f, x)`` records while f runs on traced values, and
 ``Sequential`` records its chain the same way, once, without numbers.
+
+**The compiled plan.** Compiling gives two aligned tuples with one entry per step: ``specs``
+(what step i is, for the Trace and the learner: its rule, the keys it reads and writes) and
+``plan`` (how to compute it: a ``PlanStep``). Every number of a pass lives in one list, the
+*store*: first the given values (``given_names``: the input, the parameters θ, the label y,
+constants), then one slot per step; ``plan[i]`` computes ``specs[i].writes`` into slot
+``n_given + i`` from the slots of the values it reads. The steps, in the order of Algorithm 3:
+
+* (F) u[i] = M_i(inputs) for i = 1 … k: ``fn`` is M_i's forward; J = u[k].
+* seed ∂J/∂u[k] = 1.
+* then for M_k, …, M_1 (those J depends on): (B2) ∂J/∂θ[i] = B[M_i, θ](v) and (B1)
+  ∂J/∂z = B[M_i, z](v) for each input z, with v = ∂J/∂u[i]: ``fn`` reads M_i's inputs, then v;
+* (7.53) a value with several users gets one contribution per use from those (B1)/(B2) steps,
+  then one more step that adds them (``sum_over_users``), once its last user is done.
+
+``run`` interprets the plan with the checks that protect a learner (a failing or non-finite
+forward step names its module, step and shapes) and records the ``Trace``; ``values`` is the
+same interpretation without checks or Trace (training's fast path): the same functions on the
+same arguments, so both give the same numbers bit for bit.
 """
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import reduce
 from operator import itemgetter
@@ -69,28 +89,95 @@ def _input_grad_fn(mod: M.Module, j: int):
     return fn
 
 
-def _acc(*contributions):
-    """∂J/∂z = Σ over the users of z of their contributions (the sum in (7.53))."""
+def sum_over_users(*contributions):
+    """∂J/∂z = Σ over the users M of z of B[M, z](v), their contributions, in use order (the sum
+    (7.53)); a step of its own in the plan once the last user of z has written its part."""
     return reduce(np.add, contributions)
 
 
+_F64 = np.dtype(float)
 _ONE = np.ones(())
 _ONE.flags.writeable = False
 
 
 def _seed(J):
     """∂J/∂J = 1: the backward pass starts here (§7.4.2)."""
-    return _ONE if np.ndim(J) == 0 else np.ones_like(J)   # same shape as J, e.g. (1,)
+    ndim = J.ndim if type(J) is np.ndarray else np.ndim(J)
+    return _ONE if ndim == 0 else np.ones_like(J)   # same shape as J, e.g. (1,)
 
 
-def finite(x) -> bool:
-    # vdot is cheap and is non-finite whenever an entry is; overflow is re-checked exactly.
-    s = np.vdot(x, x)
+_FEW = 16           # up to this many entries, adding them up in Python beats a numpy call
+
+
+def finite(x, quiet: bool = False) -> bool:
+    """Every entry of x is finite. One sum over the entries decides, as it is non-finite whenever
+    an entry is (NaN and ±inf carry through): for a few entries Python's sum of them; for more,
+    one BLAS dot product x·x, np.vdot, which never warns (``quiet``: numpy's warnings are off, as
+    in ``run``, so ndarray.dot, the same product without numpy's function dispatch). If the sum
+    overflows although every entry is finite, the entries are checked one by one."""
+    if type(x) is np.ndarray:
+        n = x.size
+        if n == 1:
+            return math.isfinite(x.item())          # a single number, such as J
+        if n <= _FEW:
+            s = sum(x.ravel().tolist())
+        elif quiet and x.dtype is _F64:
+            r = x.ravel()
+            s = r.dot(r)
+        else:
+            s = np.vdot(x, x)
+    else:
+        s = np.vdot(x, x)
     return math.isfinite(s) or bool(np.isfinite(x).all())
 
 
+@dataclass(frozen=True, slots=True)
+class PlanStep:
+    """One step of the compiled plan (see the module's docstring): ``store[out] = fn(*args)``
+    with the arguments read from the store by slot.
+
+    ``kind`` is the step's rule kind as in its spec: "F", "seed", "B1", "B2" or "acc" (7.53).
+    ``fn`` computes the value: M_i's forward (F); the seed ∂J/∂u[k] = 1; B[M_i, θ] (B2);
+    B[M_i, z] for input j (B1; for an op of two inputs that broadcast, summed back to z's shape);
+    ``sum_over_users`` (7.53).
+    ``args`` are the store slots of fn's arguments, in order: M_i's inputs (F); J (seed); M_i's
+    inputs, then v = ∂J/∂u[i] (B1, B2); the contributions in use order (7.53).
+    ``out`` is the slot it writes: ``n_given + i`` for ``plan[i]``.
+    ``check``: the checked run tests this value for NaN/inf (an (F) step of a module that can
+    overflow, ``Module.can_overflow``).
+    ``n``, ``a``, ``b``, ``c`` repeat ``args`` so that the interpreters read one, two or three
+    arguments without building a tuple per step: n = len(args), and a, b, c the first three
+    slots (0 where there are fewer). More than three: a sum over more than three users, or a
+    module of more than two inputs (the routing module [·]); then fn gets all of ``args``.
+    """
+
+    kind: str
+    fn: Callable
+    args: tuple[int, ...]
+    out: int
+    check: bool = False
+    n: int = 0
+    a: int = 0
+    b: int = 0
+    c: int = 0
+
+    @classmethod
+    def make(cls, kind: str, fn: Callable, args: tuple[int, ...], out: int,
+             check: bool = False) -> PlanStep:
+        a, b, c = (*args[:3], 0, 0, 0)[:3]
+        return cls(kind, fn, tuple(args), out, check, len(args), a, b, c)
+
+    def __call__(self, store: list):
+        """This step's value from the store (the interpreters inline this for speed)."""
+        n, fn = self.n, self.fn
+        return (fn(store[self.a]) if n == 1 else fn(store[self.a], store[self.b]) if n == 2
+                else fn(store[self.a], store[self.b], store[self.c]) if n == 3
+                else fn(*[store[i] for i in self.args]))
+
+
 class Program:
-    """A recorded graph, compiled once into the plan of a forward and a backward pass."""
+    """A recorded graph, compiled once into the plan of a forward and a backward pass: ``specs``
+    and ``plan``, one entry per step, run by ``run`` (checked, a Trace) or ``values`` (fast)."""
 
     def __init__(self, nodes: list[NodeInfo], eqns: list[Eqn], input_grad: bool = True):
         self.nodes = tuple(nodes)
@@ -129,13 +216,13 @@ class Program:
         eqns = self.eqns
         self.given_names = [n.name for n in self.nodes
                             if n.kind in ("input", "param", "label", "const")]
-        specs, plan = [], []          # plan: (fn, arg keys) per step, aligned with specs
+        specs, plan = [], []          # plan: (kind, fn, arg keys) per step, aligned with specs
         out = eqns[-1].output
         for e in eqns:                # forward pass (F): u[i] = M_i(u[i−1])
             mod = e.module
             specs.append(make_spec("forward", "F", e.name, None, Key(e.output), e.subs(False),
                                    mod.rule("F"), mod.consts))
-            plan.append((mod.function("F"), tuple(map(Key, e.inputs))))
+            plan.append(("F", mod.function("F"), tuple(map(Key, e.inputs))))
 
         need = self._needs_grad()
         users = self._users(need)
@@ -149,7 +236,7 @@ class Program:
         taken = {k: list(v) for k, v in contrib.items()}
 
         specs.append(make_spec("backward", "seed", None, None, Key.gradient(out), (), R.SEED))
-        plan.append((_seed, (Key(out),)))
+        plan.append(("seed", _seed, (Key(out),)))
         for e in reversed(eqns):      # (B2) then (B1) for M_k, …, M_1, as in Algorithm 3
             if e.output not in need or e.output not in users and e.output != out:
                 continue
@@ -159,14 +246,14 @@ class Program:
                 key = taken[(e.name, p)].pop(0)
                 specs.append(make_spec("backward", "B2", e.name, local, key, subs,
                                        mod.rule("B2", local), mod.consts))
-                plan.append((mod.function("B2", local), args))
+                plan.append(("B2", mod.function("B2", local), args))
             for j in e.diff_inputs:                              # (B1) ∂J/∂u[i−1]
                 if e.inputs[j] not in need:
                     continue
                 key = taken[(e.name, e.inputs[j])].pop(0)
                 specs.append(make_spec("backward", "B1", e.name, j, key, subs,
                                        mod.rule("B1", j), mod.consts))
-                plan.append((_input_grad_fn(mod, j), args))
+                plan.append(("B1", _input_grad_fn(mod, j), args))
             # every use of these nodes is now done: sum the contributions of reused values (7.53)
             for zn in dict.fromkeys(e.params + e.inputs):
                 us = users.get(zn, ())
@@ -175,7 +262,7 @@ class Program:
                     subs_acc = tuple((f"c{i}", k) for i, k in enumerate(keys))
                     specs.append(make_spec("backward", "acc", None, None, Key.gradient(zn),
                                            subs_acc, R.ACC, {"n": len(keys)}))
-                    plan.append((_acc, keys))
+                    plan.append(("acc", sum_over_users, keys))
         self._finish(specs, plan)
 
     def _finish(self, specs, plan):
@@ -188,19 +275,18 @@ class Program:
             slot[s.writes] = ng + i
         self.n_given, self.n_forward = ng, len(self.eqns)
         self.where = {s.writes: i for i, s in enumerate(specs)}
-        self.plan = tuple((fn, tuple(slot[k] for k in keys)) for fn, keys in plan)
-        # The hot loop reads arguments with one index or a C itemgetter, not a Python loop.
-        run_plan = tuple(
-            (fn, args[0] if len(args) == 1 else itemgetter(*args), ng + i, len(args) == 1,
-             i < len(self.eqns) and self.eqns[i].module.can_overflow)
-            for i, (fn, args) in enumerate(self.plan))
-        nf = len(self.eqns)
-        self._fwd_plan, self._bwd_plan = run_plan[:nf], run_plan[nf:]
-        # values(): arguments by position, 1 to 3 of them (no tuple built per call)
-        self._fast_plan = tuple((fn, out, len(args), *args, *(0,) * (3 - len(args)))
-                                if len(args) <= 3 else (fn, out, len(args), itemgetter(*args), 0, 0)
-                                for fn, args, out in
-                                ((fn, args, ng + i) for i, (fn, args) in enumerate(self.plan)))
+        nf = self.n_forward
+        self.plan = tuple(
+            PlanStep.make(kind, fn, tuple(slot[k] for k in keys), ng + i,
+                          i < nf and self.eqns[i].module.can_overflow)
+            for i, (kind, fn, keys) in enumerate(plan))
+        # once per program, not per pass: the plan split where the checks change, how the given
+        # values are read into a store, whose steps' slots start empty
+        self._forward, self._backward = self.plan[:nf], self.plan[nf:]
+        names = self.given_names
+        self._read_given = (itemgetter(*names) if len(names) > 1
+                            else lambda given, name=names[0]: (given[name],))
+        self._blank = [None] * len(self.specs)
 
     def slot(self, key: Key) -> int:
         """Where ``values`` puts the number of this key (a given node or a step's output)."""
@@ -209,51 +295,40 @@ class Program:
         return self.n_given + self.where[key]
 
     # --- running ------------------------------------------------------------------------------
+    # numpy's warnings would only repeat what the checks (forward) and the renderer's NaN/inf
+    # flags (backward) already say, and would land in a notebook's stderr. (As a decorator,
+    # errstate costs half of what a ``with`` block does: it is paid on every pass.)
+    @np.errstate(all="ignore")
     def run(self, given: dict[str, np.ndarray]) -> Trace:
-        """One forward and one backward pass on these numbers; nothing is kept if a step fails."""
-        # numpy's warnings would only repeat what the checks below (forward) and the renderer's
-        # NaN/inf flags (backward) already say, and would land in a notebook's stderr.
-        with np.errstate(all="ignore"):
-            return self._run(given)
+        """One forward and one backward pass on these numbers, checked, recorded as a Trace;
+        nothing is kept if a step fails.
 
-    def values(self, given: dict[str, np.ndarray]) -> list:
-        """The same forward (F) and backward (B1), (B2) steps as ``run``, with no Trace and no
-        per-step checks: the numbers of every given node and step in one list (see ``slot``).
-        Training's fast path; if anything fails or J is not finite, ``run`` is asked for the
-        precise error."""
-        store = [given[n] for n in self.given_names]
-        store.extend([None] * len(self.specs))
-        try:            # (the caller sets numpy's errstate once for many passes: it is not free)
-            for fn, out, n, a, b, c in self._fast_plan:
-                store[out] = (fn(store[a]) if n == 1 else fn(store[a], store[b]) if n == 2
-                              else fn(store[a], store[b], store[c]) if n == 3 else fn(*a(store)))
-        except Exception:                   # noqa: BLE001 — run() names the step and shapes
-            store = None
-        if store is None or not math.isfinite(store[self._loss_slot]):
-            self.run(given)                 # raises the error that names module, step, shapes
-            raise BackpropError("the backward pass gave NaN or inf (see the trace's flags)")
-        return store
-
-    @property
-    def _loss_slot(self) -> int:
-        return self.n_given + self.n_forward - 1
-
-    def _run(self, given):
-        store = [given[n] for n in self.given_names]
-        store.extend([None] * len(self.specs))
-        for i, (fn, arg, out, one, check) in enumerate(self._fwd_plan):   # (F)
+        The checked interpreter of ``plan``: each (F) step of a module that can overflow has its
+        value checked for NaN/inf; a failing or non-finite forward step raises a BackpropError
+        that names the module, the step and the shapes (``_forward_error``), a failing backward
+        step one that names the step and the value it computes."""
+        store = [*self._read_given(given), *self._blank]
+        for s in self._forward:                                 # (F)
             try:
-                x = fn(store[arg]) if one else fn(*arg(store))
+                n, fn = s.n, s.fn
+                x = (fn(store[s.a]) if n == 1 else fn(store[s.a], store[s.b]) if n == 2
+                     else fn(store[s.a], store[s.b], store[s.c]) if n == 3
+                     else fn(*[store[j] for j in s.args]))
             except Exception as err:        # noqa: BLE001 — a module may be a learner's code
-                raise self._forward_error(i, store, err) from None
-            if check and not finite(x):
-                raise self._forward_error(i, store, None)
-            store[out] = x
+                raise self._forward_error(s.out - self.n_given, store, err) from None
+            if s.check and not finite(x, True):
+                raise self._forward_error(s.out - self.n_given, store, None)
+            store[s.out] = x
         try:
-            for fn, arg, out, one, _ in self._bwd_plan:   # seed, (B1), (B2), sums
-                store[out] = fn(store[arg]) if one else fn(*arg(store))
+            for s in self._backward:                            # seed, (B2), (B1), sums (7.53)
+                n, fn = s.n, s.fn                       # mostly B[M, z](v): two arguments
+                store[s.out] = (fn(store[s.a], store[s.b]) if n == 2 else fn(store[s.a]) if n == 1
+                                else fn(store[s.a], store[s.b], store[s.c]) if n == 3
+                                else fn(*[store[j] for j in s.args]))
         except Exception as err:            # noqa: BLE001 — a module may be a learner's code
-            k = next(i for i, s in enumerate(store[self.n_given:]) if s is None)
+            # the first step whose value is missing (by identity: an array == None compares
+            # entry by entry)
+            k = next(i for i, x in enumerate(store[self.n_given:]) if x is None)
             s = self.specs[k]
             what = "is not written yet" if isinstance(err, NotImplementedError) else \
                 f"failed: {type(err).__name__}: {err}"
@@ -262,10 +337,33 @@ class Program:
         return Trace(self.nodes, self.modules, self.specs, given, store[self.n_given:],
                      self.where)
 
+    def values(self, given: dict[str, np.ndarray]) -> list:
+        """The same forward (F) and backward (B1), (B2) steps as ``run``, with no Trace and no
+        per-step checks: the numbers of every given node and step in one list (see ``slot``).
+        Training's fast path, the unchecked interpreter of ``plan``; if anything fails or J is
+        not finite, ``run`` is asked for the precise error."""
+        store = [*self._read_given(given), *self._blank]
+        try:            # (the caller sets numpy's errstate once for many passes: it is not free)
+            for s in self.plan:
+                n, fn = s.n, s.fn
+                store[s.out] = (fn(store[s.a]) if n == 1 else fn(store[s.a], store[s.b]) if n == 2
+                                else fn(store[s.a], store[s.b], store[s.c]) if n == 3
+                                else fn(*[store[j] for j in s.args]))
+        except Exception:                   # noqa: BLE001 — run() names the step and shapes
+            store = None
+        if store is None or not finite(store[self._loss_slot]):      # J may have shape (1,)
+            self.run(given)                 # raises the error that names module, step, shapes
+            raise BackpropError("the backward pass gave NaN or inf (see the trace's flags)")
+        return store
+
+    @property
+    def _loss_slot(self) -> int:
+        return self.n_given + self.n_forward - 1
+
     def _forward_error(self, i: int, store: list, err) -> BackpropError:
         e = self.eqns[i]
         where = f"{e.name} = {self.modules[i].label} (forward step {i + 1} of {self.n_forward}, (F))"
-        ins = [store[j] for j in self.plan[i][1]]
+        ins = [store[j] for j in self.plan[i].args]
         try:
             e.module.check_inputs(ins, where)
         except BackpropError as specific:
@@ -366,5 +464,14 @@ class Recorder:
 
 
 def as_input(x, name: str) -> np.ndarray:
-    """An input, label or constant as our own read-only float copy (values.numeric)."""
+    """An input, label or constant as our own read-only float copy (``checks.numeric``).
+
+    A non-empty float64 array, the usual case (once per pass), is copied and checked here with
+    the cheapest calls that give numeric's result; anything else, and any array that fails the
+    check, goes to ``numeric``, which converts it or says what is wrong."""
+    if type(x) is np.ndarray and x.dtype is _F64 and x.size:
+        arr = x.copy(order="K")            # as np.array(x, dtype=float): same values and layout
+        if finite(arr):
+            arr.setflags(False)             # write=False (positional: cheaper)
+            return arr
     return numeric(x, name)
