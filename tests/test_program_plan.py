@@ -114,7 +114,7 @@ def assert_same(prog, given, store) -> None:
         key = Key.gradient(node.name)
         if key in tr:
             assert _bits(store[prog.slot(key)]) == _bits(tr.grad(node.name)), key
-    assert np.asarray(store[prog._loss_slot]).item() == tr.loss
+    assert np.asarray(store[prog.loss_slot]).item() == tr.loss
 
 
 def _unbroadcast_ref(g, shape):

@@ -63,3 +63,13 @@ def test_div_backward_is_finite_wherever_its_exact_value_is(a, b, v):
     tiny = np.finfo(float).tiny            # a subnormal quotient keeps fewer digits
     if all(q == 0 or abs(q) >= tiny for q in (a / b, v / b)):
         assert got == pytest.approx(exact, rel=1e-12, abs=0)
+
+
+def test_a_network_whose_last_module_is_not_an_mm_knows_its_output_shape():
+    """Sequential guessed the output from the last MM: [MM (3×2), Sum] was refused as 'shape 3'."""
+    net = bpv.Sequential([bpv.MM(np.ones((3, 2))), bpv.Sum()])
+    x = np.array([1.0, 2.0])
+    assert net.output_shape(x) == () and net.backprop(x).loss == 9.0
+    assert bpv.gradcheck(net, x).ok
+    with pytest.raises(bpv.BackpropError, match="has shape 3"):       # still refused when it is
+        bpv.Sequential([bpv.MM(np.ones((3, 2)))]).backprop(x)

@@ -46,6 +46,7 @@ class Sequential:
         self._check_sizes()
         self._programs: dict[bool, Program] = {}
         self._label_ctx = None        # see _label_context
+        self._shape_of = None         # (input shape, output shape): see output_shape
 
     def _check_sizes(self):
         prev = None           # (description, its output size)
@@ -97,11 +98,11 @@ class Sequential:
             if y is None:
                 raise BackpropError(f"{where}: the loss needs a label y: call backprop(x, y)")
             given["y"] = self.loss.check_label(t, as_input(y, what), where)
-        elif math.prod(self._output_shape(x)) != 1:
+        elif math.prod(self.output_shape(x)) != 1:
             raise BackpropError(
                 f"M_{len(self.modules)}: without a loss the last module's output is J and must "
                 f"be a single number, but for an input of shape {shape_str(x)} it has shape "
-                f"{shape_str(np.empty(self._output_shape(x)))}; pass loss=")
+                f"{shape_str(np.empty(self.output_shape(x)))}; pass loss=")
         return prog.run(given)
 
     def _label_context(self, x) -> tuple[tuple, str, str, np.ndarray]:
@@ -113,15 +114,28 @@ class Sequential:
             k = len(self.modules)
             where = f"M_{k} = {self.loss.label} (forward step {k})"
             c = self._label_ctx = (x.shape, where, f"{where}: the label y",
-                                   np.empty(self._output_shape(x)))
+                                   np.empty(self.output_shape(x)))
         return c
 
-    def _output_shape(self, x) -> tuple:
-        n = x.shape[1:] if x.ndim == 2 else ()
-        for m in reversed(self.layers):
-            if isinstance(m, M.MM):
-                return (m.n_out,) + n
-        return x.shape
+    def output_shape(self, x) -> tuple:
+        """The shape of the last module's output u[k] for an input shaped like x: found by one
+        forward pass on zeros of that shape (cached for the last input shape), so any module may
+        come last (an MM, a Sum, one of a learner's own)."""
+        x = np.asarray(x)
+        if self._shape_of is not None and self._shape_of[0] == x.shape:
+            return self._shape_of[1]
+        z = np.zeros(x.shape)
+        try:
+            with np.errstate(all="ignore"):          # zeros may divide by 0: only shapes count
+                for m in self.layers:
+                    z = m.forward(z)
+            shape = tuple(np.shape(z))
+        except Exception:           # noqa: BLE001 - a module that refuses zeros: guess from MMs
+            n = x.shape[1:] if x.ndim == 2 else ()
+            shape = next(((m.n_out,) + n for m in reversed(self.layers)
+                          if isinstance(m, M.MM)), x.shape)
+        self._shape_of = (x.shape, shape)
+        return shape
 
     def forward(self, x) -> np.ndarray:
         """The network's output u[k−1] (before the loss), for prediction."""

@@ -351,13 +351,14 @@ class Program:
                                 else fn(*[store[j] for j in s.args]))
         except Exception:                   # noqa: BLE001 — run() names the step and shapes
             store = None
-        if store is None or not finite(store[self._loss_slot]):      # J may have shape (1,)
+        if store is None or not finite(store[self.loss_slot]):      # J may have shape (1,)
             self.run(given)                 # raises the error that names module, step, shapes
             raise BackpropError("the backward pass gave NaN or inf (see the trace's flags)")
         return store
 
     @property
-    def _loss_slot(self) -> int:
+    def loss_slot(self) -> int:
+        """The store slot of J = u[k], the output of the last forward step."""
         return self.n_given + self.n_forward - 1
 
     def _forward_error(self, i: int, store: list, err) -> BackpropError:

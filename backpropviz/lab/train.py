@@ -96,7 +96,7 @@ def check_data(net: Sequential, X, Y) -> tuple[np.ndarray, np.ndarray]:
     if Y.ndim == 2 and Y.shape[1] != n or Y.ndim == 1 and Y.size != n or Y.ndim > 2:
         raise BackpropError(f"the labels Y must give one label per example (column of X): X has "
                             f"{n} examples but Y is {shape_str(Y)}")
-    t = np.empty(net._output_shape(X))
+    t = np.empty(net.output_shape(X))
     where = f"M_{len(net.modules)} = {net.loss.label}: the labels Y"
     Y = net.loss.check_label(t, Y, where)
     return readonly(X), readonly(Y)
@@ -137,7 +137,7 @@ class Training:
         # the plan's given values, and (θ array, slot of ∂J/∂θ) pairs for the update
         self._given = {p: self.params[p] for p in self.names}
         self._updates = [(self.params[p], i) for p, i in zip(self.names, self._grad_slot)]
-        self._loss_slot = self.program._loss_slot
+        self._loss_slot = self.program.loss_slot
         self._last = None
         self.segments = [Segment(1, check_lr(lr), check_batch(batch, self.n))]
         self._epoch_order = (None, None)     # (seed, segment start, epoch, n), its shuffle

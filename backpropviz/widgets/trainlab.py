@@ -326,7 +326,7 @@ class TrainingLab(ClosesParts, ipw.VBox):
         lr, batch = self.training.lr, self.training.batch
         if self.data_w.value == OWN:
             (X, Y), recipe = self.own, None
-            out, loss = self.training.net._output_shape(self.training.X)[0], (
+            out, loss = self.training.net.output_shape(self.training.X)[0], (
                 self.shape["loss"] if self.shape else None)
         else:
             same = self.recipe is not None and self.recipe["name"] == self.data_w.value
