@@ -98,7 +98,22 @@ def read_json(text, what: str, max_chars: int):
         raise BackpropError(f"not a valid backpropviz {what}: {len(text)} characters, more than "
                             f"the {max_chars} allowed")
     try:
-        return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)))
+        return json.loads(text, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c)),
+                          object_pairs_hook=_no_duplicate_keys)
     except (ValueError, RecursionError) as e:
         raise BackpropError(f"not a valid backpropviz {what}: not standard JSON "
                             f"({str(e)[:80]})") from None
+
+
+def _no_duplicate_keys(pairs):
+    """A JSON object as a dict; a key given twice is refused (which one would count?)."""
+    d = dict(pairs)
+    if len(d) != len(pairs):
+        seen, dup = set(), None
+        for k, _ in pairs:
+            if k in seen:
+                dup = k
+                break
+            seen.add(k)
+        raise ValueError(f"the key {str(dup)[:40]!r} is given twice in one object")
+    return d

@@ -194,7 +194,7 @@ class Trace:
         key = Key(name)
         if key in self:
             return self[key]
-        raise BackpropError(f"no node named {name!r}; nodes: {', '.join(self.node_names)}")
+        raise BackpropError(f"no node named {str(name)[:60]!r}; {self._some_nodes()}")
 
     def grad(self, name: str, via: str | None = None, n: int = 0) -> np.ndarray:
         """∂J/∂(name), with the shape of the node itself (§7.4.1); ``via="M_3"``: only that
@@ -217,8 +217,14 @@ class Trace:
             self._by_name = {n.name: n for n in self.nodes}
         n = self._by_name.get(name)
         if n is None:
-            raise BackpropError(f"no node named {name!r}; nodes: {', '.join(self.node_names)}")
+            raise BackpropError(f"no node named {str(name)[:60]!r}; {self._some_nodes()}")
         return n
+
+    def _some_nodes(self, most: int = 24) -> str:
+        """The nodes, or the first of them: a large trace (a circuit) has thousands."""
+        names = self.node_names
+        return ("nodes: " + ", ".join(names[:most])
+                + (f", … ({len(names)} in all)" if len(names) > most else ""))
 
     def module(self, name: str) -> ModuleInfo:
         """M_i by name ("M_3")."""

@@ -78,6 +78,51 @@ class Var:
     def sigmoid(self): return _apply(M.Sigmoid(), (self,))
     def tanh(self): return _apply(M.Tanh(), (self,))
 
+    # --- what NumPy or Python would do with a traced value, said plainly instead ---------------
+    # np.sum(z), np.maximum(z, 0), np.exp(z), 2 ** z, abs(z), z.T: the trace would lose them (or
+    # numpy would raise somewhere deep), so each says what to write
+    _INSTEAD = {"sum": "z.sum()", "add": "a + b", "subtract": "a - b", "multiply": "a * b",
+                "divide": "a / b", "true_divide": "a / b", "matmul": "a @ b", "exp": "z.exp()",
+                "log": "z.log()", "sin": "z.sin()", "cos": "z.cos()", "tanh": "z.tanh()",
+                "maximum": "z.relu() for max(z, 0)", "power": "z ** 2 (a constant exponent)",
+                "negative": "-z", "dot": "a @ b", "square": "z ** 2"}
+
+    def _refuse(self, what: str, name: str):
+        instead = self._INSTEAD.get(name)
+        raise BackpropError(f"{what} on the traced value {self.name}: the trace cannot record it"
+                            + (f"; write {instead}" if instead else
+                               "; use the traced operations (+ − * / @ **, z.sum(), z.exp(), "
+                               "z.log(), z.sin(), z.cos(), z.tanh(), z.relu(), z.sigmoid(), "
+                               "z[i]) or a module"))
+
+    _ARITHMETIC = {"add": M.Add, "subtract": M.Sub, "multiply": M.Mul, "true_divide": M.Div,
+                   "divide": M.Div, "matmul": M.MatMul}
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        # ndarray + z, ndarray @ z …: NumPy asks us first; record them as the operators do
+        op = self._ARITHMETIC.get(ufunc.__name__)
+        if op is not None and method == "__call__" and len(inputs) == 2 and not kwargs:
+            return _apply(op(), inputs)
+        self._refuse(f"np.{ufunc.__name__}", ufunc.__name__)
+
+    def __array_function__(self, func, types, args, kwargs):
+        self._refuse(f"np.{func.__name__}", func.__name__)
+
+    def __array__(self, *args, **kwargs):
+        raise BackpropError(f"a NumPy function on the traced value {self.name}: the trace cannot "
+                            f"record it; use the traced operations (z.sum(), z.exp(), z ** 2, …)")
+
+    def __rpow__(self, base):
+        self._refuse(f"{base!r} ** {self.name} (a traced exponent)", "")
+
+    def __abs__(self):
+        self._refuse("abs()", "")
+
+    @property
+    def T(self):
+        raise BackpropError(f"{self.name}.T: a traced value has no transpose; a vector is a "
+                            f"column already (W @ z), and an MM module does Wᵀv itself (7.63)")
+
     def __repr__(self):
         return f"Var({self.name}, shape {shape_str(self.value)})"
 
