@@ -18,14 +18,7 @@ import backpropviz as bpv
 from backpropviz.display import draw, engines, export
 from backpropviz.display.layout import forget_layouts
 
-ENGINES = []
-for _e in ("dot", "graphviz-pure"):
-    try:
-        draw.find_engine(_e)
-        ENGINES.append(_e)
-    except draw.EngineMissing:
-        ENGINES.append(pytest.param(_e, marks=pytest.mark.skip(
-            reason=f"Graphviz engine {_e!r} is not installed here (./dev test installs both)")))
+from test_render import ENGINES  # noqa: E402 (the engines found here, one list for both files)
 
 pytestmark = pytest.mark.engine
 
