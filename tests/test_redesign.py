@@ -95,7 +95,7 @@ def test_own_two_parameter_module_goes_through_everything(cls):
     pic = bpv.render(tr, k)
     assert "affine[a[2], c[2]]" in pic.svg
     s = bpv.Stepper(net, x, y)
-    s.slider.value = k
+    s.go(k)
     assert "∂J/∂a" in s.equation.value or r"\partial a" in s.equation.value
 
 

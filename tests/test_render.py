@@ -82,7 +82,7 @@ def svg_tree(svg: str):
 
 
 def rect_geometry(svg: str):
-    return sorted(re.findall(r'<rect class="[^"]*" x="([\d.]+)" y="([\d.]+)" width', svg))
+    return sorted(re.findall(r'<rect data-id="v\d+" class="[^"]*" x="([\d.]+)" y="([\d.]+)" width', svg))
 
 
 @pytest.mark.engine
@@ -92,7 +92,7 @@ def test_stepping_restyles_without_moving_anything(engine):
     r = draw.Renderer(tr, engine=engine)
     frames = [r.svg(k) for k in range(len(tr) + 1)]      # frames[k] is step k
     geo = [re.findall(r'<g id="(v\d+)" class="node" data-node="[^"]*"><title>[^<]*</title>'
-                      r'<rect class="[^"]*" x="([\d.]+)" y="([\d.]+)"', f) for f in frames]
+                      r'<rect data-id="v\d+" class="[^"]*" x="([\d.]+)" y="([\d.]+)"', f) for f in frames]
     assert all(g == geo[0] for g in geo) and len(geo[0]) == len(tr.nodes)
     # one fewer blank gradient per backward step that writes a gradient shown in a box
     blanks = [f.count("data-blank=") for f in frames]
@@ -113,16 +113,16 @@ def test_current_step_highlights_module_and_nodes(engine):
     k = 9                                               # (B2) (7.65): ∂J/∂W[2] = ∂J/∂u[3] u[2]ᵀ
     assert tr.specs[k - 1].tag == "(7.65)" and tr.steps[k - 1].number == k
     svg = r.svg(k)
-    assert re.search(r'data-module="M_3"><ellipse class="oval cur-B"', svg)
-    assert re.search(r'data-node="W\[2\]"><title>[^<]*</title><rect class="box param cur-B"', svg)
-    assert re.search(r'data-node="u\[2\]"><title>[^<]*</title><rect class="box value read read-B"', svg)
-    assert re.search(r'data-node="u\[3\]"><title>[^<]*</title><rect class="box value read read-B"', svg)
-    assert not re.search(r'data-node="W\[2\]"><title>[^<]*</title><rect class="[^"]*read', svg)
+    assert re.search(r'data-module="M_3"><ellipse data-id="m\d+" class="oval cur-B"', svg)
+    assert re.search(r'data-node="W\[2\]"><title>[^<]*</title><rect data-id="v\d+" class="box param cur-B"', svg)
+    assert re.search(r'data-node="u\[2\]"><title>[^<]*</title><rect data-id="v\d+" class="box value read read-B"', svg)
+    assert re.search(r'data-node="u\[3\]"><title>[^<]*</title><rect data-id="v\d+" class="box value read read-B"', svg)
+    assert not re.search(r'data-node="W\[2\]"><title>[^<]*</title><rect data-id="v\d+" class="[^"]*read', svg)
     assert "∂J/∂W[2] = ∂J/∂u[3] u[2]ᵀ" in svg
     assert "[[-0.1404]] [[0.5, 1.1]]" in svg              # the column v, then the row zᵀ
     assert "[[-0.07021, -0.1545]]" in svg
     fwd = r.svg(1)
-    assert re.search(r'data-module="M_1"><ellipse class="oval cur-F"', fwd)
+    assert re.search(r'data-module="M_1"><ellipse data-id="m\d+" class="oval cur-F"', fwd)
     assert "cur-B\"" not in fwd and "class=\"edge back" not in fwd
     # the backward pass has travelled M_4, M_5 edges by step 9 but not M_1's
     assert svg.count("class=\"edge back") >= 2
@@ -326,7 +326,7 @@ OUR_TAGS = {"svg", "title", "desc", "style", "text", "g", "rect", "ellipse", "pa
 OUR_ATTRS = {"xmlns", "class", "width", "height", "viewBox", "data-step", "x", "y", "rx", "ry",
              "cx", "cy", "d", "points", "text-anchor", "id", "data-module", "data-node",
              "data-key", "data-blank", "x1", "y1", "x2", "y2", "stroke", "stroke-width",
-             "stroke-dasharray", "style", "role", "aria-labelledby", "fill"}
+             "stroke-dasharray", "style", "role", "aria-labelledby", "fill", "data-id"}
 
 
 def nasty_trace(name):

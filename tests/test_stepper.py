@@ -32,9 +32,9 @@ def in_step(s):
     m = s.model
     k = m.step
     assert 0 <= k <= m.n
-    assert s.slider.value == k and s.slider.min == 0 and s.slider.max == m.n
-    assert f'data-step="{k}"' in s.graph.value
-    assert s.counter.value == f"<b>{html.escape(m.counter())}</b>"
+    assert s.bar.step == k and s.bar.n == m.n
+    assert f'data-step="{k}"' in s.graph.svg()
+    assert s.bar.counter == m.counter()
     view = m.view()
     assert view.k == k
     assert html.escape(view.header) in s.equation.value
@@ -43,10 +43,11 @@ def in_step(s):
         spec = m.trace.specs[k - 1]
         assert html.escape(spec.tag) in s.equation.value
         if spec.module is not None:                   # the module applied is highlighted
-            assert f'data-module="{spec.module}"><ellipse class="oval cur-' in s.graph.value
+            assert re.search(f'data-module="{re.escape(spec.module)}"><ellipse data-id="m\\d+" '
+                             f'class="oval cur-', s.graph.svg())
     else:
         assert "before the first step" in s.equation.value
-        assert not re.search(r'class="[^"]*\b(cur|read|now)-[FB]', s.graph.value)   # no highlight
+        assert not re.search(r'class="[^"]*\b(cur|read|now)-[FB]', s.graph.svg())   # no highlight
     nf = m.n_forward
     assert m.counter() == (f"step {k}/{m.n} · forward {min(k, nf)}/{nf} · "
                            f"backward {max(0, k - nf)}/{m.n - nf}")
@@ -56,7 +57,7 @@ def test_buttons_walk_forward_then_backward(stepper):
     s = stepper
     in_step(s)
     seen = []
-    assert s.step == 0 and s.prev_btn.disabled
+    assert s.step == 0 and s.bar.step == 0
     for _ in range(s.model.n):
         s.click("next")
         in_step(s)
@@ -65,13 +66,13 @@ def test_buttons_walk_forward_then_backward(stepper):
     assert seen == ["forward"] * 5 + ["backward"] * 9
     assert s.step == s.model.n == 14
     assert s.model.counter() == "step 14/14 · forward 5/5 · backward 9/9"
-    assert s.next_btn.disabled
+    assert s.bar.step == s.bar.n
     s.click("next")                                   # past the end: stays
     assert s.step == s.model.n
     s.click("prev")
     assert s.step == s.model.n - 1
     s.click("reset")
-    assert s.step == 0 and s.prev_btn.disabled
+    assert s.step == 0 and s.bar.step == 0
     s.click("prev")                                   # before the first step: stays
     assert s.step == 0
     s.click("backward")
@@ -84,7 +85,7 @@ def test_equation_panel_substitutes_numbers(stepper):
     s = stepper
     s.model.go(8)          # the model moves: the widget follows
     in_step(s)
-    s.slider.value = 9     # (B2) (7.65) ∂J/∂W[2]
+    s.go(9)     # (B2) (7.65) ∂J/∂W[2]
     in_step(s)
     eq = s.equation.value
     assert "step 9/14 · backward 4/9 · (B2) (7.65) · M_3 = MM[W[2], b[2]]" in eq
@@ -94,13 +95,12 @@ def test_equation_panel_substitutes_numbers(stepper):
 
 def test_slider_moves_are_observed(stepper):
     s = stepper
-    s.slider.value = 11
+    s.go(11)
     assert s.step == 11
     in_step(s)
-    s.play.value = 4            # jslinked in the browser; on the kernel the slider drives
-    s.slider.value = 4
+    s.go(4)
     in_step(s)
-    s.slider.value = 0
+    s.go(0)
     assert s.step == 0
     in_step(s)
 
@@ -108,13 +108,13 @@ def test_slider_moves_are_observed(stepper):
 def test_inspector_shows_value_then_gradient(stepper):
     s = stepper
     s.node_pick.value = "W[2]"
-    s.slider.value = 1
+    s.go(1)
     assert "not yet computed" in s.node_info.value and "[[0.5, -0.5]]" in s.node_info.value
     assert s.heatmap.layout.display == "block" and "<table" in s.heatmap.value
     assert "0.5" in s.heatmap.value and "not yet" not in s.heatmap.value
-    s.slider.value = 8                                 # one step before ∂J/∂W[2] is written
+    s.go(8)                                 # one step before ∂J/∂W[2] is written
     assert "not yet computed" in s.node_info.value
-    s.slider.value = 9
+    s.go(9)
     assert "[[-0.07021, -0.1545]]" in s.node_info.value
     assert "not yet computed" not in s.node_info.value
     s.node_pick.value = "u[1]"
@@ -123,11 +123,11 @@ def test_inspector_shows_value_then_gradient(stepper):
 
 def test_bad_rebuild_shows_message_and_keeps_last_good_trace(stepper):
     s = stepper
-    s.slider.value = 7
+    s.go(7)
     good = s.model.trace
     s.x_in.value = "1, 2, 3"                         # W[1] is 2×2
     s.click("rebuild")
-    assert "bpv-error" in s.message.value and "2×2" in s.message.value
+    assert "bpv-error" in s.controls.note.value and "2×2" in s.controls.note.value
     assert s.model.trace is good and s.step == 7
     assert s.x_in.value == "1, 2, 3"                 # what was typed stays, to be corrected
     in_step(s)
@@ -140,7 +140,7 @@ def test_bad_rebuild_shows_message_and_keeps_last_good_trace(stepper):
     s.x_in.value = "0.5, -1"
     s.y_in.value = "1"                               # the learner corrects the marked field
     s.click("rebuild")
-    assert "bpv-error" not in s.message.value and s.model.trace is not good
+    assert "bpv-error" not in s.controls.note.value and s.model.trace is not good
     assert not s.field_errors.value and "bpv-bad" not in s.y_in._dom_classes
     assert s.step == 7                                # the position is kept
     in_step(s)
@@ -154,11 +154,11 @@ def test_weights_edit_and_architecture_change(stepper):
     assert s.model.trace.modules[3].op == "Sigmoid"   # the network itself is kept
     s.sizes_in.value = "2, 4, 3, 1"
     s.act_in.value = "tanh"
-    s.slider.value = s.model.n                        # all done, then a longer trace
+    s.go(s.model.n)                        # all done, then a longer trace
     s.click("rebuild")
     assert [m.op for m in s.model.trace.modules] == ["MM", "Tanh", "MM", "Tanh", "MM",
                                                     "Sigmoid", "SquaredLoss"]  # σ output kept
-    assert s.slider.max == s.model.n and s.step == 14
+    assert s.bar.n == s.model.n and s.step == 14
     in_step(s)
     s.weights_in.value = "W[1] = [[1, 2]]"            # wrong shape
     s.click("rebuild")
@@ -186,7 +186,7 @@ def test_loss_switch_keeps_network_and_compares(stepper):
 def test_predict_then_reveal(stepper):
     s = stepper
     s.predict_toggle.value = True
-    assert s.slider.disabled and s.play.disabled
+    assert s.bar.locked
     for _ in range(6):                                # forward steps and the seed need no guess
         assert s.ask.layout.display == "none"
         s.click("next")
@@ -270,7 +270,7 @@ def test_static_viewer_sees_svg_and_text(stepper):
     assert "<svg" not in bundle["text/html"]
     assert _svg_in_html(bundle["text/html"]).startswith("<svg")
     assert bundle["text/plain"].startswith("step 0/14 · before the first step")
-    stepper.slider.value = 9
+    stepper.go(9)
     bundle = stepper._repr_mimebundle_()
     assert 'data-step="9"' in _svg_in_html(bundle["text/html"])
     assert 'alt="step 9/14 · backward 4/9 · (B2) (7.65)' in bundle["text/html"]
@@ -284,7 +284,7 @@ def test_errors_in_callbacks_show_in_the_widget_not_as_tracebacks(stepper, monke
     assert "ZeroDivisionError" in s.message.value and "bpv-error" in s.message.value
     monkeypatch.undo()
     s.click("next")                                   # the next good action clears it
-    assert s.message.value == "" and s.step == 1
+    assert s.bar.message == "" and s.message.value == "" and s.step == 1
 
 
 def test_parse_array_errors_are_clear():
@@ -309,19 +309,19 @@ def test_thousand_random_actions_never_desynchronise():
             if a in ("check",):
                 s.answer.value = rng.choice(["[0.1]", "1, 2", "x", ""])
             s.click(a)
-        elif a == "slider" and not s.slider.disabled:
-            s.slider.value = rng.randint(0, s.slider.max)
+        elif a == "slider" and not s.bar.locked:
+            s.go(rng.randint(0, s.bar.n))
         elif a == "rebuild-good":
             s.x_in.value = f"{rng.uniform(-2, 2):.3f}, {rng.uniform(-2, 2):.3f}"
             s.sizes_in.value = rng.choice(["2, 3, 1", "2, 2, 1", "2, 4, 4, 1"])
             s.y_in.value = rng.choice(["0", "1"])
             s.seed_in.value = str(rng.randint(0, 3))
             s.click("rebuild")
-            assert "bpv-error" not in s.message.value, s.message.value
+            assert "bpv-error" not in s.controls.note.value, s.controls.note.value
         elif a == "rebuild-bad":
             s.x_in.value = rng.choice(["1, 2, 3", "nan, 1", "a", ""])
             s.click("rebuild")
-            assert "bpv-error" in s.message.value
+            assert "bpv-error" in s.controls.note.value
             assert s.model.trace is good_trace
         elif a == "loss":
             s.loss_in.value = rng.choice(["logistic", "squared"])
@@ -361,18 +361,18 @@ def test_steppers_the_controls_cannot_describe_have_none(why):
 def test_play_is_stopped_and_slider_put_back_at_an_unrevealed_prediction(stepper):
     s = stepper
     s.predict_toggle.value = True
-    s.play.playing = True
-    assert not s.play.playing                          # predict mode stops a running Play
-    s.play.playing = True
-    s.slider.value = 10                                # as the running Play would
-    assert s.step == 6 and s.slider.value == 6 and not s.play.playing   # 7 needs a prediction
+    s.bar.playing = True
+    assert not s.bar.playing                          # predict mode stops a running Play
+    s.bar.playing = True
+    s.go(10)                                # as the running Play would
+    assert s.step == 6 and s.bar.step == 6 and not s.bar.playing   # 7 needs a prediction
     in_step(s)
 
 
 def test_heatmap_is_a_table_of_numbers_without_matplotlib(stepper):
     import sys
     stepper.node_pick.value = "W[1]"
-    stepper.slider.value = 13
+    stepper.go(13)
     heat = stepper.heatmap.value
     assert heat.count("<table") == 2 and "∂J/∂W[1]" in heat        # value and gradient
     assert "-0.07021" in heat and "background:#" in heat
@@ -383,7 +383,7 @@ def test_user_names_are_kept_out_of_mathjax():
     mm = bpv.MM(np.eye(2), np.zeros(2), name="cost $x^2$ & {layer}")
     s = bpv.Stepper(bpv.trace(lambda z: (mm(z) ** 2).sum(), np.array([1.0, 2.0])))
     for k in range(len(s.model.trace) + 1):
-        s.slider.value = k
+        s.go(k)
         eq = s.equation.value
         math = "".join(re.findall(r"\$\$(.*?)\$\$", eq))
         assert "cost" not in math                      # the name is only in ignored text
@@ -428,7 +428,7 @@ def test_check_prediction_after_the_last_step_says_so():
     assert not ok and f"no step {n + 1}" in msg
     assert m.revealed == set() and m.step == n
     s = bpv.Stepper(notes_net(), X, Y)                # the widget shows it, no traceback
-    s.slider.value = n
+    s.go(n)
     s.answer.value = "0.5"
     s.click("check")
     assert "✘" in s.feedback.value and f"no step {n + 1}" in s.feedback.value
@@ -482,7 +482,7 @@ def test_sum_over_users_shows_every_contribution_in_tex():
     spec = tr.specs[-1]
     assert spec.kind == "acc" and len(spec.reads) == 2
     s = bpv.Stepper(tr)
-    s.slider.value = len(tr)
+    s.go(len(tr))
     in_step(s)
     eq = s.equation.value
     (math,) = re.findall(r"\$\$(.*?)\$\$", eq)
@@ -499,7 +499,7 @@ def test_sum_over_users_shows_every_contribution_in_tex():
 
 def test_inspector_keeps_following_the_step_after_a_rebuild(stepper):
     s = stepper
-    s.slider.value = 9
+    s.go(9)
     assert s.follow.value and s.node_pick.value == "W[2]"
     s.sizes_in.value = "2, 4, 3, 1"                   # new nodes: the dropdown's options change
     s.click("rebuild")
@@ -516,9 +516,9 @@ def test_logistic_loss_on_a_sigmoid_output_is_warned_about():
     assert "bpv-warning" not in s.compare.value
     s.loss_in.value = "logistic"
     assert "bpv-warning" in s.compare.value and "applied twice" in s.compare.value
-    assert "applied twice" in s.message.value and "bpv-error" not in s.message.value
+    assert "applied twice" in s.controls.note.value and "bpv-error" not in s.controls.note.value
     s.loss_in.value = "squared"
-    assert "bpv-warning" not in s.compare.value and "rebuilt" in s.message.value
+    assert "bpv-warning" not in s.compare.value and "rebuilt" in s.controls.note.value
 
 
 def test_predict_mode_does_not_give_away_a_gradient_in_the_loss_comparison(stepper):
@@ -611,34 +611,31 @@ def test_forward_steps_of_the_circuit_belong_to_their_module():
 
 def test_switching_to_the_circuit_and_back_keeps_the_step(stepper):
     s = stepper
-    bar = s.granularity
-    assert bar.layout.display != "none" and "bpv-granularity" in bar.toggle._dom_classes
-    assert bar.toggle.tooltip and bar.toggle.description == "view"
-    assert list(bar.toggle.options) == ["modules", "scalar circuit"]
+    assert s.bar.circuit_ok and s.bar.granularities == ["modules", "scalar circuit"]
     n = s.model.n
     for k in range(n + 1):
         s.move(k)
-        bar.toggle.value = "scalar circuit"
+        s.bar.set_granularity("scalar circuit")
         m = s.model
         assert m.trace is m.circuit_trace and isinstance(m.trace, C.Circuit)
         assert s.step == (len(m.trace) if k == n else C.to_circuit(m.trace, k))
         in_step(s) if s.step == 0 else None
-        assert f'data-step="{s.step}"' in s.graph.value
-        assert s.slider.max == len(m.trace)
-        bar.toggle.value = "modules"
-        assert m.trace is m.module_trace and s.step == k and s.slider.max == n
+        assert f'data-step="{s.step}"' in s.graph.svg()
+        assert s.bar.n == len(m.trace)
+        s.bar.set_granularity("modules")
+        assert m.trace is m.module_trace and s.step == k and s.bar.n == n
         in_step(s)
     # moving in the circuit view: back at the module step whose work the circuit step is
-    bar.toggle.value = "scalar circuit"
+    s.bar.set_granularity("scalar circuit")
     s.move(10)
-    bar.toggle.value = "modules"
+    s.bar.set_granularity("modules")
     assert s.step == C.to_modules(s.model.circuit_trace, 10)
     assert "bpv-error" not in s.message.value
 
 
 def test_rebuilding_in_the_circuit_view_rebuilds_the_circuit(stepper):
     s = stepper
-    s.granularity.toggle.value = "scalar circuit"
+    s.bar.set_granularity("scalar circuit")
     s.move(5)
     before = s.model.module_step()
     s.x_in.value = "0.5, -1"
@@ -649,18 +646,19 @@ def test_rebuilding_in_the_circuit_view_rebuilds_the_circuit(stepper):
     assert m.module_step() == before
     for name in ("W[1]", "b[2]"):
         np.testing.assert_allclose(m.trace.module_grad(name), m.module_trace.grad(name))
-    s.granularity.toggle.value = "modules"
+    s.bar.set_granularity("modules")
     assert s.step == before
 
 
 def test_a_circuit_too_large_to_draw_is_shown_as_text_with_the_reason():
     s = bpv.Stepper(bpv.mlp([2, 32, 32, 1], seed=0), np.array([0.5, -1.0]), np.array([1.0]))
-    s.granularity.toggle.value = "scalar circuit"
+    s.bar.set_granularity("scalar circuit")
     assert s.model.in_circuit
     s.click("next")
-    assert "<pre>" in s.graph.value and "value nodes" in s.graph.value
-    assert "1200" in s.graph.value or "1,200" in s.graph.value
-    assert "Traceback" not in s.graph.value + s.message.value
+    shown = s.graph.fallback
+    assert s.graph.drawing == "" and "<pre>" in shown and "value nodes" in shown
+    assert "1200" in shown or "1,200" in shown
+    assert "Traceback" not in shown + s.message.value + s.bar.message
 
 
 def test_no_switch_without_a_decomposition_and_no_error():
@@ -674,12 +672,12 @@ def test_no_switch_without_a_decomposition_and_no_error():
             return 2.0 * v
     tr = bpv.trace(lambda z: Twice()(z).sum(), np.array([1.0, 2.0]))
     s = bpv.Stepper(tr)
-    assert s.granularity.layout.display == "none"
-    assert s.message.value == ""
+    assert not s.bar.circuit_ok
+    assert s.message.value == "" and s.bar.message == ""
     assert not s.model.set_granularity("scalar circuit") and "decomposition" in s.model.error
-    s.granularity.toggle.value = "scalar circuit"          # forced: a message, no traceback
-    assert "decomposition" in s.message.value and "bpv-error" in s.message.value
-    assert s.granularity.toggle.value == "modules" and s.model.trace is tr
+    s.bar.set_granularity("scalar circuit")          # forced: a message, no traceback
+    assert "decomposition" in s.bar.message and s.bar.message_error
+    assert s.bar.granularity == "modules" and s.model.trace is tr
 
 
 def test_a_failing_switch_is_a_message_not_a_traceback(stepper, monkeypatch):
@@ -687,18 +685,18 @@ def test_a_failing_switch_is_a_message_not_a_traceback(stepper, monkeypatch):
         raise bpv.BackpropError("circuit: overflows here")
     monkeypatch.setattr(stepper.model, "_circuit", boom)
     stepper.move(3)
-    stepper.granularity.toggle.value = "scalar circuit"
-    assert "overflows here" in stepper.message.value
-    assert stepper.granularity.toggle.value == "modules" and stepper.step == 3
+    stepper.bar.set_granularity("scalar circuit")
+    assert "overflows here" in stepper.bar.message
+    assert stepper.bar.granularity == "modules" and stepper.step == 3
     in_step(stepper)
 
 
 def test_a_stepper_of_a_circuit_switches_to_its_modules():
     c = bpv.circuit(notes_net().backprop(X, Y))
     s = bpv.Stepper(c)
-    assert s.granularity.toggle.value == "scalar circuit" and s.model.trace is c
+    assert s.bar.granularity == "scalar circuit" and s.model.trace is c
     s.move(C.to_circuit(c, 7))
-    s.granularity.toggle.value = "modules"
+    s.bar.set_granularity("modules")
     assert s.model.trace is c.source and s.step == 7
 
 
@@ -712,11 +710,11 @@ def test_random_actions_with_the_granularity_switch_never_desynchronise():
                         "predict", "reveal"])
         if a in ("next", "prev", "backward", "reveal"):
             s.click(a)
-        elif a == "slider" and not s.slider.disabled:
-            s.slider.value = rng.randint(0, s.slider.max)
+        elif a == "slider" and not s.bar.locked:
+            s.go(rng.randint(0, s.bar.n))
         elif a == "view":
             before, done, left = s.model.module_step(), s.step == s.model.n, s.step
-            s.granularity.toggle.value = "modules" if s.model.in_circuit else "scalar circuit"
+            s.bar.set_granularity("modules") if s.model.in_circuit else "scalar circuit"
             if done:          # all done stays all done, unless it was reached by switching
                 assert s.step in (s.model.n, back_to)
             else:
@@ -726,13 +724,13 @@ def test_random_actions_with_the_granularity_switch_never_desynchronise():
             s.x_in.value = f"{rng.uniform(-2, 2):.3f}, {rng.uniform(-2, 2):.3f}"
             s.sizes_in.value = rng.choice(["2, 3, 1", "2, 2, 1"])
             s.click("rebuild")
-            assert "bpv-error" not in s.message.value, s.message.value
+            assert "bpv-error" not in s.controls.note.value, s.controls.note.value
         elif a == "loss":
             s.loss_in.value = rng.choice(["logistic", "squared"])
         elif a == "predict":
             s.predict_toggle.value = not s.predict_toggle.value
         m = s.model
-        assert s.granularity.toggle.value == m.granularity
+        assert s.bar.granularity == m.granularity
         assert m.trace is (m.circuit_trace if m.in_circuit else m.module_trace)
         if m.in_circuit:
             assert m.trace.source is m.module_trace
@@ -743,44 +741,41 @@ def test_random_actions_with_the_granularity_switch_never_desynchronise():
 
 def test_expanding_a_module_in_the_stepper_keeps_the_place(stepper):
     s = stepper
-    bar = s.granularity
-    drop = bar.expand
-    assert "bpv-expand" in drop._dom_classes and drop.description == "expand"
-    labels = [label for label, _ in drop.options]
+    labels = [label for _, label in s.bar.expand_options]
     assert labels[0] == "none" and labels[1] == "M_1 = MM[W[1], b[1]]"
     tr = s.model.module_trace
     n = s.model.n
     for k in range(n + 1):
         s.move(k)
-        drop.value = "M_1"
+        s.bar.set_expanded("M_1")
         m = s.model
         assert isinstance(m.trace, XP.Expanded) and m.expanded == "M_1"
         assert s.step == (len(m.trace) if k == n else XP.expanded_step(m.trace, k))
         assert (s.step <= m.trace.n_forward) == (k <= tr.n_forward)
-        assert s.slider.max == len(m.trace) and f'data-step="{s.step}"' in s.graph.value
-        assert bar.toggle.value == "modules"
-        drop.value = "none"
-        assert m.trace is m.module_trace and m.expanded is None and s.slider.max == n
+        assert s.bar.n == len(m.trace) and f'data-step="{s.step}"' in s.graph.svg()
+        assert s.bar.granularity == "modules"
+        s.bar.set_expanded("none")
+        assert m.trace is m.module_trace and m.expanded is None and s.bar.n == n
         assert s.step == k                       # back without moving: the same step
     # from the expanded view to the circuit and back to modules, and a bad module: a message
-    drop.value = "M_3"
+    s.bar.set_expanded("M_3")
     s.move(5)
-    bar.toggle.value = "scalar circuit"
-    assert s.model.in_circuit and s.model.expanded is None and drop.value == "none"
+    s.bar.set_granularity("scalar circuit")
+    assert s.model.in_circuit and s.model.expanded is None and s.bar.expanded == "none"
     s.move(7)
-    drop.value = "M_2"
-    assert not s.model.in_circuit and bar.toggle.value == "modules"
+    s.bar.set_expanded("M_2")
+    assert not s.model.in_circuit and s.bar.granularity == "modules"
     assert not s.model.set_expanded("M_99") and "no module named" in s.model.error
-    assert "bpv-error" not in s.message.value
+    assert not s.bar.message_error
 
 
 def test_expanded_view_survives_a_rebuild(stepper):
     s = stepper
-    s.granularity.expand.value = "M_1"
+    s.bar.set_expanded("M_1")
     assert s.model.rebuild(seed=3)
     m = s.model
     assert isinstance(m.trace, XP.Expanded) and m.trace.source is m.module_trace
-    assert 0 <= s.step <= len(m.trace) and s.granularity.expand.value == "M_1"
+    assert 0 <= s.step <= len(m.trace) and s.bar.expanded == "M_1"
 
 
 def test_expanding_after_coming_back_from_the_circuit_keeps_the_module_step():
@@ -812,7 +807,7 @@ def test_a_stepper_whose_constructor_fails_leaves_no_widget_open(monkeypatch):
 
     def broken(self, stepper):
         raise RuntimeError("no graph today")
-    monkeypatch.setattr(widgets.GraphView, "__init__", broken)     # after several parts exist
+    monkeypatch.setattr(widgets.GraphPanel, "__init__", broken)     # after several parts exist
     with pytest.raises(RuntimeError, match="no graph today"):
         bpv.Stepper(net, x, y)
     gc.collect()

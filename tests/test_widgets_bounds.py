@@ -27,7 +27,7 @@ def test_opening_iterations_again_and_again_keeps_the_number_of_widgets():
     for t in (2, 3, 4):
         lab.open_iteration(t, 1)
         assert open_widgets() == one                   # was 158 → 443 after three
-    assert first.comm is None and first.nav.slider.comm is None     # the old one is closed
+    assert first.comm is None and first.bar.comm is None     # the old one is closed
     assert lab.stepper.comm is not None and lab.stepper_box.children == (lab.stepper,)
     lab.close()
 
@@ -61,10 +61,10 @@ def test_a_refused_loss_goes_back_and_does_not_block_the_next_rebuild():
     assert s.loss_in.value == "squared"                  # the toggle shows the model's loss
     note = s.controls.loss_errors.value                   # the refusal, next to the toggle
     assert "logistic" in note and "labels must be 0 or 1" in note and 'role="alert"' in note
-    assert "labels must be 0 or 1" in s.message.value
+    assert "labels must be 0 or 1" in s.controls.note.value
     s.x_in.value = "0.5, -1"                              # a later change is not refused
     s.click("rebuild")
-    assert s.model.trace is not good and "bpv-error" not in s.message.value
+    assert s.model.trace is not good and "bpv-error" not in s.controls.note.value
     np.testing.assert_array_equal(s.model.settings.x, [0.5, -1.0])
     assert s.loss_in.value == "squared" and s.controls.loss_errors.value == ""
     s.close()
@@ -75,7 +75,7 @@ def test_a_refused_rebuild_keeps_what_was_typed_marked_and_the_choices_of_the_mo
     good = s.model.trace
     s.sizes_in.value = "2, 4, 2"                         # two outputs for a one-number label
     s.click("rebuild")
-    assert s.model.trace is good and "bpv-error" in s.message.value
+    assert s.model.trace is good and "bpv-error" in s.controls.note.value
     assert s.sizes_in.value == "2, 4, 2"                 # typed text stays, to be corrected …
     assert "bpv-bad" in s.sizes_in._dom_classes         # … marked as not in force
     assert "sizes" in s.field_errors.value and "not used" in s.field_errors.value

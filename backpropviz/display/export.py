@@ -233,11 +233,11 @@ def flipbook(painter: Painter, title: str = "backpropviz") -> str:
                      f'rx="{o.width / 2:.1f}" ry="{o.height / 2:.1f}"/><text x="{o.x:.1f}" '
                      f'y="{o.y + 4:.1f}" text-anchor="middle">{esc(o.label)}</text></g>')
     for b in L.boxes.values():
-        head, rows = painter.box_parts[b.id]
+        head, rows, _ = painter.box_parts[b.id]
         parts.append(head[0] + f'<rect data-box="{esc(b.name)}" class="box {b.kind}' + head[1]
-                     + "".join(f'<g class="fk" data-at="{min(t, never)}">{shown}</g>'
+                     + "".join(f'{lab}<g class="fk" data-at="{min(t, never)}">{known}</g>'
                                f'<g class="fb" data-at="{min(t, never)}">{blank}</g>'
-                               for t, shown, blank, _ in rows) + "</g>")
+                               for t, lab, known, blank, _ in rows) + "</g>")
     parts += [painter.legend(), "</svg>"]
     steps = [[s.phase[0].upper(), s.module, s.node, sorted({k.node for k in s.reads})]
              for s in tr.specs]

@@ -46,26 +46,27 @@ class Painter:
         self.edge_parts = self._static_edges()
         self._oval_svg = self._static_ovals()
         self.box_parts = {b.id: self._parts_of(b) for b in layout.boxes.values()}
+        self._template = self._drawing = None
 
     def _static_edges(self) -> list[tuple]:
         """Each edge's SVG before and after its class, and when the backward pass crosses it."""
         out = []
-        for e in self.layout.edges:
-            out.append(('<path class="', f'" d="{e.path}"/>'
+        for i, e in enumerate(self.layout.edges):
+            out.append((f'<path data-id="e{i}" class="', f'" d="{e.path}"/>'
                         + (f'<polygon class="arr" points="{e.arrow}"/>' if e.arrow else "")
                         + f'<text class="elab" x="{e.lx:.1f}" y="{e.ly + 3:.1f}" '
                           f'text-anchor="middle">{esc(e.label)}</text>',
                         self.trace.travelled_at(e.module, e.node)))
         return out
 
-    def _static_ovals(self) -> list[tuple]:
-        out = []
+    def _static_ovals(self) -> dict[str, tuple]:
+        out = {}
         for o in self.layout.ovals.values():
-            out.append((o.module, f'<g id="{o.id}" class="module" data-module="{esc(o.module)}">'
-                        f'<ellipse class="', f'" cx="{o.x:.1f}" cy="{o.y:.1f}" '
-                        f'rx="{o.width / 2:.1f}" ry="{o.height / 2:.1f}"/>'
-                        f'<text x="{o.x:.1f}" y="{o.y + 4:.1f}" text-anchor="middle">'
-                        f'{esc(o.label)}</text></g>'))
+            out[o.module] = (f'<g id="{o.id}" class="module" data-module="{esc(o.module)}">'
+                             f'<ellipse data-id="{o.id}" class="',
+                             f'" cx="{o.x:.1f}" cy="{o.y:.1f}" rx="{o.width / 2:.1f}" '
+                             f'ry="{o.height / 2:.1f}"/><text x="{o.x:.1f}" y="{o.y + 4:.1f}" '
+                             f'text-anchor="middle">{esc(o.label)}</text></g>')
         return out
 
     # one SVG per step; the geometry is fixed, only classes, text and blanks change
@@ -77,7 +78,6 @@ class Painter:
         the output (a static picture); without it the drawing keeps its size, its labels stay
         readable, and the panel around it scrolls (the Stepper)."""
         view = present(self.trace, k)
-        hl = view.highlight
         L = self.layout
         marked = self.marked_nodes(marked)
         legend = legend_with_mark(mark_label) if marked else LEGEND
@@ -101,18 +101,8 @@ class Painter:
                  f'style="{FIT if fit else "display:block"}" data-step="{k}">',
                  f'<title id="{tid}">{esc(title)}</title><desc id="{did}">{esc(desc)}</desc>',
                  SVG_STYLE, self._caption(view) if caption else ""]
-        # the classes of each state, once per step (the states themselves come from present.py)
-        edge_cls = {(state, param): " ".join(c for c in ("edge", "param" if param else "",
-                                                         state_style(state, hl)[0]) if c)
-                    for state in (None, "now", "travelled") for param in (False, True)}
-        for e, (before, after, travel) in zip(L.edges, self.edge_parts):
-            state = edge_state(self.trace, hl, e.module, e.node, travel)
-            parts += (before, edge_cls[state, e.param], after)
-        current = ("oval " + state_style("module", hl)[0]).strip()
-        for module, before, after in self._oval_svg:
-            parts += (before, current if module == hl.module else "oval", after)
+        parts.append(self.body(k, view))
         for b in L.boxes.values():
-            parts.append(self._box(b, hl))
             if b.name in marked:
                 x, y = b.x - b.width / 2, b.y - b.height / 2
                 parts.append(f'<g class="marked" data-marked="{esc(b.name)}">'
@@ -124,6 +114,21 @@ class Painter:
         parts.append("</svg>")
         return "".join(parts)
 
+    def drawing(self) -> str:
+        """The graph without a step (every slot of the scene empty, no caption): what the
+        Stepper's front end receives once per graph, then fills with each step's scene."""
+        if self._drawing is not None:
+            return self._drawing
+        L = self.layout
+        top = CAPTION_H - 8
+        h = L.total_h - top
+        body = "".join(p if isinstance(p, str) else "" for p in self.template())
+        self._drawing = (f'<svg xmlns="http://www.w3.org/2000/svg" class="bpv" width="{L.width:.0f}" '
+                f'height="{h:.0f}" viewBox="0 {top:.0f} {L.width:.0f} {h:.0f}" role="img" '
+                f'style="display:block"><title></title><desc></desc>{SVG_STYLE}{body}'
+                f'{self.legend()}</svg>')
+        return self._drawing
+
     def marked_nodes(self, marked) -> frozenset:
         """The marked node names, each a node of this graph."""
         marked = frozenset([marked] if isinstance(marked, str) else marked or ())
@@ -133,11 +138,76 @@ class Painter:
                                 f"nodes: {', '.join(self.layout.boxes)}")
         return marked
 
+    # --- one step's scene: what changes from step to step, element by element -------------------
+    def scene(self, k: int, view: StepView | None = None) -> dict[str, str]:
+        """Step k as {data-id: value}: each edge's, module's and box's class, each box's hover
+        text and each row's markup (known numbers or the blank). The SVG (``body``) and the
+        Stepper's front end (which receives only the entries that change) are both made of it."""
+        hl = (view or present(self.trace, k)).highlight
+        edge_cls = {(state, param): " ".join(c for c in ("edge", "param" if param else "",
+                                                         state_style(state, hl)[0]) if c)
+                    for state in (None, "now", "travelled") for param in (False, True)}
+        out = {}
+        for i, (e, (_, _, travel)) in enumerate(zip(self.layout.edges, self.edge_parts)):
+            out[f"e{i}"] = edge_cls[edge_state(self.trace, hl, e.module, e.node, travel), e.param]
+        current = ("oval " + state_style("module", hl)[0]).strip()
+        for o in self.layout.ovals.values():
+            out[o.id] = current if o.module == hl.module else "oval"
+        for b in self.layout.boxes.values():
+            self._box_scene(b, hl, out)
+        return out
+
+    def _box_scene(self, b: Box, hl: Highlight, out: dict):
+        rows, tips = self.box_parts[b.id][1], self.box_parts[b.id][2]
+        out[b.id] = f"box {b.kind} {state_style(node_state(hl, b.name), hl)[0]}".strip()
+        j = 0
+        for i, (at, _, known, blank, _) in enumerate(rows):
+            out[f"{b.id}.{i}"] = known if at <= hl.k else blank
+            j += at <= hl.k
+        # a hover shows what is known at this step only (predict mode must not give it away);
+        # rows that become known in order (value, then gradient) have their texts ready
+        out[f"{b.id}.t"] = tips[j] if tips else "\n".join(
+            t[0] if at <= hl.k else t[1] for at, *_, t in rows)
+
+    def template(self) -> list:
+        """The graph's SVG as static markup and the data-ids of the scene between (str parts
+        are markup, 1-tuples are slots): filled with a scene it is the drawing of that step."""
+        if self._template is None:
+            parts = []
+            for before, after, _ in self.edge_parts:
+                i = before.split('"')[1]
+                parts += (before, (i,), after)
+            for o in self.layout.ovals.values():
+                before, after = self._oval_svg[o.module]
+                parts += (before, (o.id,), after)
+            for b in self.layout.boxes.values():
+                head, rows, _ = self.box_parts[b.id]
+                parts += (head[0] + "<title>", (f"{b.id}.t",), f'</title><rect data-id="{b.id}" '
+                          f'class="', (b.id,), head[1])
+                for i, (_, lab, _, _, _) in enumerate(rows):
+                    parts += (lab, f'<g data-id="{b.id}.{i}">', (f"{b.id}.{i}",), "</g>")
+                parts.append("</g>")
+            # neighbouring static parts as one string: filling it is a join of fewer parts
+            merged = []
+            for p in parts:
+                if isinstance(p, str) and merged and isinstance(merged[-1], str):
+                    merged[-1] += p
+                else:
+                    merged.append(p)
+            self._template = merged
+        return self._template
+
+    def body(self, k: int, view: StepView | None = None, scene: dict | None = None) -> str:
+        """The graph's edges, modules and boxes at step k (the SVG between caption and legend)."""
+        scene = self.scene(k, view) if scene is None else scene
+        return "".join(p if isinstance(p, str) else scene[p[0]] for p in self.template())
+
     def _parts_of(self, b: Box) -> tuple:
-        """A box's SVG apart from its outline's class: its title, and each row both known and
-        blank (escaped once per trace; a step only chooses)."""
+        """A box's SVG apart from its outline's class and its rows: the group's opening and the
+        outline's geometry with the title; each row's label, numbers known and the blank; and
+        the hover texts (all escaped once per trace; a step only chooses)."""
         x, y = b.x - b.width / 2, b.y - b.height / 2
-        head = (f'<g id="{b.id}" class="node" data-node="{esc(b.name)}">', 
+        head = (f'<g id="{b.id}" class="node" data-node="{esc(b.name)}">',
                 f'" x="{x:.1f}" y="{y:.1f}" width="{b.width:.1f}" height="{b.height:.1f}" rx="3"/>'
                 f'<text class="ttl" x="{x + PAD:.1f}" y="{y + PAD + 11:.1f}">{esc(b.title)}</text>')
         rows, line = [], 1
@@ -156,13 +226,12 @@ class Painter:
                      f'width="{b.width - 2 * PAD - lab_w:.1f}" height="{len(lines) * LINE_H - 3:.1f}" '
                      f'data-blank="{esc(K.text(key))}"/>')
             at = self.trace.known_at(key)
-            rows.append((at, lab + known, lab + blank, self._tip(key, at, lines)))
+            rows.append((at, lab, known, blank, self._tip(key, at, lines)))
             line += len(lines)
         ats = [r[0] for r in rows]
-        tips = tuple("<title>" + "\n".join([t[0] for *_, t in rows[:j]]
-                                             + [t[1] for *_, t in rows[j:]]) + "</title>"
+        tips = tuple("\n".join([t[0] for *_, t in rows[:j]] + [t[1] for *_, t in rows[j:]])
                      for j in range(len(rows) + 1)) if ats == sorted(ats) else ()
-        return head + (tips,), rows
+        return head, rows, tips
 
     def _tip(self, key: Key, at: float, lines: list) -> tuple[str, str]:
         """What hovering shows of one key, (known, not yet): its numbers and the rule that wrote
@@ -175,23 +244,6 @@ class Painter:
             known = (f"{name} = {' '.join(l.strip() for l in lines)}\nwritten at step {int(at)}, {spec.tag}: "
                      f"{formula(self.trace, spec)}")
         return esc(known), esc(f"{name}: not yet computed")
-
-    def _box(self, b: Box, hl: Highlight) -> str:
-        head, rows = self.box_parts[b.id]
-        cls = f"box {b.kind} " + state_style(node_state(hl, b.name), hl)[0]
-        k = hl.k
-        body, j = [], 0
-        for at, shown, blank, _ in rows:
-            if at <= k:
-                body.append(shown)
-                j += 1
-            else:
-                body.append(blank)
-        # a hover shows what is known at this step only (predict mode must not give it away);
-        # rows that become known in order (value, then gradient) have their titles ready
-        tip = head[2][j] if head[2] else "<title>" + "\n".join(
-            t[0] if at <= k else t[1] for at, _, _, t in rows) + "</title>"
-        return head[0] + tip + f'<rect class="{cls.strip()}' + head[1] + "".join(body) + "</g>"
 
     def _caption(self, view) -> str:
         return "".join(f'<text class="cap{" head" if i == 0 else ""}" x="8" y="{18 + 20 * i}">'

@@ -42,8 +42,9 @@ class RebuildControls(ipw.VBox, StepperPart):
         self.act_in.add_class("bpv-activation")
         self.seed_in = ipw.Text(value=str(st.seed), description="seed",
                                 layout=ipw.Layout(width="160px")).add_class("bpv-seed")
-        self.loss_in = ipw.ToggleButtons(options=list(M.LOSSES), value=st.loss,
-                                         description="loss").add_class("bpv-loss")
+        # radio buttons: a group of native inputs, each named by its label
+        self.loss_in = ipw.RadioButtons(options=list(M.LOSSES), value=st.loss,
+                                        description="loss").add_class("bpv-loss")
         self.weights_in = ipw.Textarea(description="θ", layout=ipw.Layout(width="520px",
                                                                           height="110px"))
         self.weights_in.add_class("bpv-weights")
@@ -52,14 +53,15 @@ class RebuildControls(ipw.VBox, StepperPart):
         self.new_weights_btn = button("new weights from seed", "draw new random weights "
                                       "from the seed", "bpv-reinit")
         self.compare = ipw.HTML().add_class("bpv-loss-compare")
+        self.note = ipw.HTML().add_class("bpv-controls-message")   # beside the rebuild button
         self.field_errors = FieldErrors([self.x_in, self.y_in, self.sizes_in, self.act_in,
                                          self.seed_in, self.weights_in])  # x, y, sizes, σ, seed, θ
         self.loss_errors = FieldErrors([self.loss_in])     # a refused loss, beside the toggle
         super().__init__([ipw.HTML("<b>change the example or the network</b>"),
                           ipw.HBox([self.x_in, self.y_in, self.sizes_in]),
                           ipw.HBox([self.act_in, self.seed_in, self.new_weights_btn]),
-                          self.weights_in, self.field_errors, self.rebuild_btn, self.loss_in,
-                          self.loss_errors, self.compare])
+                          self.weights_in, self.field_errors, self.rebuild_btn, self.note,
+                          self.loss_in, self.loss_errors, self.compare])
         self._attach(stepper)
         self._busy = False
         self.rebuild_btn.on_click(self._on_rebuild)
@@ -91,6 +93,10 @@ class RebuildControls(ipw.VBox, StepperPart):
             except BackpropError as e:
                 bad["θ"] = str(e)
         return changes, bad
+
+    def say(self, text, error=False):
+        """A message beside the rebuild button, where the learner is looking."""
+        self.note.value = self.stepper.message_html(text, error)
 
     @shown_in_widget
     def _on_rebuild(self, _):

@@ -40,6 +40,12 @@ class Inspector(ipw.VBox, StepperPart):
     def _options(model):
         return [n.name for n in model.trace.nodes]
 
+    def pick(self, name: str):
+        """Open node ``name`` (a click on it in the graph): the inspector stops following."""
+        if name in self.node_pick.options:
+            self.node_pick.value = name
+            self.follow.value = False
+
     @shown_in_widget
     def _on_pick(self, change):
         # a pick made by refresh itself (following the step, new options after a rebuild) is
@@ -78,7 +84,10 @@ class Inspector(ipw.VBox, StepperPart):
             parts.append(block(K.text(K.Key.gradient(name)), info["grad"]))
         self.node_info.value = "<div>" + "".join(f"<div>{p}</div>" for p in parts) + "</div>"
         value, grad = info["value"], info["grad"]
-        if value is not None and np.ndim(value) == 2 and np.size(value) > 1:
+        # the heatmap for a node the learner chose (following the step, the graph and this text
+        # show it already; a step then sends a few hundred bytes, not tables of colours)
+        if not self.follow.value and value is not None and np.ndim(value) == 2 and \
+                np.size(value) > 1:
             drawn = (name, grad is not None)
             if self._heat[0] is not m.trace or self._heat[1] != drawn:
                 self._heat = (m.trace, drawn, heatmap_html(name, value, grad))
@@ -120,6 +129,8 @@ def heatmap_html(name: str, value, grad) -> str:
                       f'font-family:monospace;margin-right:12px"><caption style="font-weight:bold;'
                       f'text-align:left">{html.escape(title)} ({shape_str(a)}){more}</caption>'
                       + "".join(rows) + "</table>")
-    return (f'<div style="display:flex;flex-wrap:wrap">{"".join(tables)}</div>'
+    return (f'<div class="bpv-heatmap-box" tabindex="0" role="region" '
+            f'aria-label="heatmap of {html.escape(name)}">'
+            f'<div style="display:flex;flex-wrap:wrap">{"".join(tables)}</div>'
             f'<div style="font-size:12px;color:#555">one colour scale for both: blue negative, '
-            f'red positive, |x| up to {html.escape(fnum(vmax))}</div>')
+            f'red positive, |x| up to {html.escape(fnum(vmax))}</div></div>')

@@ -1,27 +1,28 @@
 """The Stepper: an ipywidgets app that walks through a trace one rule at a time.
 
 ``Stepper`` is a VBox (so it nests in any layout, as ``interactive`` does) made of small parts,
-each observing the one ``StepperModel``: the navigation bar (``Play`` jslinked to the slider;
-Python observes the slider only), the equation panel, the graph, the granularity bar (parts.py),
-the inspector (inspector.py), the predict box (predict.py) and the rebuild controls
-(controls.py); its CSS and script are in behaviour.py. Every callback shows its errors inside the
-widget (never a traceback) and leaves the last good state in place.
+each observing the one ``StepperModel``: the bar and the graph (view.py: anywidgets, whose page
+behaviour is stepper.js and stepper.css), the equation panel (parts.py), the inspector
+(inspector.py), the predict box (predict.py) and the rebuild controls (controls.py). Every
+callback shows its errors inside the widget (never a traceback) and leaves the last good state in
+place.
 """
 from __future__ import annotations
 
 import html
 
 import ipywidgets as ipw
+import traitlets as T
 
 from ..core.errors import BackpropError
 from ..display.draw import svg_img
 from ..teach.stepper import StepperModel
 from .base import ClosesParts, shown_in_widget
-from .behaviour import BEHAVIOUR
 from .controls import RebuildControls
 from .inspector import Inspector
-from .parts import EquationPanel, GranularityBar, GraphView, NavBar
+from .parts import EquationPanel
 from .predict import PredictBox
+from .view import GraphPanel, StepperBar
 
 __all__ = ["Stepper"]
 
@@ -35,34 +36,30 @@ class Stepper(ClosesParts, ipw.VBox):
     """
 
     def __init__(self, net_or_trace, x=None, y=None, predict: bool = False, interval: int = 900,
-                 **kwargs):
+                 projector: bool = False, **kwargs):
         try:
-            self._build(net_or_trace, x, y, predict, interval, kwargs)
+            self._build(net_or_trace, x, y, predict, interval, projector, kwargs)
         except BaseException:
             self.close()
             raise
 
-    def _build(self, net_or_trace, x, y, predict, interval, kwargs):
+    def _build(self, net_or_trace, x, y, predict, interval, projector, kwargs):
         self.model = StepperModel(net_or_trace, x, y)
         self.message = ipw.HTML().add_class("bpv-message")
-        self.granularity = GranularityBar(self)
-        self.nav = NavBar(self, interval)
         self.equation_panel = EquationPanel(self)
         self.predict_box = PredictBox(self, predict)
-        self.graph = GraphView(self)
+        self.bar = StepperBar(self, interval, projector)
+        self.graph = GraphPanel(self)
+        self.link = T.dlink((self.bar, "projector"), (self.graph, "projector"))
         self.inspector = Inspector(self)
         rb = self.model.rebuilder
         self.controls = RebuildControls(self) if rb is not None and rb.settings else None
-        # the stage: the equation (with predict and messages) and the inspector beside the
-        # graph, or equation, graph, inspector one above the other on a narrow output; the graph
-        # is a panel of fixed height that scrolls to the step's node
-        self.side = ipw.VBox([self.equation_panel, self.predict_box, self.message])
-        self.side.add_class("bpv-side")
-        self.stage = ipw.Box([self.side, self.graph, self.inspector]).add_class("bpv-stage")
-        self.behaviour = ipw.HTML(BEHAVIOUR, layout=ipw.Layout(display="none"))
-        self.behaviour.add_class("bpv-behaviour")
-        parts = [self.behaviour, self.nav, self.stage, self.granularity] + \
-            ([self.controls] if self.controls else [])
+        # the bar with every control that changes the graph, then the stage: the equation
+        # (with predict and its messages beside it), the graph the width of the page in a panel
+        # as tall as the window has room for; the inspector and the rebuild controls below
+        self.stage = ipw.Box([self.equation_panel, self.predict_box, self.message, self.graph])
+        self.stage.add_class("bpv-stage")
+        parts = [self.bar, self.stage, self.inspector] + ([self.controls] if self.controls else [])
         super().__init__(parts, **kwargs)
         self.add_class("bpv-stepper")
         self.refresh_all()
@@ -84,26 +81,31 @@ class Stepper(ClosesParts, ipw.VBox):
                         self.say("Type your prediction first, then check (or reveal).")
                         return
                     k = j - 1
-                    self.nav.play.playing = False     # Play ignores `disabled`: stop it here
+                    self.bar.playing = False
                     break
         if not keep_feedback:
             self.predict_box.feedback.value = ""
         self.say("")                         # a message from before is stale once the learner moves
-        if m.go(k) == k and from_slider and self.nav.slider.value != k:
-            self.nav.refresh("step")         # the slider went past a prediction: put it back
+        self.bar.say("")
+        if m.go(k) != k or k != self.bar.step:
+            self.bar.refresh("step")         # the slider went past a prediction: put it back
 
     def refresh_all(self):
-        parts = (self.granularity, self.nav, self.equation_panel, self.graph, self.inspector,
-                 self.predict_box)
+        parts = (self.bar, self.equation_panel, self.graph, self.inspector, self.predict_box)
         for part in parts + ((self.controls,) if getattr(self, "controls", None) else ()):
             part.refresh_safely("all")
 
     def say(self, text: str, error: bool = False):
+        """A message beside the equation (the bar and the rebuild controls have their own)."""
+        self.message.value = self.message_html(text, error)
+
+    @staticmethod
+    def message_html(text: str, error: bool = False) -> str:
         colour = "#b3261e" if error else "#555555"
         cls = "bpv-error" if error else "bpv-info"
-        self.message.value = (f'<div class="{cls}" role="{"alert" if error else "status"}" '
-                              f'style="color:{colour}">{"⚠ " if error else ""}'
-                              f"{html.escape(text)}</div>" if text else "")
+        return (f'<div class="{cls}" role="{"alert" if error else "status"}" '
+                f'style="color:{colour}">{"⚠ " if error else ""}'
+                f"{html.escape(text)}</div>" if text else "")
 
     # --- Jupyter display ------------------------------------------------------------------------
     def _repr_mimebundle_(self, **kwargs):
@@ -129,15 +131,22 @@ class Stepper(ClosesParts, ipw.VBox):
     # --- driving it from code (tests, lessons) ----------------------------------------------------
     def click(self, which: str):
         """Press a button by name: prev, next, reset, backward, end, check, reveal, rebuild."""
-        buttons = {"prev": self.nav.prev_btn, "next": self.nav.next_btn,
-                   "reset": self.nav.reset_btn, "backward": self.nav.back_btn,
-                   "end": self.nav.end_btn,
-                   "check": self.predict_box.check_btn, "reveal": self.predict_box.reveal_btn}
+        m = self.model
+        moves = {"prev": lambda: m.step - 1, "next": lambda: m.step + 1, "reset": lambda: 0,
+                 "backward": lambda: m.n_forward + 1, "end": lambda: m.n}
+        buttons = {"check": self.predict_box.check_btn, "reveal": self.predict_box.reveal_btn}
         if self.controls is not None:
             buttons["rebuild"] = self.controls.rebuild_btn
-        if which not in buttons:
-            raise BackpropError(f"no button {which!r}; buttons: {', '.join(buttons)}")
-        buttons[which].click()
+        if which in moves:
+            self.bar.go(moves[which](), how="button")
+        elif which in buttons:
+            buttons[which].click()
+        else:
+            raise BackpropError(f"no button {which!r}; buttons: {', '.join([*moves, *buttons])}")
+
+    def go(self, k: int):
+        """Move the step slider to k, as a learner would (stops before a prediction due)."""
+        self.bar.go(k, how="slider")
 
     @property
     def step(self) -> int:
@@ -149,8 +158,6 @@ class Stepper(ClosesParts, ipw.VBox):
 
 
 _PART_ATTRS = {
-    "nav": ("reset_btn", "prev_btn", "next_btn", "back_btn", "end_btn", "counter", "play",
-            "slider"),
     "predict_box": ("predict_toggle", "answer", "check_btn", "reveal_btn", "prompt", "feedback",
                     "ask"),
     "inspector": ("node_pick", "follow", "node_info", "heatmap"),

@@ -1,0 +1,200 @@
+"""The Stepper's parts that live in the page as anywidgets: the bar (navigation, Play, the step
+slider, the view and expand choices, projector mode) and the graph panel. Their front end is
+``stepper.js`` and ``stepper.css`` beside this file; here is what they show and what they do with
+what the page asks ({move}, {granularity}, {expand}, {inspect}, {hello}).
+
+The graph panel receives a graph's drawing once (``Painter.drawing``) and then, per step, only the
+entries of ``Painter.scene`` that changed: the renderer stays the one source of how each state
+looks, for the exports and the widget alike."""
+from __future__ import annotations
+
+import html
+from pathlib import Path
+
+import anywidget
+import traitlets as T
+
+from ..core.errors import BackpropError
+from ..teach.stepper import GRANULARITIES
+from .base import shown_in_widget
+from .parts import StepperPart
+
+HERE = Path(__file__).parent
+MOVES = ("button", "slider", "play")
+
+
+class StepperBar(anywidget.AnyWidget, StepperPart):
+    """reset, ◀ step, step ▶, to backward pass, end, the counter, Play, repeat, the step slider;
+    the view (modules | scalar circuit), expand one module, projector mode; a message line."""
+
+    _esm = HERE / "stepper.js"
+    _css = HERE / "stepper.css"
+    part = T.Unicode("bar").tag(sync=True)
+    step = T.Int(0).tag(sync=True)
+    n = T.Int(0).tag(sync=True)
+    n_forward = T.Int(0).tag(sync=True)
+    counter = T.Unicode("").tag(sync=True)
+    locked = T.Bool(False).tag(sync=True)           # predict mode: no slider, no Play
+    playing = T.Bool(False).tag(sync=True)
+    repeat = T.Bool(False).tag(sync=True)
+    interval = T.Int(900).tag(sync=True)
+    projector = T.Bool(False).tag(sync=True)
+    granularity = T.Unicode("modules").tag(sync=True)
+    granularities = T.List(T.Unicode(), list(GRANULARITIES)).tag(sync=True)
+    circuit_ok = T.Bool(False).tag(sync=True)
+    expand_options = T.List([["none", "none"]]).tag(sync=True)    # [value, label] pairs
+    expanded = T.Unicode("none").tag(sync=True)
+    message = T.Unicode("").tag(sync=True)
+    message_error = T.Bool(False).tag(sync=True)
+
+    def __init__(self, stepper, interval: int = 900, projector: bool = False):
+        super().__init__(interval=int(interval), projector=bool(projector))
+        self.add_class("bpv-bar-view")
+        self._attach(stepper)
+        self.circuit_ok = not self.model.circuit_reason
+        self.on_msg(lambda _w, content, _b: self.handle(content))
+        self.observe(self._on_playing, names="playing")
+
+    # --- what the page asks -------------------------------------------------------------------
+    def handle(self, content: dict):
+        """A request from the page (a click, a key, the slider, Play, a choice), then {done} so
+        that every control shows the model's state again, refused or not."""
+        try:
+            self._handle(content)
+        finally:
+            self.send({"done": 1})
+
+    @shown_in_widget
+    def _handle(self, content):
+        if not isinstance(content, dict):
+            return
+        if "move" in content:
+            k, how = content["move"], content.get("how")
+            if isinstance(k, int) and not isinstance(k, bool) and how in MOVES:
+                self.stepper.move(k, from_slider=how != "button")
+        elif content.get("granularity") in GRANULARITIES:
+            self.set_granularity(content["granularity"])
+        elif isinstance(content.get("expand"), str):
+            self.set_expanded(content["expand"])
+
+    def go(self, k: int, how: str = "slider"):
+        """Move as the page would: ``how`` is "button" (refused before a prediction still to be
+        made), "slider" or "play" (stop just before it)."""
+        self.handle({"move": int(k), "how": how})
+
+    def set_granularity(self, value: str):
+        m = self.model
+        if m.set_granularity(value):
+            self.stepper.predict_box.feedback.value = ""
+            c = m.circuit_trace
+            self.say(f"{m.granularity}: {m.n} steps, now at step {m.step}"
+                     + (f" ({c.counts.forward} operations)" if m.in_circuit and c is not None
+                        else ""))
+        else:
+            self.say(m.error, error=True)
+            self.refresh("failed")
+
+    def set_expanded(self, value: str):
+        m = self.model
+        if m.set_expanded(None if value == "none" else value):
+            self.stepper.predict_box.feedback.value = ""
+            self.say(f"{m.expanded} expanded: {m.n} steps, now at step {m.step}"
+                     if m.expanded else f"modules: {m.n} steps, now at step {m.step}")
+        else:
+            self.say(m.error, error=True)
+            self.refresh("failed")
+
+    def say(self, text: str, error: bool = False):
+        """A message beside the controls that caused it."""
+        self.message, self.message_error = str(text), bool(error and text)
+
+    @shown_in_widget
+    def _on_playing(self, change):
+        if change["new"] and self.stepper.predicting:
+            self.playing = False                  # predictions come first
+
+    # --- what the page shows --------------------------------------------------------------------
+    def refresh(self, what):
+        m = self.model
+        predicting = self.stepper.predicting
+        with self.hold_sync():
+            self.n, self.n_forward, self.step = m.n, m.n_forward, m.step
+            self.counter = m.counter()
+            self.locked = predicting
+            if predicting:
+                self.playing = False
+            self.granularity = m.granularity
+            if what in ("trace", "all", "failed"):
+                self.expand_options = [["none", "none"]] + [
+                    [mi.name, f"{mi.name} = {mi.label}"] for mi in m.expandable()]
+            self.expanded = m.expanded or "none"
+
+
+class GraphPanel(anywidget.AnyWidget, StepperPart):
+    """The graph as known after the current step: its drawing once per graph, then each step's
+    changed scene entries (a message), so a step sends hundreds of bytes, not the whole SVG."""
+
+    _esm = HERE / "stepper.js"
+    part = T.Unicode("graph").tag(sync=True)
+    drawing = T.Unicode("").tag(sync=True)
+    fallback = T.Unicode("").tag(sync=True)      # HTML where there is no drawing
+    projector = T.Bool(False).tag(sync=True)
+
+    def __init__(self, stepper):
+        super().__init__()
+        self.add_class("bpv-graph-view")
+        self._painter = None
+        self._refused = (None, None)     # (trace, error): a graph too large is refused once
+        self._sent: dict = {}            # the scene the page has
+        self._attach(stepper)
+        self.on_msg(lambda _w, content, _b: self.handle(content))
+
+    def painter(self):
+        """The renderer of the model's trace (the layout reused for every step)."""
+        from ..display.draw import renderer
+        trace = self.model.trace
+        if self._refused[0] is trace:
+            raise self._refused[1]
+        if self._painter is None or self._painter.trace is not trace:
+            try:
+                self._painter = renderer(trace)
+            except BackpropError as e:
+                self._refused = (trace, e)
+                raise
+        return self._painter
+
+    def svg(self, caption: bool = False, fit: bool = False) -> str:
+        """The current step's SVG, as the exports draw it (the page shows the same scene)."""
+        return self.painter().svg(self.model.step, caption, fit=fit)
+
+    def handle(self, content: dict):
+        """A request from the page: {hello} (a new view wants the whole scene) or {inspect}."""
+        if not isinstance(content, dict):
+            return
+        if "hello" in content:
+            self._sent = {}
+            self.refresh("hello")
+        elif isinstance(content.get("inspect"), str):
+            self.stepper.inspector.pick(content["inspect"])
+
+    def refresh(self, what):
+        m = self.model
+        try:
+            painter = self.painter()
+        except BackpropError as e:            # no Graphviz engine, or too large: text instead
+            self._sent = {}
+            with self.hold_sync():
+                self.drawing = ""
+                self.fallback = (f"<pre>{html.escape(m.view().text)}</pre>"
+                                 f"<i>{html.escape(str(e))}</i>")
+            return
+        drawing = painter.drawing()
+        if drawing != self.drawing:
+            self._sent = {}
+            self.drawing = drawing
+        view = m.view()
+        scene = painter.scene(m.step, view)
+        changed = {k: v for k, v in scene.items() if self._sent.get(k) != v}
+        self._sent = scene
+        self.send({"k": m.step, "scene": changed, "title": view.header,
+                   "desc": "\n".join(view.lines[1:]) or view.header})
