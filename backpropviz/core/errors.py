@@ -19,3 +19,13 @@ def shape_words(a) -> str:
     if len(shape) == 1:
         return f"a vector of {shape[0]} entr{'y' if shape[0] == 1 else 'ies'}"
     return f"a {shape_str(a)} matrix" if len(shape) == 2 else f"an array of shape {shape_str(a)}"
+
+
+def brief(x, n: int = 60) -> str:
+    """repr(x) for a message, cut to n characters (a list of a million positions, or an int
+    that Python refuses to write out in full, must not become the message)."""
+    try:
+        s = repr(x)
+    except ValueError:                  # an int of more than 4,300 digits (sys.int_info)
+        return "a whole number too long to write out"
+    return s if len(s) <= n else s[:n] + "…"

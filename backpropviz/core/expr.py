@@ -166,6 +166,35 @@ class Bin(Expr):
         return self._NP[self.op](self.a.eval(env), self.b.eval(env))
 
 
+class Plus(Expr):
+    """a + b + c + …: the sum (7.53) of one contribution per user, kept flat so that a value with
+    thousands of users reads, renders and evaluates without one nested call per term."""
+
+    prec = SUM
+
+    def __init__(self, terms):
+        self.terms = tuple(terms)
+
+    def children(self):
+        return self.terms
+
+    def _render(self, fmt):
+        # as Bin("+") nested to the left writes it: a term needs brackets only below a sum
+        return " + ".join(t.render(fmt, SUM) for t in self.terms)
+
+    def eval(self, env):
+        out = self.terms[0].eval(env)
+        for t in self.terms[1:]:        # left to right, as the nested sum adds: the same numbers
+            out = np.add(out, t.eval(env))
+        return out
+
+
+def plus(terms) -> Expr:
+    """The sum of these terms (one term: itself)."""
+    terms = tuple(terms)
+    return terms[0] if len(terms) == 1 else Plus(terms)
+
+
 def _matrix(x: Expr, fmt) -> bool:
     """Whether x's value is a matrix (W, or Wᵀ), so that a vector beside it is a column."""
     inner = x.a if isinstance(x, Transpose) else x

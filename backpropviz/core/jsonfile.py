@@ -50,11 +50,14 @@ def finite_number(e) -> bool:
     return type(e) is float and math.isfinite(e) or type(e) is int and abs(e) <= 1e308
 
 
-def array(x, where, budget):
+def array(x, where, budget, max_ndim: int = 2):
+    """An array {"shape": […], "data": […]} of at most ``max_ndim`` axes (a lab file's are
+    matrices; a trace file's values have as many as tracing allows, ``checks.MAX_NDIM``)."""
     obj(x, ("shape", "data"), where)
     shape, data = list_of(x["shape"], where + ".shape"), list_of(x["data"], where + ".data")
-    need(len(shape) <= 2 and all(type(n) is int and 0 <= n <= MAX_NUMBERS for n in shape),
-          where, f"a shape is at most 2 sizes, each a whole number ≥ 0; got {shape}")
+    need(len(shape) <= max_ndim and all(type(n) is int and 0 <= n <= MAX_NUMBERS for n in shape),
+          where, f"a shape is at most {max_ndim} sizes, each a whole number ≥ 0; got "
+                 f"{str(shape)[:60]}")
     need(math.prod(shape) == len(data), where,
           f"shape {shape} needs {math.prod(shape)} numbers; the file has {len(data)}")
     budget[0] -= len(data)

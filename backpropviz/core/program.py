@@ -39,8 +39,8 @@ from . import modules as M
 from . import rules as R
 from .errors import BackpropError, shape_str
 from .keys import Key
-from .trace import ModuleInfo, NodeInfo, Trace, make_spec
-from .checks import numeric
+from .trace import ModuleInfo, NodeInfo, Trace, base_label, make_spec
+from .checks import MAX_NDIM, numeric
 
 
 @dataclass(frozen=True)
@@ -68,8 +68,9 @@ class Eqn:
 
     def info(self) -> ModuleInfo:
         mod = self.module
+        consts = tuple(mod.consts.items())
         return ModuleInfo(self.name, type(mod).__name__, self.inputs, self.params, self.output,
-                          mod.name, tuple(mod.consts.items()))
+                          mod.name, consts, base_label(type(mod), type(mod).__name__, consts))
 
 
 def _unbroadcast(g, shape):
@@ -299,9 +300,10 @@ class Program:
     # flags (backward) already say, and would land in a notebook's stderr. (As a decorator,
     # errstate costs half of what a ``with`` block does: it is paid on every pass.)
     @np.errstate(all="ignore")
-    def run(self, given: dict[str, np.ndarray]) -> Trace:
+    def run(self, given: dict[str, np.ndarray], forward: list | None = None) -> Trace:
         """One forward and one backward pass on these numbers, checked, recorded as a Trace;
-        nothing is kept if a step fails.
+        nothing is kept if a step fails. ``forward``: the values u[1] … u[k] already computed
+        (by tracing, on these numbers), checked as the pass would check them, not computed again.
 
         The checked interpreter of ``plan``: each (F) step of a module that can overflow has its
         value checked for NaN/inf; a failing or non-finite forward step raises a BackpropError
@@ -309,13 +311,16 @@ class Program:
         step one that names the step and the value it computes."""
         store = [*self._read_given(given), *self._blank]
         for s in self._forward:                                 # (F)
-            try:
-                n, fn = s.n, s.fn
-                x = (fn(store[s.a]) if n == 1 else fn(store[s.a], store[s.b]) if n == 2
-                     else fn(store[s.a], store[s.b], store[s.c]) if n == 3
-                     else fn(*[store[j] for j in s.args]))
-            except Exception as err:        # noqa: BLE001 — a module may be a learner's code
-                raise self._forward_error(s.out - self.n_given, store, err) from None
+            if forward is not None:
+                x = forward[s.out - self.n_given]
+            else:
+                try:
+                    n, fn = s.n, s.fn
+                    x = (fn(store[s.a]) if n == 1 else fn(store[s.a], store[s.b]) if n == 2
+                         else fn(store[s.a], store[s.b], store[s.c]) if n == 3
+                         else fn(*[store[j] for j in s.args]))
+                except Exception as err:    # noqa: BLE001 — a module may be a learner's code
+                    raise self._forward_error(s.out - self.n_given, store, err) from None
             if s.check and not finite(x, True):
                 raise self._forward_error(s.out - self.n_given, store, None)
             store[s.out] = x
@@ -333,9 +338,22 @@ class Program:
             what = "is not written yet" if isinstance(err, NotImplementedError) else \
                 f"failed: {type(err).__name__}: {err}"
             raise BackpropError(f"{s.module or ''} (backward step {k + 1 - self.n_forward}, "
-                                f"{s.tag}): computing {s.writes} {what}") from None
+                                f"{s.tag}): computing {s.writes} {what}"
+                                f"{self._not_an_array(k, store)}") from None
         return Trace(self.nodes, self.modules, self.specs, given, store[self.n_given:],
                      self.where)
+
+    def _not_an_array(self, k: int, store: list) -> str:
+        """Where step k failed because an earlier step (a learner's backward function) returned
+        something that is not numbers, such as a torch tensor: which step and what it was."""
+        for j in self.plan[k].args:
+            x = store[j]
+            if j >= self.n_given and not isinstance(x, (np.ndarray, np.floating, float)):
+                s = self.specs[j - self.n_given]
+                return (f"; it reads {s.writes}, which {s.module or 'the pass'} ("
+                        f"{s.rule.label} {s.tag}) returned as a {type(x).__name__}, not a NumPy "
+                        f"array of floats")
+        return ""
 
     def values(self, given: dict[str, np.ndarray]) -> list:
         """The same forward (F) and backward (B1), (B2) steps as ``run``, with no Trace and no
@@ -470,7 +488,7 @@ def as_input(x, name: str) -> np.ndarray:
     A non-empty float64 array, the usual case (once per pass), is copied and checked here with
     the cheapest calls that give numeric's result; anything else, and any array that fails the
     check, goes to ``numeric``, which converts it or says what is wrong."""
-    if type(x) is np.ndarray and x.dtype is _F64 and x.size:
+    if type(x) is np.ndarray and x.dtype is _F64 and x.size and x.ndim <= MAX_NDIM:
         arr = x.copy(order="K")            # as np.array(x, dtype=float): same values and layout
         if finite(arr):
             arr.setflags(False)             # write=False (positional: cheaper)

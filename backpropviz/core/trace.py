@@ -21,6 +21,7 @@ from .errors import BackpropError
 from .keys import Key
 from .numerics import readonly
 from .modules import REGISTRY
+from .checks import shown
 
 @dataclass(frozen=True)
 class NodeInfo:
@@ -47,6 +48,10 @@ class ModuleInfo:
     output: str                 # "u[3]"
     given_name: str | None = None
     consts: tuple = ()          # (name, number) pairs the rules show, e.g. (("p", 2.0),)
+    # the class's symbol as recorded or loaded (``base_label``): a class defined again (a
+    # notebook cell run again) with another label makes another ModuleInfo, so nothing kept per
+    # graph (a layout) shows the old label
+    symbol: str | None = None
 
     @property
     def cls(self):
@@ -57,8 +62,20 @@ class ModuleInfo:
         """The module as the notes write it: MM[W[1], b[1]], σ, ℓ_logistic, or the user's name."""
         if self.given_name is not None:
             return self.given_name
-        base = self.cls.label_for(dict(self.consts)) if self.cls else self.op
+        base = self.base
         return f"{base}[{', '.join(self.params)}]" if self.params else base
+
+    @property
+    def base(self) -> str:
+        """The class's symbol with these constants, without parameters: MM, σ, (·)², (·)[0]."""
+        return self.symbol if self.symbol is not None else base_label(self.cls, self.op,
+                                                                      self.consts)
+
+
+def base_label(cls, op: str, consts) -> str:
+    """The symbol drawn for a module of class ``cls`` (named ``op``) with these constants, as it
+    can be drawn (``checks.shown``: a learner's label may hold control characters)."""
+    return shown(cls.label_for(dict(consts))) if cls is not None else op
 
 
 @dataclass(frozen=True)
@@ -310,8 +327,9 @@ class Trace:
         return {n.name: self.grad(n.name) for n in self.nodes if n.kind == "param"}
 
     def __repr__(self):
+        J = f"J = {self.loss:.6g}" if self.n_forward else "no J"      # a Trace made by hand
         return (f"<Trace: {len(self.modules)} modules, {len(self.specs)} steps "
-                f"({self.n_forward} forward), J = {self.loss:.6g}>")
+                f"({self.n_forward} forward), {J}>")
 
     # --- JSON: data only, standard JSON (the format lives in tracefile.py) ---------------------
     def to_dict(self) -> dict:

@@ -12,8 +12,10 @@ from . import rules as R
 from .errors import BackpropError
 from .jsonfile import (MAX_NUMBERS, Bad, array, checked_load, finite_number, list_of, need, obj,
                        read_json, string)
+from .checks import MAX_NDIM
 from .keys import Key
-from .trace import ModuleInfo, NodeInfo, Trace, make_spec, rule_for
+from .modules import REGISTRY, Index, index_from_consts
+from .trace import ModuleInfo, NodeInfo, Trace, base_label, make_spec, rule_for
 
 FORMAT = "backpropviz.trace/2"
 
@@ -75,8 +77,8 @@ def _part_of(x, where):
     """[module or null, node, [i, j]]: what a scalar circuit's node belongs to."""
     list_of(x, where + ".part_of", 3)
     index = list_of(x[2], where + ".part_of")
-    need(len(index) <= 2 and all(type(i) is int and 0 <= i <= MAX_NUMBERS for i in index),
-          where, "an entry's index is at most 2 whole numbers ≥ 0")
+    need(len(index) <= MAX_NDIM and all(type(i) is int and 0 <= i <= MAX_NUMBERS for i in index),
+          where, f"an entry's index is at most {MAX_NDIM} whole numbers ≥ 0")
     return (string(x[0], where, True), string(x[1], where), tuple(index))
 
 
@@ -115,8 +117,19 @@ def _load(d) -> Trace:
             need(isinstance(c, list) and len(c) == 2 and isinstance(c[0], str)
                   and finite_number(c[1]), w, "consts are [name, finite number] pairs")
             consts.append((c[0], float(c[1])))
-        modules.append(ModuleInfo(string(m["name"], w), string(m["op"], w), ins, params,
-                                  m["output"], string(m["given_name"], w, True), tuple(consts)))
+        op = string(m["op"], w)
+        cls = REGISTRY.get(op)
+        try:            # the constants must describe the module (an Index's positions), used or not
+            symbol = base_label(cls, op, consts)
+            shape = index_from_consts(dict(consts))[0] if cls and issubclass(cls, Index) else None
+        except BackpropError as e:
+            raise Bad(f"{w} ({op}): {e}") from None
+        # an index of an input larger than a file can hold would be made again (expand) in full
+        need(shape is None or math.prod(shape) <= MAX_NUMBERS, w,
+              f"an index into a value of shape {list(shape or ())[:8]}, more than the "
+              f"{MAX_NUMBERS} numbers a file holds")
+        modules.append(ModuleInfo(string(m["name"], w), op, ins, params, m["output"],
+                                  string(m["given_name"], w, True), tuple(consts), symbol))
     by_name = {m.name: m for m in modules}
     consts_of = {m.name: dict(m.consts) for m in modules}    # once per module: linear in the file
     need(len(by_name) == len(modules), "modules", "module names must be unique")
@@ -127,7 +140,7 @@ def _load(d) -> Trace:
     given = {}
     for k, x in given_raw.items():
         need(k in names, "given", f"no node named {str(k)[:40]!r}")
-        given[k] = array(x, f"given[{k!r}]", budget)
+        given[k] = array(x, f"given[{k!r}]", budget, MAX_NDIM)
 
     specs, known = [], {Key(n) for n in given}
     for i, s in enumerate(list_of(d["steps"], "steps")):
@@ -168,10 +181,23 @@ def _load(d) -> Trace:
                                tuple(subs), rule, consts))
         known.add(writes)
 
+    # J = u[k] is what the last forward step writes (Trace.loss): there is one, before the
+    # backward pass, as a run records it
+    nf = sum(1 for s in specs if s.phase == "forward")
+    need(nf > 0, "steps", "a trace has at least one forward step (F), whose last one writes "
+                          "J; this file has none")
+    need(all(s.phase == "forward" for s in specs[:nf]), "steps",
+          "the forward steps (F) come first, then the backward pass (§7.4.2)")
     out = list_of(d["out"], "out", len(specs))
-    values = [array(x, f"out[{i}]", budget) for i, x in enumerate(out)]
+    values = [array(x, f"out[{i}]", budget, MAX_NDIM) for i, x in enumerate(out)]
+    J = values[nf - 1]
+    need(J.size == 1, f"out[{nf - 1}]", f"J = {specs[nf - 1].writes} must be a single number "
+                                        f"(backprop needs a scalar J, §7.4.1); it has shape "
+                                        f"{list(J.shape)[:8]}")
+    shape_of = {k: x.shape for k, x in given.items()}
+    shape_of.update((s.writes.node, x.shape) for s, x in zip(specs[:nf], values))
     for s, x in zip(specs, values):
-        if s.writes.grad and s.writes.node in given:
-            need(x.shape == given[s.writes.node].shape, f"out for {s.writes}",
-                  f"a gradient has the shape of its node {given[s.writes.node].shape}")
+        if s.writes.grad and s.writes.node in shape_of:
+            need(x.shape == shape_of[s.writes.node], f"out for {s.writes}",
+                  f"a gradient has the shape of its node {shape_of[s.writes.node]}")
     return Trace(tuple(nodes), tuple(modules), tuple(specs), given, values)

@@ -155,6 +155,10 @@ def _apply(mod: M.Module, args) -> Var:
     except (ValueError, TypeError) as err:
         raise BackpropError(f"{where}: {err} (inputs: " + ", ".join(
             f"{n or 'a constant'} is {shape_str(x)}" for n, x in zip(names, values)) + ")") from None
+    except NotImplementedError:
+        raise BackpropError(f"{where}: its forward function is not written yet") from None
+    except Exception as err:            # noqa: BLE001 — a module may be a learner's code
+        raise BackpropError(f"{where}: {type(err).__name__}: {err}") from None
     # only now, when the step is sure to be valid, is anything recorded
     for j, x in enumerate(args):
         if names[j] is None:
@@ -216,5 +220,7 @@ def trace(f, *inputs, names=None) -> Trace:
     """
     rec, _ = record(f, inputs, names)
     prog = rec.program()
-    return prog.run({n: rec.values[n] for n in prog.given_names})
+    # recording computed every u[i] already: the pass checks them and only runs backward
+    return prog.run({n: rec.values[n] for n in prog.given_names},
+                    [rec.values[e.output] for e in prog.eqns])
 

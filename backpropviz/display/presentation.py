@@ -55,7 +55,7 @@ def expression(trace: Trace, spec: StepSpec) -> E.Expr:
     if e is not None:
         return e
     m = trace.module(spec.module)
-    base = m.cls.label_for(dict(m.consts)) if m.cls else m.op
+    base = m.base
     tname = K.tex_name(base)
     ins = [s for s, _ in spec.subs if s != "v"][:max(1, len(m.inputs))]
     marks = ", ".join(f"⟨{s}⟩" for s in ins)
@@ -159,7 +159,8 @@ class StepView:
     def symbolic(self) -> str:
         """The rule with keys ('∂J/∂u[1] = W[2]ᵀ ∂J/∂u[2]'); at step 0, the next rule."""
         if self.k == 0:
-            return "next: " + formula(self.trace, self.trace.specs[0])
+            return "next: " + formula(self.trace, self.trace.specs[0]) if self.trace.specs \
+                else "no steps"
         return formula(self.trace, self.spec)
 
     @cached_property

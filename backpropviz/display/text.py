@@ -49,6 +49,8 @@ def is_small(a) -> bool:
 def summary(a) -> str:
     """A large array in one line: its shape, min, max and norm."""
     a = np.asarray(a, dtype=float)
+    if a.size == 0:                 # 5000000×0 (from a file): no min or max, and nothing per row
+        return f"{shape_text(a)}: empty"
     if np.isfinite(a).all():        # the usual case, without the NaN-aware (slow) functions
         low, high = a.min(), a.max()
         with np.errstate(over="ignore"):

@@ -328,6 +328,11 @@ class Training:
         finally:
             self._set_params(now)
 
+    @property
+    def network(self) -> Sequential:
+        """The network with the current θ (after the last iteration), read-only: a copy."""
+        return self.net.with_params(self._copy())
+
     def network_at(self, t: int) -> Sequential:
         """The network as iteration t saw it (θ_{t−1}), read-only."""
         return self.net.with_params(self.params_before(t))

@@ -119,8 +119,9 @@ def _culprit(err: Exception, mod) -> str:
     return _describe(err, None, "backprop")
 
 
-def _call(fn, method: str, args: tuple, names: tuple):
-    """Run the learner's function on copies of args: (answer, None) or (None, what went wrong)."""
+def _call(fn, method: str, args: tuple, names: tuple, want=None, wrt: str = "z"):
+    """Run the learner's function on copies of args: (answer, None) or (None, what went wrong);
+    ``want`` (the numerical ∂J/∂wrt) says what shape the answer should have had."""
     copies = tuple(np.array(a, dtype=float) if isinstance(a, np.ndarray) else a for a in args)
     try:
         with np.errstate(all="ignore"), warnings.catch_warnings():
@@ -134,13 +135,33 @@ def _call(fn, method: str, args: tuple, names: tuple):
                           f"instead (in a network, values and gradients are read-only)")
     if out is None:
         return None, f"{method} returned None: is a `return` missing?"
+    expected = "" if want is None else \
+        f"; return a NumPy array of shape {shape_str(want)} (∂J/∂{wrt} has the shape of {wrt})"
+    if not isinstance(out, (np.ndarray, np.number, int, float, list, tuple, str, bytes)):
+        # a torch tensor, a Series …: numpy may or may not read it, and a network cannot use it
+        return None, (f"{method} returned {type(out).__name__} {_text(out)}, not a NumPy array"
+                      f"{expected}" + (" (a torch tensor t: t.detach().numpy())"
+                                       if hasattr(out, "__array__") else ""))
     try:
         arr = np.array(out, dtype=float)
-    except (TypeError, ValueError):
-        return None, f"{method} returned {type(out).__name__} {str(out)[:40]!r}, not numbers"
+    except OverflowError:
+        return None, (f"{method} returned {type(out).__name__} {_text(out)}, a number too large "
+                      f"for a float (above about 1.8e308){expected}")
+    except Exception:                          # noqa: BLE001 — a list of a learner's objects
+        return None, f"{method} returned {type(out).__name__} {_text(out)}, not numbers{expected}"
     if not np.isfinite(arr).all():
         return None, f"{method} returned NaN or inf: {inline(arr)}"
     return arr, None
+
+
+def _text(out) -> str:
+    """What a learner's function returned, as a short quoted text (whatever its repr does)."""
+    try:
+        text = str(out)
+    except Exception:                          # noqa: BLE001 — a learner's object, any error
+        return "(it cannot be written out)"
+    # <Good object at 0x7f…> would make the report's text differ from run to run
+    return "(an object)" if " object at 0x" in text else repr(text[:40])
 
 
 def _agrees(got, want, rtol, atol) -> bool:
@@ -461,11 +482,12 @@ def _run_network(mod, factory, shape, rng, rtol, atol, eps, batch):
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 trace = net.backprop(x, y, input_grad=True)
+                # a gradient that is not numbers (a torch tensor) fails here, if not before
+                marked = _marks(net, trace, rtol, atol, eps)
         except Exception as err:                    # noqa: BLE001 — the learner's code failed
             msg = str(err) if isinstance(err, BackpropError) else _culprit(err, mod)
             return words, f"Backprop through it failed, so there is no drawing: {msg}", \
                 frozenset(), None
-        marked = _marks(net, trace, rtol, atol, eps)
         if marked:
             names = ", ".join(K.text(Key.gradient(n)) for n in marked)
             note = (f"Backprop disagrees with finite differences at {names} (✘ in the "
@@ -522,7 +544,7 @@ def check(module, *, seed: int = 0, cases: int = 3, batch: int | None = 4, shape
             fn = case_mod.function(kind, which)
             names = ("t", "y", "v") if isinstance(case_mod, M.Loss) else ("z", "v")
             got, error = _call(fn, f"{type(mod).__name__}.{method}",
-                               tuple(inputs[n] for n in names), names)
+                               tuple(inputs[n] for n in names), names, want, wrt)
             ok = error is None and _agrees(got, want, rtol, atol)
             ndims = {s: np.ndim(val) for s, val in inputs.items()}
             rule = _rule_text(case_mod, kind, which, ndims, B)

@@ -92,8 +92,30 @@ class Circuit(Trace):
     def node(self, name: str) -> NodeInfo:
         n = self.structure.node_info().get(name)
         if n is None:
+            self._module_level(name, "module_value", "")
             return super().node(name)          # says which names there are
         return n
+
+    def value(self, name: str) -> np.ndarray:
+        self._module_level(name, "module_value", "")
+        return super().value(name)
+
+    def grad(self, name: str, via: str | None = None, n: int = 0) -> np.ndarray:
+        self._module_level(name, "module_grad", "∂J/∂")
+        return super().grad(name, via, n)
+
+    def _module_level(self, name, method: str, of: str) -> None:
+        """A module-level node (W[1]) asked of the circuit, whose nodes are single numbers (its
+        entries W[1]₁,₁ …): say so and where its numbers are, instead of listing every node."""
+        st = self.structure
+        if not isinstance(name, str) or name in st.node_info() or name not in st.ids:
+            return
+        first = st.names[st.ids[name].ravel()[:3]].tolist()
+        more = ", …" if st.ids[name].size > 3 else ""
+        raise BackpropError(
+            f"{name} is a module-level node; the scalar circuit's nodes are single numbers, its "
+            f"entries ({', '.join(first)}{more}): circuit.{method}({name!r}) gives {of}{name} "
+            f"put together from them (circuit.entries({name!r}) names them)")
 
     # what is known when: shared by every circuit of the structure, found once
     def known_at(self, key: Key) -> float:
@@ -106,8 +128,10 @@ class Circuit(Trace):
     def _ids(self, name: str) -> np.ndarray:
         ids = self.structure.ids.get(name)
         if ids is None:
-            raise BackpropError(f"no module-level node named {name!r}; nodes: "
-                                f"{', '.join(n.name for n in self.source.nodes)}")
+            names = self.source.node_names       # a few, not thousands (a long trace)
+            raise BackpropError(f"no module-level node named {str(name)[:60]!r}; nodes: "
+                                f"{', '.join(names[:24])}"
+                                + (f", … ({len(names)} in all)" if len(names) > 24 else ""))
         return ids
 
     def entries(self, name: str) -> np.ndarray:
@@ -154,9 +178,23 @@ def circuit(trace, *args, expand: str | None = None) -> Circuit:
         trace = backprop(*args)
     if isinstance(trace, Circuit):
         return trace
+    empty = _empty_reason(trace)
+    if empty:
+        raise BackpropError(f"circuit: {empty}")
     st = compile_structure(trace)
     val, grad, out = st.values(trace)
     return Circuit(st, trace, val, grad, out)
+
+
+def _empty_reason(trace: Trace) -> str:
+    """A value with no numbers (5000000×0, from a file) has no scalar nodes to decompose into."""
+    for n in trace.nodes:
+        key = Key(n.name)
+        if key in trace and np.size(trace[key]) == 0:
+            return (f"{n.name} has no numbers (shape "
+                    f"{'×'.join(map(str, np.shape(trace[key])))}): the scalar circuit has one "
+                    f"node per number")
+    return ""
 
 
 # --- module-level steps ↔ circuit steps (the Stepper's granularity switch) --------------------
@@ -165,6 +203,9 @@ def decomposition_reason(trace: Trace) -> str:
     """Why no scalar circuit can be built from this trace ('' if every module decomposes)."""
     if isinstance(trace, Circuit):
         return ""
+    empty = _empty_reason(trace)
+    if empty:
+        return empty
     for mi in trace.modules:
         try:
             decomposition(mi)

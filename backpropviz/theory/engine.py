@@ -38,7 +38,7 @@ from ..core.keys import Key
 from ..core.modules.routing import subscript
 from ..core.numerics import readonly
 from ..core.program import Eqn, Program
-from ..core.trace import ModuleInfo, NodeInfo, StepSpec, Trace
+from ..core.trace import ModuleInfo, NodeInfo, StepSpec, Trace, base_label
 from .decompose import KIND, Builder, ChainGroup, OpGroup, decomposition
 
 __all__ = ["Structure", "compile_structure", "structure_key", "clear_caches", "CACHE_SIZE",
@@ -249,7 +249,9 @@ class Structure:
         ins = self.op_in[:, self.order]
         part = [[(mi.name, mi.output, idx) for idx in _indices(self.shapes[mi.output])]
                 for mi in mods]                      # what an operation's output belongs to
-        op_text = {id(m): (type(m).__name__, tuple(m.consts.items())) for m in group_mod}
+        op_text = {id(m): (type(m).__name__, tuple(m.consts.items()),
+                           base_label(type(m), type(m).__name__, m.consts.items()))
+                   for m in group_mod}
         modules = []
         for r, (o, owner, e, mod, a, c) in enumerate(zip(outs.tolist(), owners, entries,
                                                           self.op_mods, ins[0].tolist(),
@@ -257,10 +259,10 @@ class Structure:
             name = f"M_{r + 1}"
             info[o] = _fast(NodeInfo, name=names[o], kind="value", module=name, display=None,
                             part_of=part[owner][e])
-            op, consts = op_text[id(mod)]
+            op, consts, symbol = op_text[id(mod)]
             modules.append(_fast(ModuleInfo, name=name, op=op, inputs=(names[a],) if c < 0 else
                                  (names[a], names[c]), params=(), output=names[o],
-                                 given_name=None, consts=consts))
+                                 given_name=None, consts=consts, symbol=symbol))
         J = info[outs[-1]] if outs.size else None
         if J is not None and J.name == J_name:
             info[outs[-1]] = NodeInfo(J.name, J_kind, J.module, None, J.part_of)

@@ -9,7 +9,7 @@ import numpy as np
 from .. import rules as R
 from ..errors import BackpropError, shape_str
 from ..rules import TAG_BACKWARD, Rule
-from ..checks import name as checked_name, numeric
+from ..checks import name as checked_name, numeric, shown
 
 REGISTRY: dict[str, type] = {}      # class name → class, to read a trace file back
 
@@ -40,6 +40,13 @@ class Module:
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
+        if isinstance(vars(cls).get("label"), str):
+            cls.label = shown(cls.label)     # "\x1b" drawn as its escape: SVG is XML
+        for sym in (*cls.inputs, *cls.param_names):
+            # they name the rules' symbols, grad_<θ> and the parameters' nodes (W[1])
+            if not (isinstance(sym, str) and sym.isidentifier()):
+                raise BackpropError(f"{cls.__name__}: the input and parameter names are Python "
+                                    f"names such as z, W, b; got {str(sym)[:40]!r}")
         cls.rules = R.collect(cls)
         REGISTRY[cls.__name__] = cls
 

@@ -3,10 +3,12 @@ and the index written as text and as a trace file's constants."""
 from __future__ import annotations
 
 
+import math
+
 import numpy as np
 
 from .. import expr as E
-from ..errors import BackpropError, shape_str
+from ..errors import BackpropError, brief, shape_str
 from ..expr import v, z
 from ..rules import TAG_CHAIN, rule
 from .ops import Op
@@ -82,13 +84,38 @@ def _index_consts(shape, positions) -> dict:
 
 
 def index_from_consts(c: dict):
-    """(z's shape or None, positions) back from ``_index_consts``."""
-    zn = int(c.get("zn", -1))
-    shape = None if zn < 0 else tuple(int(c[f"z{i}"]) for i in range(zn))
-    out = tuple(int(c[f"o{i}"]) for i in range(int(c.get("on", 0))))
-    k = int(np.prod(out)) if out else 1
-    pos = np.array([int(c[f"p{i}"]) for i in range(k)], dtype=np.int64).reshape(out)
-    return shape, pos
+    """(z's shape or None, positions) back from ``_index_consts``; a BackpropError if they do
+    not describe an index (constants from a file: missing, fractional, out of range)."""
+    def whole(key, low, high, default=None):
+        x = c.get(key, default)
+        if x is None:
+            raise BackpropError(f"the index's constant {key} is missing")
+        if not (isinstance(x, (int, float, np.number)) and math.isfinite(x) and x == int(x)
+                and low <= x <= high):
+            raise BackpropError(f"the index's constant {key} is {brief(x, 20)}, not a whole "
+                                f"number from {low} to {high}")
+        return int(x)
+    big = np.iinfo(np.int64).max
+    zn = whole("zn", -1, 64, -1.0)                 # numpy's most axes
+    shape = None if zn < 0 else tuple(whole(f"z{i}", 0, big) for i in range(zn))
+    out = tuple(whole(f"o{i}", 0, big) for i in range(whole("on", 0, 2, 0.0)))
+    k = math.prod(out)
+    if k > len(c):                  # every position is a constant of its own: so many are not
+        raise BackpropError(f"the index selects {k} entries (o0 …) but has fewer constants than "
+                            f"that: the positions p0 … are missing")
+    # the positions at once (an index may select 100,000 entries); consts are floats, exact up
+    # to 2⁵³
+    end = min(math.prod(shape) - 1 if shape is not None else big, 2 ** 53)
+    ps = [c.get(f"p{i}") for i in range(k)]
+    try:
+        arr = np.array(ps, dtype=float)
+    except (TypeError, ValueError):                 # a position missing (None) or not a number
+        arr = None
+    ok = arr is not None and np.all((arr == np.floor(arr)) & (arr >= 0) & (arr <= end))
+    if not ok:
+        for i in range(k):                          # the first bad one, said as whole() says it
+            whole(f"p{i}", 0, end)
+    return shape, arr.astype(np.int64).reshape(out)
 
 
 class _Gather(E.Expr):
@@ -206,37 +233,70 @@ class Index(Op):
 def _positions(index, shape) -> np.ndarray:
     """The flat positions (into z.ravel()) of the entries z[index] selects, shaped like z[index]."""
     if isinstance(index, list):             # a list is an array of positions, as in NumPy
-        index = np.asarray(index)
+        try:
+            index = np.asarray(index)
+        except (ValueError, TypeError):     # ragged: [[0], [0, 1]]
+            raise BackpropError(f"index {brief(index)}: a list of positions is a list of whole "
+                                f"numbers, or of lists of equal length") from None
     if shape is None:
         pos = np.asarray(index)
-        if pos.dtype.kind not in "iu" or pos.size == 0 or np.any(pos < 0):
+        if pos.dtype.kind not in "iu" or pos.size == 0 or np.any(pos < 0) or \
+                np.any(pos > np.iinfo(np.int64).max):       # 2**63 would wrap round to < 0
             raise BackpropError(f"index: without the input's shape the index must be whole "
-                                f"numbers ≥ 0 (positions in a vector); got {index!r}")
+                                f"numbers from 0 to 2⁶³ − 1 (positions in a vector); got "
+                                f"{brief(index)}")
         return pos.astype(np.int64)
-    _check_index(index)
+    _check_index(index, shape)
     try:
         with np.errstate(all="ignore"):
             pos = np.arange(int(np.prod(shape)), dtype=np.int64).reshape(shape)[index]
-    except (IndexError, ValueError, TypeError) as err:
-        raise BackpropError(f"index {index!r} does not fit a value of shape "
+    except (IndexError, ValueError, TypeError, OverflowError) as err:
+        raise BackpropError(f"index {brief(index)} does not fit a value of shape "
                             f"{shape_str(np.empty(shape))}: {err}") from None
     pos = np.asarray(pos, dtype=np.int64)
     if pos.size == 0:
-        raise BackpropError(f"index {index!r} selects no entries of a value of shape "
+        raise BackpropError(f"index {brief(index)} selects no entries of a value of shape "
                             f"{shape_str(np.empty(shape))}")
     if pos.ndim > 2:
-        raise BackpropError(f"index {index!r} gives shape {shape_str(pos)}; values here are at "
-                            f"most matrices")
+        raise BackpropError(f"index {brief(index)} gives shape {shape_str(pos)}; values here are "
+                            f"at most matrices")
     return pos
 
 
-def _check_index(index):
+def _check_index(index, shape):
     """An index is made of constants: numbers, slices, ..., arrays of whole numbers or booleans."""
     parts = index if isinstance(index, tuple) else (index,)
     for p in parts:
         if getattr(p, "_bpv_apply", None) is not None:
             raise BackpropError("index: the index must be constant numbers, not a traced value "
                                 "(the position of an entry is not differentiable)")
+        far = _furthest(p)
+        if far is not None and not _LONG[0] <= far <= _LONG[1]:
+            # numpy would overflow (z[2**63]) or wrap round (z[[2**63]]) before it says so
+            raise BackpropError(f"index {brief(index)} does not fit a value of shape "
+                                f"{shape_str(np.empty(shape))}: "
+                                + ("it is" if p is index else f"the position {brief(far, 24)} is")
+                                + " out of range (along an axis of n entries, positions are "
+                                  "0 … n−1, or −n … −1)")
         if isinstance(p, (float, np.floating)) or (isinstance(p, np.ndarray)
                                                     and p.dtype.kind not in "iub"):
-            raise BackpropError(f"index: positions are whole numbers; got {p!r}")
+            raise BackpropError(f"index: positions are whole numbers; got {brief(p)}")
+
+
+def _furthest(p):
+    """The position furthest from 0 in a part of an index made of whole numbers (None if it is
+    not: a slice, booleans, a ragged list, which numpy then refuses itself)."""
+    if isinstance(p, (int, np.integer)) and not isinstance(p, (bool, np.bool_)):
+        return int(p)
+    if isinstance(p, (list, np.ndarray)):
+        try:
+            a = np.asarray(p)
+        except (ValueError, TypeError):
+            return None
+        if a.dtype.kind in "uO" and a.size and all(isinstance(q, (int, np.integer))
+                                                   for q in a.ravel()):
+            return max(a.ravel().tolist(), key=abs)
+    return None
+
+
+_LONG = (-2 ** 63, 2 ** 63 - 1)     # the positions numpy can index with

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import expr as E
-from ..errors import BackpropError, shape_str
+from ..errors import BackpropError, brief, shape_str
 from ..expr import a, b, v, z
 from ..rules import TAG_CHAIN, rule
 from .base import Module
@@ -64,9 +64,16 @@ Sub = binary("Sub", "−", "-", np.subtract, a - b,
 Mul = binary("Mul", "×", "*", np.multiply, a * b,
              lambda a, b, v: b * v, b * v, lambda a, b, v: a * v, a * v,
              "a ⊙ b; backward b ⊙ v and a ⊙ v.")
+def _div_b(a, b, v):
+    """B[÷, b](v) = −a ⊙ v / b², computed as −(a/b)(v/b): b² underflows to 0 (or overflows) long
+    before a/b does; where v/b itself underflows, as −((a/b) v)/b, which then cannot overflow."""
+    q, w = a / b, v / b
+    tiny = np.abs(w) < np.finfo(float).tiny
+    return np.where(tiny, -(q * v) / b, -(q * w)) if np.any(tiny) else -(q * w)
+
+
 Div = binary("Div", "÷", "/", np.divide, a / b,
-             # −(a/b)(v/b), not −a·v/b²: b² underflows to 0 (or overflows) long before a/b does
-             lambda a, b, v: v / b, v / b, lambda a, b, v: -(a / b) * (v / b), -(a * v / b ** 2),
+             lambda a, b, v: v / b, v / b, _div_b, -(a * v / b ** 2),
              "a / b; backward v / b and −a ⊙ v / b².")
 Exp = elementwise("Exp", "exp", "exp", np.exp, E.exp(z), lambda z, v: np.exp(z) * v,
                   E.exp(z) * v, "exp(z); backward exp(z) ⊙ v.")
@@ -139,10 +146,15 @@ class Power(Op):
         super().__init__(name)
         if isinstance(p, (bool, np.bool_)) or not isinstance(p, (int, float, np.integer,
                                                                   np.floating)):
-            raise BackpropError(f"power: the exponent must be a constant number; got {p!r}")
-        self.p = float(p)
+            raise BackpropError(f"power: the exponent must be a constant number; got {brief(p)}")
+        try:
+            self.p = float(p)
+        except OverflowError:           # a Python int beyond the float range, such as 10**400
+            raise BackpropError(f"power: the exponent {brief(p, 24)} is too large for a float "
+                                f"(above about 1.8e308); give a constant such as z ** 2 or "
+                                f"z ** 0.5") from None
         if not np.isfinite(self.p):
-            raise BackpropError(f"power: the exponent must be finite; got {p!r}")
+            raise BackpropError(f"power: the exponent must be finite; got {brief(p)}")
         self.label = self.label_for(self.consts)
 
     @classmethod
