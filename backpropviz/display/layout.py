@@ -3,16 +3,32 @@
 Graphviz lays each graph out once, with every node at its final size (value and gradient rows
 reserved, whatever the numbers); stepping then writes the SVG from that geometry with new text and
 styles (paint.py), without running Graphviz again.
+
+``layout_for`` keeps layouts in this process and, in front of Graphviz, in a disk cache shared by
+every process of the machine (the 30 kernels of a classroom lay a graph out once): a folder of
+JSON files, one per graph, holding only the geometry Graphviz computed. The folder is
+$BPV_LAYOUT_CACHE ("off" or empty: no disk cache), else $XDG_CACHE_HOME/backpropviz/layouts, else
+~/.cache/backpropviz/layouts. An entry is data from elsewhere: checked field by field against the
+graph being drawn, and anything else is deleted and laid out again. A folder that cannot be written
+leaves layouts in this process only, silently.
 """
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import re
+import stat
+import tempfile
+import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
 from ..core import keys as K
 from ..core.errors import BackpropError
+from ..core.jsonfile import Bad, finite_number, list_of, need, obj, read_json
 from ..core.keys import Key
 from ..core.trace import Trace
 from . import engines
@@ -22,6 +38,10 @@ from .text import array_lines, shape_text
 MAX_NODES = 3000
 MAX_SCALAR_VALUES = 1200     # value nodes of a scalar circuit drawn at most
 MAX_KEPT = 64                # layouts kept (the most recent graphs)
+DISK_FORMAT = 1              # of a disk cache entry: a new number never reads an old entry
+MAX_DISK_ENTRIES = 256       # entries on disk, and their bytes together; the least recently used
+MAX_DISK_BYTES = 64 << 20    # go first
+MAX_ENTRY_BYTES = 16 << 20   # a larger file is refused unread (the 986-value circuit: 0.3 MB)
 CHAR_W, LINE_H, PAD = 7.3, 16.0, 8.0     # monospace 12px: width of a character, height of a line
 CAPTION_H = 70.0
 
@@ -87,9 +107,10 @@ def _rows(a) -> int:
 
 class Layout:
     """One Graphviz layout of a trace's graph, reused for every step (and every trace with the
-    same graph and shapes)."""
+    same graph and shapes); ``disk``: taken from (else put in) the disk cache."""
 
-    def __init__(self, trace: Trace, engine: str | None = None, place: bool = True):
+    def __init__(self, trace: Trace, engine: str | None = None, place: bool = True,
+                 disk: bool = False):
         n_nodes = len(trace.nodes) + len(trace.modules)
         scalar_values = sum(1 for n in trace.nodes if getattr(n, "part_of", None) is not None)
         if scalar_values > MAX_SCALAR_VALUES:
@@ -109,7 +130,7 @@ class Layout:
         self.engine = engine
         self._build(trace)
         if place:           # place=False: the DOT source only, no Graphviz binary needed
-            self._layout(trace)
+            self._place(disk)
 
     def _build(self, trace: Trace):
         self.boxes: dict[str, Box] = {}
@@ -168,33 +189,61 @@ class Layout:
     def dot_source(self) -> str:
         return self.digraph().source
 
-    def _layout(self, trace: Trace):
-        data = json.loads(engines.run_engine(self.dot_source(), "json", self.engine))
+    def _place(self, disk: bool):
+        """Every node and edge placed: from the disk cache when it has this graph, else by
+        Graphviz (and then stored there)."""
+        src, folder, geometry = self.dot_source(), cache_dir() if disk else None, None
+        if folder is not None:
+            # the DOT source is exactly what Graphviz lays out: any change of graph, shapes or
+            # node sizes (even one made in this file) is another entry
+            key = hashlib.blake2b(f"{DISK_FORMAT}\n{engines.find_engine(self.engine)}\n{src}"
+                                  .encode(), digest_size=20).hexdigest()
+            geometry = _read_entry(folder, key, self)
+        if geometry is None:
+            geometry = self._graphviz(src)
+            if folder is not None:
+                _write_entry(folder, key, geometry)
+        self._apply(geometry)
+
+    def _graphviz(self, src: str) -> dict:
+        """The geometry Graphviz computes for this graph, as plain JSON data."""
+        data = json.loads(engines.run_engine(src, "json", self.engine))
         x0, y0, x1, y1 = map(float, data["bb"].split(","))
-        self.width, self.height = max(x1 - x0, 560.0), y1 - y0
         top = CAPTION_H                       # graph coordinates have y upward; SVG downward
         fy = lambda y: top + (y1 - y)
         by_id = {}
-        for obj in data.get("objects", []):
-            if "pos" in obj:
-                x, y = map(float, obj["pos"].split(","))
-                by_id[obj["name"]] = (x - x0, fy(y))
-        for item in list(self.boxes.values()) + list(self.ovals.values()):
-            item.x, item.y = by_id[item.id]
+        for o in data.get("objects", []):
+            if "pos" in o:
+                x, y = map(float, o["pos"].split(","))
+                by_id[o["name"]] = [x - x0, fy(y)]
         drawn = {d.get("id"): d for d in data.get("edges", [])}
-        for i, e in enumerate(self.edges):
-            d = drawn[f"e{i}"]
+        edges = []
+        for i in range(len(self.edges)):
+            d, path, arrow, lx, ly = drawn[f"e{i}"], "", "", 0.0, 0.0
             pts = [p for op in d.get("_draw_", []) if op["op"] == "b" for p in op["points"]]
             if pts:
                 P = [(px - x0, fy(py)) for px, py in pts]
-                e.path = f"M{P[0][0]:.1f},{P[0][1]:.1f} C" + " ".join(
+                path = f"M{P[0][0]:.1f},{P[0][1]:.1f} C" + " ".join(
                     f"{px:.1f},{py:.1f}" for px, py in P[1:])
             heads = [op["points"] for op in d.get("_hdraw_", []) if op["op"] in ("P", "p")]
             if heads:
-                e.arrow = " ".join(f"{px - x0:.1f},{fy(py):.1f}" for px, py in heads[0])
+                arrow = " ".join(f"{px - x0:.1f},{fy(py):.1f}" for px, py in heads[0])
             if "lp" in d:
                 lx, ly = map(float, d["lp"].split(","))
-                e.lx, e.ly = lx - x0, fy(ly)
+                lx, ly = lx - x0, fy(ly)
+            edges.append([path, arrow, lx, ly])
+        return {"width": max(x1 - x0, 560.0), "height": y1 - y0,
+                "boxes": [by_id[b.id] for b in self.boxes.values()],
+                "ovals": [by_id[o.id] for o in self.ovals.values()], "edges": edges}
+
+    def _apply(self, g: dict):
+        """Put the geometry on the boxes, ovals and edges built from the trace."""
+        self.width, self.height = float(g["width"]), float(g["height"])
+        for item, (x, y) in zip(list(self.boxes.values()) + list(self.ovals.values()),
+                                g["boxes"] + g["ovals"]):
+            item.x, item.y = float(x), float(y)
+        for e, (path, arrow, lx, ly) in zip(self.edges, g["edges"]):
+            e.path, e.arrow, e.lx, e.ly = path, arrow, float(lx), float(ly)
         self.legend = legend_places(self.width)
         self.legend_rows = 1 + max(row for _, row in self.legend)
         self.total_h = CAPTION_H + self.height + self.legend_rows * LEGEND_H + 10
@@ -212,16 +261,141 @@ _LAYOUTS: dict[tuple, Layout] = {}
 
 def layout_for(trace: Trace, engine: str | None = None) -> Layout:
     """The layout of this trace's graph, reusing the layout of any earlier trace with the same
-    graph (the MAX_KEPT most recent)."""
+    graph (the MAX_KEPT most recent in this process, else the disk cache's)."""
     sig = (graph_signature(trace), engines.engine_choice(engine))
     layout = _LAYOUTS.get(sig)
     if layout is None:
-        layout = _LAYOUTS[sig] = Layout(trace, engine)
+        layout = _LAYOUTS[sig] = Layout(trace, engine, disk=True)
         if len(_LAYOUTS) > MAX_KEPT:
             _LAYOUTS.pop(next(iter(_LAYOUTS)))
     return layout
 
 
-def forget_layouts():
-    """Drop every kept layout (the next drawing of each graph runs Graphviz again)."""
+def forget_layouts(disk: bool = False):
+    """Drop every layout kept in this process (the next drawing of a graph reads the disk cache
+    or runs Graphviz); ``disk``: empty the disk cache too."""
     _LAYOUTS.clear()
+    folder = cache_dir()
+    if disk and folder is not None:
+        for name in _cache_files(folder):
+            _remove(folder / name)
+
+
+# --- the disk cache: geometry only, as JSON, checked on reading -----------------------------------
+
+_ENTRY = re.compile(r"[0-9a-f]{40}\.json")          # the only files it reads or deletes
+_TEMP = re.compile(r"\.[0-9a-f]{40}\.\w+\.tmp")       # a write under way (or left by a crash)
+_PT = r"-?\d+\.\d,-?\d+\.\d"                           # "x,y" as _graphviz writes it
+_PATH = re.compile(rf"(?:M{_PT} C(?:{_PT}(?: {_PT})*)?)?")
+_ARROW = re.compile(rf"(?:{_PT}(?: {_PT})*)?")
+
+
+def cache_dir() -> Path | None:
+    """The disk cache's folder (see the module's docstring); None: switched off."""
+    env = os.environ.get("BPV_LAYOUT_CACHE")
+    if env is not None:
+        return None if env.strip().lower() in ("", "off") else Path(env).expanduser()
+    xdg = os.environ.get("XDG_CACHE_HOME", "")
+    try:
+        base = Path(xdg) if os.path.isabs(xdg) else Path.home() / ".cache"   # XDG: absolute only
+    except RuntimeError:                      # no home directory: this process only
+        return None
+    return base / "backpropviz" / "layouts"
+
+
+def _cache_files(folder: Path) -> list[str]:
+    """The entries and temporary files in the folder: nothing else there is ever touched."""
+    try:
+        return [n for n in os.listdir(folder) if _ENTRY.fullmatch(n) or _TEMP.fullmatch(n)]
+    except OSError:
+        return []
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except OSError:
+        pass
+
+
+def _read_entry(folder: Path, key: str, layout: Layout) -> dict | None:
+    """The geometry stored for ``key``, checked against ``layout``'s graph; None if there is
+    none, and a damaged or foreign entry is deleted (the caller lays the graph out again)."""
+    path = folder / f"{key}.json"
+    try:      # O_NONBLOCK: a FIFO put there cannot block the kernel
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    except OSError:
+        return None
+    try:
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(f.fileno())
+            need(stat.S_ISREG(st.st_mode) and st.st_size <= MAX_ENTRY_BYTES, "entry",
+                 "not a file, or too large")
+            raw = f.read(MAX_ENTRY_BYTES + 1)
+        geometry = _checked(read_json(raw, "layout cache entry", MAX_ENTRY_BYTES), key, layout)
+    except (Bad, BackpropError, OSError, TypeError, ValueError):
+        _remove(path)
+        return None
+    try:                                       # used now: the last to be evicted
+        os.utime(path)
+    except OSError:
+        pass
+    return geometry
+
+
+def _checked(data, key: str, layout: Layout) -> dict:
+    """An entry's geometry, every field checked, its counts those of ``layout``'s graph."""
+    obj(data, ("format", "key", "width", "height", "boxes", "ovals", "edges"), "entry")
+    need(type(data["format"]) is int and data["format"] == DISK_FORMAT and data["key"] == key,
+         "entry", "another format or another graph")
+    need(finite_number(data["width"]) and finite_number(data["height"]), "entry", "size")
+    for name, n in (("boxes", len(layout.boxes)), ("ovals", len(layout.ovals))):
+        for p in list_of(data[name], name, n):
+            need(type(p) is list and len(p) == 2 and all(map(finite_number, p)), name, "x, y")
+    for e in list_of(data["edges"], "edges", len(layout.edges)):
+        # the path and the arrow go into the SVG as they are: numbers only
+        need(type(e) is list and len(e) == 4 and type(e[0]) is str and type(e[1]) is str
+             and _PATH.fullmatch(e[0]) and _ARROW.fullmatch(e[1])
+             and finite_number(e[2]) and finite_number(e[3]), "edges", "path, arrow, lx, ly")
+    return data
+
+
+def _write_entry(folder: Path, key: str, geometry: dict):
+    """Store an entry atomically (a whole file or none), then evict down to the bounds; a
+    folder that cannot be written is no error (the layout stays in this process)."""
+    text = json.dumps({"format": DISK_FORMAT, "key": key, **geometry}, separators=(",", ":"),
+                      allow_nan=False).encode("utf-8")
+    if len(text) > MAX_ENTRY_BYTES:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as f:
+                f.write(text)
+            os.replace(tmp, folder / f"{key}.json")
+        except BaseException:
+            _remove(tmp)
+            raise
+        _evict(folder)
+    except OSError:
+        pass
+
+
+def _evict(folder: Path):
+    """At most MAX_DISK_ENTRIES entries and MAX_DISK_BYTES: the least recently used go."""
+    entries, now = [], time.time()
+    for name in _cache_files(folder):
+        try:
+            st = os.stat(folder / name, follow_symlinks=False)
+        except OSError:
+            continue
+        if _ENTRY.fullmatch(name):
+            entries.append((st.st_mtime, st.st_size, name))
+        elif now - st.st_mtime > 3600:        # a temporary file left by a writer that died
+            _remove(folder / name)
+    total = 0
+    for i, (_, size, name) in enumerate(sorted(entries, reverse=True)):
+        total += size
+        if i >= MAX_DISK_ENTRIES or total > MAX_DISK_BYTES:
+            _remove(folder / name)
