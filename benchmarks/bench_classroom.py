@@ -19,11 +19,17 @@ speaks it (no browser on the server's cores):
    ask for it): kernel_info, then the ipywidgets control comm (``jupyter.widget.control``,
    ``request_states``), the widget states the page renders from. "Ready" is when the state of
    the displayed Stepper has arrived;
-3. one whole pass of the class's Stepper: click "step ▶" (a comm message ``{"method": "custom",
-   "content": {"event": "click"}}`` to the button's model) or, where the Stepper asks for a
-   prediction, "reveal"; a click's latency is until the graph's update (an SVG with the next
-   ``data-step``) comes back; the next click waits for the kernel to be idle (and ``--think``
-   seconds: 0, clicking as fast as the app answers, is the worst case).
+   The graph's front end then asks for its scene (``{"hello": 1}``), as the page does when it
+   draws the graph; "ready" is when that scene has arrived;
+3. one whole pass of the class's Stepper: click "step ▶" (the bar's message ``{"move": k + 1,
+   "how": "button"}``) or, where the Stepper asks for a prediction, "reveal" (``{"event":
+   "click"}`` to the button's model); a click's latency is until the graph's scene message for the
+   next step comes back; the next click waits for the kernel to be idle (and ``--think`` seconds:
+   0, clicking as fast as the app answers, is the worst case). Every byte the kernel sends from
+   the click to idle is counted (bytes per click).
+   With ``--view circuit`` each student first switches to the scalar circuit (``{"granularity":
+   "scalar circuit"}``; the time until its first scene arrives is the switch) and then clicks
+   ``--circuit-steps`` steps of it (its pass has ~1,900).
 
 The client acknowledges what it reads at once (TCP_QUICKACK; see ``quickack``), as Chromium's
 connection behaved here: otherwise Linux's delayed ACK and the server's Nagle algorithm add ~40 ms
@@ -336,6 +342,7 @@ class Kernel:
         self.ws = ws
         self.session = uuid.uuid4().hex
         self.models: dict[str, dict] = {}        # model id → state (updated as messages arrive)
+        self.bytes_in = 0                         # every byte read from the websocket
         self._waiters: list[tuple] = []
         self.error: str | None = None
         self._reader = asyncio.ensure_future(self._read())
@@ -371,6 +378,7 @@ class Kernel:
                         fut.set_exception(ConnectionError(self.error))
                 self._waiters.clear()
                 return
+            self.bytes_in += len(raw)
             msg = _decode(raw)
             t = time.perf_counter()
             self._apply(msg)
@@ -395,6 +403,8 @@ class Kernel:
             data = c.get("data", {})
             if data.get("method") in ("update", "echo_update"):
                 self.models[c["comm_id"]].update(data.get("state", {}))
+            elif data.get("method") == "custom" and "k" in data.get("content", {}):
+                self.models[c["comm_id"]]["_k"] = data["content"]["k"]   # the graph's scene
         elif kind == "comm_open" and c.get("target_name") == "jupyter.widget":
             self.models[c["comm_id"]] = dict(c.get("data", {}).get("state", {}))
         elif kind == "comm_close":
@@ -437,8 +447,8 @@ def _ref(v) -> str | None:
 
 
 class StepperView:
-    """The Stepper's parts, found from its root model by their CSS classes, as the browser tests
-    find them (.bpv-next, .bpv-reveal, .bpv-graph, .bpv-slider)."""
+    """The Stepper's parts, found from its root model by their CSS classes: the bar and the graph
+    (anywidgets), and the reveal button."""
 
     def __init__(self, kernel: Kernel, root: str):
         self.k, self.root = kernel, root
@@ -455,7 +465,7 @@ class StepperView:
                 if cid and cid not in self.parent:
                     self.parent[cid] = mid
                     todo.append(cid)
-        for cls in ("bpv-next", "bpv-graph", "bpv-slider"):
+        for cls in ("bpv-bar-view", "bpv-graph-view"):
             if cls not in self.by_class:
                 raise PageError(f"the Stepper has no .{cls} part")
 
@@ -472,27 +482,37 @@ class StepperView:
         return True
 
     def step(self) -> int | None:
-        m = re.search(r'data-step="(\d+)"', self.k.models[self.part("bpv-graph")].get("value", ""))
-        return int(m.group(1)) if m else None
+        """The step of the last scene the graph received."""
+        return self.k.models[self.part("bpv-graph-view")].get("_k")
 
     def n(self) -> int:
-        return int(self.k.models[self.part("bpv-slider")]["max"])
+        return int(self.k.models[self.part("bpv-bar-view")]["n"])
+
+    def tell(self, cls: str, content: dict) -> str:
+        """A message from a part's front end to its model in the kernel."""
+        return self.k.send("comm_msg", {"comm_id": self.part(cls), "data": {
+            "method": "custom", "content": content}})
 
 
-def graph_at(view: StepperView, step: int):
-    graph = view.part("bpv-graph")
-    pat = f'data-step="{step}"'
+def graph_at(view: StepperView, step: int | None = None):
+    """The graph's scene message (for ``step``, or any)."""
+    graph = view.part("bpv-graph-view")
     return lambda m: (m["header"]["msg_type"] == "comm_msg"
                       and m["content"].get("comm_id") == graph
-                      and pat in str(m["content"]["data"].get("state", {}).get("value", "")))
+                      and m["content"]["data"].get("method") == "custom"
+                      and (step is None or m["content"]["data"]["content"].get("k") == step))
 
 
 # --- a student ------------------------------------------------------------------------------------
 class Student:
     """One student: open the page, connect, wait for the widgets, click through one pass."""
 
-    def __init__(self, server: ClassroomServer, expected: tuple[int, int], think: float = 0.0):
+    def __init__(self, server: ClassroomServer, expected: tuple[int, int], think: float = 0.0,
+                 view: str = "modules", circuit_steps: int = 40):
         self.server, self.expected, self.think = server, expected, think
+        self.granularity, self.circuit_steps = view, circuit_steps
+        self.switch_s: float | None = None        # modules → scalar circuit, to its first scene
+        self.bytes: list[int] = []                # bytes the kernel sent per click
         self.kernel_id: str | None = None
         # seconds from arrival: first byte, whole page, websocket open, kernel_info reply, ready
         self.t_first = self.t_page = self.t_ws = self.t_info = self.t_ready = None
@@ -552,6 +572,9 @@ class Student:
             if root is None:
                 raise PageError("no Stepper among the page's widgets")
             self.view = StepperView(self.kernel, root)
+            scene = self.kernel.expect(graph_at(self.view))
+            self.view.tell("bpv-graph-view", {"hello": 1})
+            await self.kernel.wait(scene, "the graph's scene")
             self.t_ready = time.monotonic() - t0
         except (PageError, TimeoutError, ConnectionError) as e:
             self.failed_page = str(e)
@@ -563,20 +586,38 @@ class Student:
         want = graph_at(v, before + 1)
         fut = k.expect(want)
         t0 = time.perf_counter()
-        msg_id = k.send("comm_msg", {"comm_id": v.part(cls), "data": {
-            "method": "custom", "content": {"event": "click"}}})
+        b0 = k.bytes_in
+        if cls == "bpv-next":
+            msg_id = v.tell("bpv-bar-view", {"move": before + 1, "how": "button"})
+        else:
+            msg_id = v.tell(cls, {"event": "click"})
         idle = k.idle(msg_id)
         t1, _ = await k.wait(fut, f"graph update to step {before + 1} after .{cls}")
         self.latencies.append((t1 - t0) * 1000)
         self.clicked_at.append(time.monotonic() - self.t_arrival)   # from this student's arrival
         t2, _ = await k.wait(idle, f"idle kernel after .{cls}")
         self.to_idle.append((t2 - t0) * 1000)
+        self.bytes.append(k.bytes_in - b0)
         return v.step()
+
+    async def switch(self):
+        """To the scalar circuit, as the view menu does: the time until its first scene."""
+        k, v = self.kernel, self.view
+        scene = k.expect(lambda m: graph_at(v)(m) and "title" in m["content"]["data"]["content"]
+                         and len(m["content"]["data"]["content"]["scene"]) > 1000)
+        t0 = time.perf_counter()
+        v.tell("bpv-bar-view", {"granularity": "scalar circuit"})
+        t1, _ = await k.wait(scene, "the scalar circuit's first scene")
+        self.switch_s = t1 - t0
 
     async def one_pass(self):
         v = self.view
         try:
+            if self.granularity == "circuit":
+                await self.switch()
             n = v.n()
+            if self.granularity == "circuit":
+                n = min(n, v.step() + self.circuit_steps)
             while (step := v.step()) is not None and step < n:
                 reveal = v.part("bpv-reveal")
                 cls = "bpv-reveal" if reveal and v.shown(reveal) else "bpv-next"
@@ -602,10 +643,11 @@ def pct(values: list[float], q: float) -> float | None:
 
 
 async def _round(server: ClassroomServer, n: int, think: float, spread: float,
-                 expected: tuple[int, int]) -> list[Student]:
+                 expected: tuple[int, int], view: str = "modules",
+                 circuit_steps: int = 40) -> list[Student]:
     from tornado.httpclient import AsyncHTTPClient
     AsyncHTTPClient.configure(None, max_clients=max(10, n))
-    students = [Student(server, expected, think) for _ in range(n)]
+    students = [Student(server, expected, think, view, circuit_steps) for _ in range(n)]
     t0 = time.monotonic()
     pids: dict[str, int] = {}
 
@@ -634,7 +676,8 @@ async def _round(server: ClassroomServer, n: int, think: float, spread: float,
     return students
 
 
-def run_round(n: int, think: float = 0.0, spread: float = 0.0, extra_args: list[str] = ()) -> dict:
+def run_round(n: int, think: float = 0.0, spread: float = 0.0, extra_args: list[str] = (),
+              view: str = "modules", circuit_steps: int = 40) -> dict:
     if not 1 <= n <= MAX_STUDENTS:
         raise SystemExit(f"--students: 1 to {MAX_STUDENTS}")
     expected = expected_outputs()
@@ -648,8 +691,8 @@ def run_round(n: int, think: float = 0.0, spread: float = 0.0, extra_args: list[
         idle_kernels = server.kernels()
         pool_rss = [memory_mb(p)[0] for p in idle_kernels.values()]
         cpu_server0 = cpu_seconds(server.proc.pid, with_children=False)
-        students = asyncio.run(asyncio.wait_for(_round(server, n, think, spread, expected),
-                                                     RUN_TIMEOUT_S))
+        students = asyncio.run(asyncio.wait_for(
+            _round(server, n, think, spread, expected, view, circuit_steps), RUN_TIMEOUT_S))
         cpu_server = cpu_seconds(server.proc.pid, with_children=False) - cpu_server0
         after = server.kernels()
         log = server.log()
@@ -660,8 +703,14 @@ def run_round(n: int, think: float = 0.0, spread: float = 0.0, extra_args: list[
     lat = [x for s in ok for x in s.latencies]
     preheated = set(re.findall(r"Using pre-heated kernel: ([0-9a-f-]{36})", log))
     ready = [s.t_ready for s in ok]
+    sizes = [b for s in ok for b in s.bytes]
+    switch = [s.switch_s for s in ok if s.switch_s is not None]
     return {
-        "students": n, "think_s": think, "spread_s": spread, "server_up_s": server.t_up,
+        "students": n, "view": view, "think_s": think, "spread_s": spread,
+        "server_up_s": server.t_up,
+        "bytes_per_click": {"p50": pct(sizes, .5), "max": max(sizes, default=None)},
+        "switch_s": {"n": len(switch), "p50": pct(switch, .5), "p90": pct(switch, .9),
+                     "max": max(switch, default=None)},
         "pool_started_s": t_pool, "pool_warm_s": t_warm, "pool_kernels": len(idle_kernels),
         "pool_kernel_rss_mb": statistics.median(pool_rss) if pool_rss else None,
         "preheated_pages": log.count("Using pre-heated kernel"),
@@ -700,16 +749,20 @@ def _f(x, fmt="{:.2f}"):
 
 
 def table(rows: list[dict]) -> str:
-    out = ["| students | ready p50 / p90 / max (s) | click→graph p50 / p90 / max (ms) "
+    out = ["| view | students | ready p50 / p90 / max (s) | switch to circuit p50 / p90 (s) "
+           "| click→graph p50 / p90 / max (ms) | bytes per click p50 / max (KB) "
            "| failed pages | failed passes | kernel CPU per pass (s) "
            "| kernel RSS after opening / after a pass (MB) | kernel PSS after a pass (MB) "
            "| server CPU per student (s) |",
-           "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+           "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for r in rows:
-        rd, c = r["ready_s"], r["click_ms"]
+        rd, c, sw, by = r["ready_s"], r["click_ms"], r["switch_s"], r["bytes_per_click"]
+        kb = lambda x: None if x is None else x / 1000
         out.append(
-            f"| {r['students']} | {_f(rd['p50'])} / {_f(rd['p90'])} / {_f(rd['max'])} "
+            f"| {r['view']} | {r['students']} | {_f(rd['p50'])} / {_f(rd['p90'])} / {_f(rd['max'])} "
+            f"| {_f(sw['p50'])} / {_f(sw['p90'])} "
             f"| {_f(c['p50'], '{:.0f}')} / {_f(c['p90'], '{:.0f}')} / {_f(c['max'], '{:.0f}')} "
+            f"| {_f(kb(by['p50']), '{:.1f}')} / {_f(kb(by['max']), '{:.1f}')} "
             f"| {len(r['failed_pages'])} | {len(r['failed_passes'])} "
             f"| {_f(r['kernel_cpu_pass_s']['median'])} "
             f"| {_f(r['kernel_rss_open_mb']['median'], '{:.0f}')} / "
@@ -741,6 +794,10 @@ def main(argv=None):
                          "(default 0: click at once)")
     ap.add_argument("--spread", type=float, default=0.0,
                     help="students arrive evenly over this many seconds (default 0: together)")
+    ap.add_argument("--view", choices=["modules", "circuit", "both"], default="modules",
+                    help="the module view's whole pass, or the scalar circuit (switch, then "
+                         "--circuit-steps steps), or both rounds")
+    ap.add_argument("--circuit-steps", type=int, default=40)
     ap.add_argument("--out", type=Path, help="also write the figures as JSON")
     ap.add_argument("voila_args", nargs="*",
                     help="after --: extra voila arguments, as ./dev voila passes them on")
@@ -748,9 +805,11 @@ def main(argv=None):
     if any(not 1 <= n <= MAX_STUDENTS for n in a.students):
         ap.error(f"--students: 1 to {MAX_STUDENTS}")
     rows = []
-    for n in a.students:
-        print(f"[bench_classroom] {n} student(s) ...", file=sys.stderr, flush=True)
-        rows.append(run_round(n, a.think, a.spread, a.voila_args))
+    views = ["modules", "circuit"] if a.view == "both" else [a.view]
+    for view, n in [(v, n) for v in views for n in a.students]:
+        print(f"[bench_classroom] {n} student(s), {view} ...", file=sys.stderr, flush=True)
+        rows.append(run_round(n, a.think, a.spread, a.voila_args, view,
+                              max(1, min(a.circuit_steps, 2000))))
         print("[bench_classroom]   " + notes(rows[-1]), file=sys.stderr, flush=True)
     print(f"\nClassroom app (notebooks/{NOTEBOOK}) served as `./dev voila` serves it "
           f"(voila {' '.join(dev_voila_args() + a.voila_args)}); {os.cpu_count()} cores, Python "

@@ -7,7 +7,7 @@ In headless Chromium, on the lesson 00_start_here (servers and pages as in test_
 * axe-core (axe-playwright-python, which bundles axe.min.js) inside the widget: no serious or
   critical violation;
 * the accessibility tree (Playwright's ARIA snapshot of the widget): every control has a name;
-  toggles say whether they are pressed; the counter, equation and feedback are live regions;
+  toggles say whether they are pressed; the counter and the step's equation are live regions;
 * the graph's SVG is an image whose title is the step's header and whose description is the
   step's text.
 
@@ -148,8 +148,8 @@ def test_every_control_has_a_name_and_the_svg_says_the_step(app, lesson):
                 unnamed.append(line.strip())
     expect(L, "every control has a name", controls and not unnamed,
            f"without a name: {unnamed}; all: {controls}")
-    for name in ("play", "stop", "repeat"):
-        expect(L, f"Play's {name} button is named", any(f'button "{name}' in c for c in controls),
+    for name in ("play", "repeat", "projector"):
+        expect(L, f"the {name} button is named", any(f'button "{name}' in c for c in controls),
                f"controls: {controls}")
     expect(L, "the slider is named 'step'", any(c.startswith('- slider "step') for c in controls),
            f"controls: {controls}")
@@ -158,21 +158,22 @@ def test_every_control_has_a_name_and_the_svg_says_the_step(app, lesson):
         const a = (s, k) => { const e = r.querySelector(s); return e && e.getAttribute(k); };
         const svg = r.querySelector('.bpv-graph svg');
         const ids = (svg.getAttribute('aria-labelledby') || '').split(' ');
-        return { live: ['.bpv-counter', '.bpv-equation', '.bpv-feedback'].map(s => a(s, 'aria-live')),
-                 toggles: [...r.querySelectorAll('.widget-toggle-buttons button, .bpv-play button')]
-                          .filter(b => b.offsetParent !== null && /fa-retweet|fa-repeat/.test(
-                                  b.innerHTML + b.className) || b.closest('.widget-toggle-buttons'))
-                          .map(b => [b.textContent.trim() || b.getAttribute('aria-label'),
+        const live = r.querySelector('.bpv-graph-view [aria-live]');
+        return { live: [a('.bpv-counter', 'aria-live'), live && live.getAttribute('aria-live')],
+                 said: live && live.textContent,
+                 toggles: [...r.querySelectorAll('.bpv-play, .bpv-repeat, .bpv-projector')]
+                          .map(b => [b.getAttribute('aria-label'),
                                      b.getAttribute('aria-pressed')]),
                  role: svg.getAttribute('role'),
                  title: svg.querySelector('title').textContent,
                  desc: svg.querySelector('desc').textContent,
                  labelled: ids.map(i => { const e = document.getElementById(i);
                                           return e && e.textContent; }) }; }""", L.root)
-    expect(L, "counter, equation and feedback are polite live regions",
-           state["live"] == ["polite"] * 3, f"aria-live: {state['live']}")
+    expect(L, "the counter and the step's equation are polite live regions",
+           state["live"] == ["polite"] * 2 and state["said"] == present(tr, 3).header + " = "
+           + present(tr, 3).result, f"aria-live: {state['live']}, says {state['said']!r}")
     expect(L, "toggles have a pressed state",
-           state["toggles"] and all(p in ("true", "false") for _, p in state["toggles"]),
+           len(state["toggles"]) == 3 and all(p in ("true", "false") for _, p in state["toggles"]),
            f"toggles: {state['toggles']}")
     view = present(tr, 3)
     expect(L, "the SVG is an image titled by the step",

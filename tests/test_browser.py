@@ -328,6 +328,56 @@ def test_reset_backward_jump_and_prev(app, lesson):
     go_to_start(L, lesson)
 
 
+# each element of the drawing the scene sets: its class, or a row's (a hover text's) text and
+# number of child elements
+DOM_SCENE_JS = r"""(root) => {
+  const svg = document.querySelector(root + ' .bpv-graph svg');
+  const out = {};
+  for (const e of svg.querySelectorAll('[data-id]')) {
+    const id = e.getAttribute('data-id');
+    out[id] = id.includes('.') ? [e.textContent, e.childElementCount] : [e.getAttribute('class'), 0];
+  }
+  return { step: svg.getAttribute('data-step'), scene: out };
+}"""
+
+
+def renderer_scene(trace, k: int) -> dict:
+    """The same read of the renderer's SVG for step k (what the exports draw)."""
+    import xml.etree.ElementTree as ET
+    from backpropviz.display.draw import renderer
+    root = ET.fromstring(renderer(trace).svg(k, caption=False, fit=False))
+    return {e.get("data-id"): (["".join(e.itertext()), len(list(e))] if "." in e.get("data-id")
+                               else [e.get("class"), 0])
+            for e in root.iter() if e.get("data-id")}
+
+
+def test_the_page_draws_what_the_renderer_draws(app, lesson):
+    """After steps that arrive as changed scene entries only (forward, backward, a jump back),
+    the widget's drawing is element for element the renderer's SVG of that step."""
+    L, tr = app, lesson.trace
+    go_to_start(L, lesson)
+    checked = []
+    plan = [(k, ".bpv-next") for k in (1, 2, 3)] + [
+        (tr.n_forward + 1, ".bpv-to-backward"), (tr.n_forward + 2, ".bpv-next"),
+        (tr.n_forward + 1, ".bpv-prev")]
+    for target, how in plan:
+        L.click_until_step_changes(f"{how} to step {target}", how)
+        wait_shown(L, f"step {target}", step=str(target))
+        if target in (1, 2):
+            continue
+        got = L.page.evaluate(DOM_SCENE_JS, L.root)
+        want = renderer_scene(tr, target)
+        diff = sorted(i for i in set(want) | set(got["scene"]) if want.get(i) != got["scene"].get(i))
+        expect(L, f"step {target}: the page's drawing is the renderer's",
+               got["step"] == str(target) and len(want) > 20 and not diff,
+               f"{len(diff)} elements differ, e.g. " + "; ".join(
+                   f"{i}: page {got['scene'].get(i)!r} / renderer {want.get(i)!r}" for i in diff[:3]))
+        checked.append(target)
+    print(f"\n[{L.app}] the page's drawing equals the renderer's SVG at steps {checked} "
+          f"({len(want)} elements each)")
+    go_to_start(L, lesson)
+
+
 def test_predict_then_reveal(app, lesson):
     """Tick the box, step to the first gradient to predict, answer wrong (✘ hint), then right (✔)."""
     L, tr = app, lesson.trace
@@ -489,7 +539,8 @@ def test_granularity_switch_and_expand_in_the_browser(app, lesson):
         "(root) => document.querySelector(root + ' .bpv-graph').innerHTML.length", L.root)
     assert ref.set_granularity("scalar circuit")
     c_counter0 = ref.counter()
-    L.click("click 'scalar circuit'", ".bpv-granularity button:has-text('scalar circuit')")
+    L.do("choose 'scalar circuit' in the view menu", lambda: L.page.locator(
+        L.sel("select.bpv-granularity")).select_option("scalar circuit"))
     L.wait_for(f"circuit counter {c_counter0!r} and a data-node of the circuit",
                "(s, w) => s.counter === w && s.step === '0'", c_counter0)
     L.do("the graph shows scalar nodes (u[1]₁)", lambda: L.page.wait_for_selector(
@@ -512,20 +563,21 @@ def test_granularity_switch_and_expand_in_the_browser(app, lesson):
     print(f"\n[{L.app}] scalar circuit view: click → graph updated over {summary['n']} clicks: "
           f"median {summary['median_ms']} ms, p90 {summary['p90_ms']} ms")
     assert ref.set_granularity("modules")
-    L.click("click 'modules'", ".bpv-granularity button:has-text('modules')")
+    L.do("choose 'modules' in the view menu", lambda: L.page.locator(
+        L.sel("select.bpv-granularity")).select_option("modules"))
     L.wait_for("module counter again", "(s, w) => s.counter === w", ref.counter())
     L.shot("back-to-modules")
     label = f"M_1 = {ref.module_trace.modules[0].label}"
     assert ref.set_expanded("M_1")
     L.do(f"choose {label!r} in the expand dropdown", lambda: L.page.locator(
-        L.sel(".bpv-expand select")).select_option(label=label))
+        L.sel("select.bpv-expand")).select_option(label=label))
     L.wait_for("expanded counter", "(s, w) => s.counter === w", ref.counter())
     L.do("the graph shows an expanded node (u[1]₁)", lambda: L.page.wait_for_selector(
         L.sel(".bpv-graph [data-node='u[1]₁']"), state="attached"))
     L.shot("expanded-M_1")
     assert ref.set_expanded(None)
     L.do("choose 'none' again", lambda: L.page.locator(
-        L.sel(".bpv-expand select")).select_option(label="none"))
+        L.sel("select.bpv-expand")).select_option(label="none"))
     L.wait_for("module counter after closing", "(s, w) => s.counter === w", ref.counter())
     L.do("no expanded node left", lambda: L.page.wait_for_selector(
         L.sel(".bpv-graph [data-node='u[1]₁']"), state="detached"))

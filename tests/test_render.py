@@ -91,7 +91,7 @@ def test_stepping_restyles_without_moving_anything(engine):
     tr = notes_trace()
     r = draw.Renderer(tr, engine=engine)
     frames = [r.svg(k) for k in range(len(tr) + 1)]      # frames[k] is step k
-    geo = [re.findall(r'<g id="(v\d+)" class="node" data-node="[^"]*"><title>[^<]*</title>'
+    geo = [re.findall(r'<g id="(v\d+)" class="node" data-node="[^"]*"><title data-id="v\d+\.t">[^<]*</title>'
                       r'<rect data-id="v\d+" class="[^"]*" x="([\d.]+)" y="([\d.]+)"', f) for f in frames]
     assert all(g == geo[0] for g in geo) and len(geo[0]) == len(tr.nodes)
     # one fewer blank gradient per backward step that writes a gradient shown in a box
@@ -114,10 +114,10 @@ def test_current_step_highlights_module_and_nodes(engine):
     assert tr.specs[k - 1].tag == "(7.65)" and tr.steps[k - 1].number == k
     svg = r.svg(k)
     assert re.search(r'data-module="M_3"><ellipse data-id="m\d+" class="oval cur-B"', svg)
-    assert re.search(r'data-node="W\[2\]"><title>[^<]*</title><rect data-id="v\d+" class="box param cur-B"', svg)
-    assert re.search(r'data-node="u\[2\]"><title>[^<]*</title><rect data-id="v\d+" class="box value read read-B"', svg)
-    assert re.search(r'data-node="u\[3\]"><title>[^<]*</title><rect data-id="v\d+" class="box value read read-B"', svg)
-    assert not re.search(r'data-node="W\[2\]"><title>[^<]*</title><rect data-id="v\d+" class="[^"]*read', svg)
+    assert re.search(r'data-node="W\[2\]"><title data-id="v\d+\.t">[^<]*</title><rect data-id="v\d+" class="box param cur-B"', svg)
+    assert re.search(r'data-node="u\[2\]"><title data-id="v\d+\.t">[^<]*</title><rect data-id="v\d+" class="box value read read-B"', svg)
+    assert re.search(r'data-node="u\[3\]"><title data-id="v\d+\.t">[^<]*</title><rect data-id="v\d+" class="box value read read-B"', svg)
+    assert not re.search(r'data-node="W\[2\]"><title data-id="v\d+\.t">[^<]*</title><rect data-id="v\d+" class="[^"]*read', svg)
     assert "∂J/∂W[2] = ∂J/∂u[3] u[2]ᵀ" in svg
     assert "[[-0.1404]] [[0.5, 1.1]]" in svg              # the column v, then the row zᵀ
     assert "[[-0.07021, -0.1545]]" in svg
@@ -453,7 +453,7 @@ def test_hovering_a_node_shows_what_is_known_and_the_rule_that_wrote_it():
     r = draw.Renderer(tr)
 
     def tip(k, node):
-        m = re.search(r'class="node" data-node="' + re.escape(node) + r'"><title>([^<]*)</title>',
+        m = re.search(r'class="node" data-node="' + re.escape(node) + r'"><title data-id="v\d+\.t">([^<]*)</title>',
                       r.svg(k))
         return html.unescape(m.group(1))
     k_u1 = int(tr.known_at(Key("u[1]")))

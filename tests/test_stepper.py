@@ -817,3 +817,20 @@ def test_a_stepper_whose_constructor_fails_leaves_no_widget_open(monkeypatch):
     assert len(_instances) > before + 20
     s.close()
     assert len(_instances) == before
+
+
+def test_enter_checks_the_answer_once():
+    """The answer box sends its text on Enter (continuous_update off): that checks it; the check
+    button afterwards does not count the same try twice, nor an empty box after a right one."""
+    s = bpv.Stepper(notes_net(), X, Y, predict=True)
+    k = next(j for j in range(1, s.model.n + 1) if s.model.needs_prediction(j))
+    s.go(k - 1)
+    assert not s.answer.continuous_update
+    s.answer.value = "[5]"                              # Enter
+    s.click("check")
+    assert "✘" in s.feedback.value and s.predict_box.tries[k] == 1
+    want = s.model.trace[s.model.trace.specs[k - 1].writes]
+    s.answer.value = str(np.ravel(want).tolist())        # Enter: right, and on to step k
+    assert s.step == k and "✔" in s.feedback.value
+    s.click("check")                                    # the same click's button event
+    assert "✔" in s.feedback.value and not s.predict_box.tries.get(k + 1)

@@ -182,7 +182,8 @@ class Painter:
                 parts += (before, (o.id,), after)
             for b in self.layout.boxes.values():
                 head, rows, _ = self.box_parts[b.id]
-                parts += (head[0] + "<title>", (f"{b.id}.t",), f'</title><rect data-id="{b.id}" '
+                parts += (head[0] + f'<title data-id="{b.id}.t">', (f"{b.id}.t",),
+                          f'</title><rect data-id="{b.id}" '
                           f'class="', (b.id,), head[1])
                 for i, (_, lab, _, _, _) in enumerate(rows):
                     parts += (lab, f'<g data-id="{b.id}.{i}">', (f"{b.id}.{i}",), "</g>")

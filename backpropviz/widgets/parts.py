@@ -46,10 +46,14 @@ class EquationPanel(ipw.HTMLMath, StepperPart):
         view = self.model.view()
         head = f"<div {NO_MATH}><b>{html.escape(view.header)}</b></div>"
         if view.k == 0:
-            self.value = head + f"<div {NO_MATH}>{html.escape(view.symbolic)}</div>"
-            return
-        # only the $$…$$ line is maths; names and numbers elsewhere are text MathJax must skip
-        numbers = "" if view.numbers == view.result else f"= {html.escape(view.numbers)}<br>"
-        self.value = (head + f"<div>$$ {view.tex} \\quad \\text{{{html.escape(view.tag)}}} $$</div>"
-                      f"<div {NO_MATH} style='font-family:monospace'>{numbers}"
-                      f"= {html.escape(view.result)}</div>")
+            body = head + f"<div {NO_MATH}>{html.escape(view.symbolic)}</div>"
+        else:
+            # only the $$…$$ line is maths; names and numbers elsewhere are text MathJax skips
+            numbers = "" if view.numbers == view.result else f"= {html.escape(view.numbers)}<br>"
+            body = (head + f"<div>$$ {view.tex} \\quad \\text{{{html.escape(view.tag)}}} $$"
+                    f"</div><div {NO_MATH} style='font-family:monospace'>{numbers}"
+                    f"= {html.escape(view.result)}</div>")
+        # a box of fixed height (the graph below never moves) that scrolls a long equation, and
+        # can be reached by the keyboard to do so
+        self.value = (f'<div class="bpv-eq-box" tabindex="0" role="region" '
+                      f'aria-label="the step\'s equation">{body}</div>')

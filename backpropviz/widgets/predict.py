@@ -36,18 +36,34 @@ class PredictBox(ipw.VBox, StepperPart):
         # feedback first: after a right answer it confirms the step just revealed, above the
         # question for the next one
         super().__init__([self.predict_toggle, self.feedback, self.ask])
+        self.add_class("bpv-predict")
         self._attach(stepper)
         self.tries: dict[int, int] = {}
         self.outcome: dict[int, str] = {}     # step → "first", "hint" (after a wrong try), "revealed"
         self.check_btn.on_click(self._on_check)
+        # the answer reaches the kernel on Enter (or when the box is left): it is checked then,
+        # once; the check button checks what is typed if that was not checked yet
+        self.answer.continuous_update = False
+        self.answer.observe(self._on_typed, names="value")
+        self._checked = None                   # (step, text) last checked
         self.reveal_btn.on_click(self._on_reveal)
         self.predict_toggle.observe(lambda _: self.stepper.refresh_all(), names="value")
 
     @shown_in_widget
+    def _on_typed(self, change):
+        if change["new"].strip() and self.predict_toggle.value and \
+                self.model.needs_prediction(self.model.step + 1):
+            self._on_check(None)
+
+    @shown_in_widget
     def _on_check(self, _):
-        self.say("")
         m = self.model
         k = m.step + 1
+        if self._checked == (k, self.answer.value) or \
+                (not self.answer.value.strip() and self._checked and self._checked[0] == k - 1):
+            return      # checked already (Enter, then the button), or right a moment ago
+        self._checked = (k, self.answer.value)
+        self.say("")
         ok, msg = m.check_prediction(self.answer.value)
         if not ok:
             self.tries[k] = self.tries.get(k, 0) + 1

@@ -26,21 +26,21 @@ function typing(t) {                // arrows in these move a caret or a choice,
 function renderBar({ model, el }) {
   const root = h("div", { class: "bpv-bar", role: "toolbar", "aria-label": "step through the pass" });
   const nav = h("div", { class: "bpv-nav" });
-  const btn = (cls, text, label, keys) => {
-    const b = h("button", { type: "button", class: `bpv-btn ${cls}`, title: label,
-                             "aria-label": label }, text);
+  const btn = (cls, text, label, keys, more) => {    // named by `label`, explained by `more`
+    const b = h("button", { type: "button", class: `bpv-btn ${cls}`,
+                             title: more ? `${label}: ${more}` : label, "aria-label": label }, text);
     if (keys) b.setAttribute("aria-keyshortcuts", keys);
     return b;
   };
-  const reset = btn("bpv-reset", "⏮ reset", "reset: back to step 0, before the first step", "Home");
+  const reset = btn("bpv-reset", "reset", "reset", "Home", "back to step 0, before the first step");
   const prev = btn("bpv-prev", "◀ step", "previous step", "ArrowLeft");
-  const next = btn("bpv-next", "step ▶", "next step: apply one rule", "ArrowRight");
-  const back = btn("bpv-to-backward", "to backward pass",
+  const next = btn("bpv-next", "step ▶", "next step", "ArrowRight", "next step: apply one rule");
+  const back = btn("bpv-to-backward", "to backward pass", "",
                    "jump to the first backward step, ∂J/∂u[k] = 1");
-  const end = btn("bpv-end", "⏭ end", "last step: the whole pass done", "End");
+  const end = btn("bpv-end", "end", "end", "End", "last step: the whole pass done");
   const counter = h("output", { class: "bpv-counter", "aria-live": "polite", "aria-atomic": "true" });
-  const play = btn("bpv-play", "▶ play", "play: one step every interval");
-  const repeat = btn("bpv-repeat", "↻", "repeat: start again after the last step");
+  const play = btn("bpv-play", "▶ play", "play", "", "one step every interval");
+  const repeat = btn("bpv-repeat", "↻", "repeat", "", "start again after the last step");
   const slider = h("input", { type: "range", class: "bpv-slider", min: "0", step: "1",
                                "aria-label": "step" });
   nav.append(reset, prev, next, back, end, counter, play, repeat, slider);
@@ -54,7 +54,7 @@ function renderBar({ model, el }) {
     title: "open one module into its multiplications, additions, … while the rest stays whole" });
   const expLab = h("label", { class: "bpv-label" }, "expand ");
   expLab.append(expSel);
-  const proj = btn("bpv-projector", "projector", "projector mode: large text that follows the step");
+  const proj = btn("bpv-projector", "projector", "projector mode", "", "large text and nodes that follow the step, for the back of a room");
   views.append(viewLab, expLab, proj);
   const msg = h("div", { class: "bpv-bar-message", role: "status" });
   root.append(nav, views, msg);
@@ -121,7 +121,7 @@ function renderBar({ model, el }) {
     back.disabled = k === model.get("n_forward") + 1 || model.get("n_forward") >= n;
     const playing = model.get("playing");
     play.disabled = locked;
-    play.textContent = playing ? "❚❚ pause" : "▶ play";
+    play.textContent = playing ? "▮▮ pause" : "▶ play";   // glyphs a stock Linux font has
     play.setAttribute("aria-label", playing ? "pause" : "play");
     play.setAttribute("aria-pressed", String(playing));
     repeat.setAttribute("aria-pressed", String(model.get("repeat")));
@@ -179,6 +179,7 @@ function renderGraph({ model, el }) {
   const live = h("div", { class: "bpv-sr-only", "aria-live": "polite" });
   el.append(panel, live);
   let svg = null, byId = new Map(), step = -1, focus = null, base = null;
+  const uid = `bpv-g${++renderGraph.views}`;      // ids unique in the page, for aria-labelledby
 
   function draw() {
     const text = model.get("drawing");
@@ -187,6 +188,9 @@ function renderGraph({ model, el }) {
     // the drawing is markup made by the renderer, every name in it escaped (paint.py)
     panel.innerHTML = text;
     svg = panel.querySelector("svg");
+    svg.querySelector("title").id = `${uid}-t`;
+    svg.querySelector("desc").id = `${uid}-d`;
+    svg.setAttribute("aria-labelledby", `${uid}-t ${uid}-d`);
     base = [Number(svg.getAttribute("width")), Number(svg.getAttribute("height"))];
     svg.querySelectorAll("[data-id]").forEach((e) => byId.set(e.getAttribute("data-id"), e));
     focus = document.createElementNS("http://www.w3.org/2000/svg", "rect");
@@ -209,7 +213,7 @@ function renderGraph({ model, el }) {
     svg.setAttribute("data-step", String(m.k));
     svg.querySelector("title").textContent = m.title;
     svg.querySelector("desc").textContent = m.desc;
-    live.textContent = m.title;
+    live.textContent = m.live;
     step = m.k;
     requestAnimationFrame(follow);
   }
@@ -316,6 +320,8 @@ function renderGraph({ model, el }) {
     window.removeEventListener("resize", onResize);
   };
 }
+
+renderGraph.views = 0;
 
 export default {
   render(ctx) {

@@ -196,5 +196,7 @@ class GraphPanel(anywidget.AnyWidget, StepperPart):
         scene = painter.scene(m.step, view)
         changed = {k: v for k, v in scene.items() if self._sent.get(k) != v}
         self._sent = scene
+        # what a screen reader says at a step: where it is, and what the rule wrote
+        live = view.header + (f" = {view.result}" if view.k else "")
         self.send({"k": m.step, "scene": changed, "title": view.header,
-                   "desc": "\n".join(view.lines[1:]) or view.header})
+                   "desc": "\n".join(view.lines[1:]) or view.header, "live": live})
