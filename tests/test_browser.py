@@ -677,6 +677,49 @@ def test_classroom_screen_keeps_the_step_in_view(app, lesson, screen):
         go_to_start(L, lesson)
 
 
+@pytest.mark.parametrize("screen", [(1280, 720), (1920, 1080)], ids=lambda s: f"{s[0]}x{s[1]}")
+def test_projector_mode_makes_the_step_readable_from_the_back(app, lesson, screen):
+    """One switch: every label of the graph and the equation's text at least 3 % of the
+    window's height (a slide's 24-pt rule is ~4 %), the step's node still in view."""
+    L, tr = app, lesson.trace
+    w, h = screen
+    L.page.set_viewport_size({"width": w, "height": h})
+    try:
+        go_to_start(L, lesson)
+        L.click("projector on", ".bpv-projector")
+        L.do("the drawing grows", lambda: L.page.wait_for_function(
+            "(root) => { const s = document.querySelector(root + ' .bpv-graph svg');"
+            " return s && Number(s.getAttribute('width')) > 1.5 * s.viewBox.baseVal.width; }",
+            arg=L.root, timeout=TIMEOUT_MS, polling=50))
+        for k in range(1, 10):
+            L.click_until_step_changes(f"projector: ▶ to step {k}", ".bpv-next")
+        wait_shown(L, "projector: step 9", step="9")
+        try:
+            L.page.wait_for_function(f"(root) => {{ const s = ({SCREEN_JS})(root); return s &&"
+                                     " s.node_in_panel && s.node_in_view; }", arg=L.root,
+                                     timeout=10_000, polling=50)
+        except Exception:          # noqa: BLE001 — reported below
+            pass
+        s = L.page.evaluate(SCREEN_JS, L.root)
+        eq_px = L.page.evaluate("(root) => parseFloat(getComputedStyle(document.querySelector("
+                                "root + ' .bpv-eq-box')).fontSize)", L.root)
+        L.shot(f"projector-{w}x{h}-step9")
+        expect(L, f"{w}×{h} projector: graph labels ≥ 3 % of the height",
+               s["min_label_px"] >= 0.03 * h - 0.5, f"measured: {s}")
+        expect(L, f"{w}×{h} projector: equation text ≥ 3 % of the height",
+               eq_px >= 0.03 * h - 0.5, f"equation font {eq_px} px")
+        expect(L, f"{w}×{h} projector: the step's node in the panel and on screen",
+               s["node_in_panel"] and s["node_in_view"], f"measured: {s}")
+        RESULTS.setdefault("projector", {})[f"{L.app} {w}×{h}"] = (s["min_label_px"], eq_px)
+        print(f"\n[{L.app}] projector {w}×{h}: smallest graph label {s['min_label_px']} px, "
+              f"equation {eq_px} px ({100 * s['min_label_px'] / h:.1f} % / "
+              f"{100 * eq_px / h:.1f} % of the height); node in view")
+    finally:
+        L.click("projector off", ".bpv-projector")
+        L.page.set_viewport_size(VIEWPORT)
+        go_to_start(L, lesson)
+
+
 def test_saved_lesson_shows_pictures_before_run_all(browser, tmp_path):
     """A lesson opened in JupyterLab before Run All (no kernel output yet, not trusted): the
     Stepper's cell and the drawn steps show pictures that fit their output, not their text run

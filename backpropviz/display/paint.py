@@ -28,7 +28,7 @@ def caption_lines(view: StepView) -> list[str]:
     """A drawing's caption: the step's lines, with the numbers and the result on one line."""
     lines = view.lines
     if len(lines) == 4:
-        lines = [lines[0], lines[1], lines[2].strip() + "   " + lines[3].strip()[2:]]
+        lines = [lines[0], lines[1], lines[2].strip() + "  " + lines[3].strip()]   # = A B = R
     return lines
 
 

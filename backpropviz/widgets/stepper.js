@@ -6,7 +6,7 @@
 // ({data-id: class, hover text or row markup}, made by display/paint.py's Painter.scene).
 
 const KEYS = { ArrowLeft: "prev", ArrowRight: "next", Home: "reset", End: "end" };
-const LABEL_PX = 12;                // the drawing's text size in its own units (style.py)
+const LABEL_PX = 11;                // the drawing's smallest text (edge labels, style.py)
 
 function h(tag, attrs = {}, text = "") {
   const e = document.createElement(tag);
