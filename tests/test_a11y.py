@@ -21,7 +21,7 @@ import re
 import pytest
 
 from backpropviz.display.presentation import present
-from browser_util import ARTIFACTS, Learner
+from browser_util import ARTIFACTS, TIMEOUT_MS, Learner
 from test_browser import (MISSING, browser, counter_at, expect, go_to_start,  # noqa: F401
                           lesson, start_app, wait_shown)
 
@@ -214,3 +214,42 @@ def test_hover_and_click_a_node(app, lesson):
         }""", arg=L.root, timeout=60_000, polling=50))
     L.do("tick 'follow the current step' again", lambda: L.page.locator(
         L.sel(".bpv-follow input")).check())
+
+
+def test_a_refused_field_is_marked_and_named_next_to_the_form(app, lesson):
+    """A field the rebuild cannot read: outlined in red (seen, not only a class), its message an
+    alert naming it beside the form, the rebuild's own message beside its button; the last good
+    trace stays, and a good value clears the mark."""
+    L, tr = app, lesson.trace
+    go_to_start(L, lesson)
+    x = L.page.locator(L.sel(".bpv-x input")).first
+    good = x.input_value()
+    L.do("type an x of the wrong length", lambda: x.fill("1, 2, 3"))
+    L.click("rebuild", ".bpv-rebuild")
+    L.do("the field is outlined and named", lambda: L.page.wait_for_function(
+        """(root) => { const r = document.querySelector(root);
+           const f = r.querySelector('.bpv-x.bpv-bad input');
+           const e = r.querySelector('.bpv-field-errors [role=alert]');
+           return !!f && !!e && /\\bx\\b/.test(e.textContent); }""",
+        arg=L.root, timeout=TIMEOUT_MS, polling=50))
+    mark = L.page.evaluate("""(root) => {
+        const r = document.querySelector(root), f = r.querySelector('.bpv-x input');
+        const st = getComputedStyle(f), b = r.querySelector('.bpv-rebuild').getBoundingClientRect();
+        const m = r.querySelector('.bpv-controls-message');
+        const mr = m.getBoundingClientRect();
+        return { style: st.outlineStyle, px: parseFloat(st.outlineWidth) || 0,
+                 colour: st.outlineColor, background: st.backgroundColor,
+                 message: m.textContent.trim(), gap: Math.round(mr.top - b.bottom) }; }""", L.root)
+    expect(L, "a visible red outline on the refused field",
+           mark["style"] == "solid" and mark["px"] >= 2 and mark["colour"] == "rgb(179, 38, 30)",
+           f"computed: {mark}")
+    expect(L, "the rebuild's message right below its button",
+           mark["message"] and 0 <= mark["gap"] <= 40, f"measured: {mark}")
+    L.do("type the good x again", lambda: x.fill(good))
+    L.click("rebuild", ".bpv-rebuild")
+    L.do("the mark is gone", lambda: L.page.wait_for_function(
+        "(root) => !document.querySelector(root).querySelector('.bpv-bad')",
+        arg=L.root, timeout=TIMEOUT_MS, polling=50))
+    print(f"\n[{L.app}] refused field: outline {mark['style']} {mark['px']} px {mark['colour']}, "
+          f"message {mark['message']!r} {mark['gap']} px below the rebuild button")
+    go_to_start(L, lesson)

@@ -71,7 +71,10 @@ def test_the_lab_and_the_stepper_show_refused_fields_the_same_way_in_the_forms_o
     assert isinstance(s.field_errors, FieldErrors) and "⚠ y:" in s.field_errors.value
     for widget in (lab, s):                 # one look: a red outline, the message as an alert
         assert 'class="bpv-field-error" role="alert"' in widget.field_errors.value
-        assert ".bpv-bad input" in widget.field_errors.value
+    from pathlib import Path
+    import backpropviz.widgets as W
+    for css in ("stepper.css", "lab.css"):   # the red outline, in the CSS file each one loads
+        assert ".bpv-bad input" in (Path(W.__file__).parent / css).read_text()
     lab.lr_w.value, lab.batch_w.value = "0.5", "all"
     assert lab.field_errors.value == "" and lab.field_errors.messages == {}
     s.close()

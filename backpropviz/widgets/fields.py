@@ -9,9 +9,7 @@ import html
 
 import ipywidgets as ipw
 
-FIELD_CSS = ("<style>.bpv-bad input, .bpv-bad textarea, .bpv-bad select { outline: 2px solid "
-             "#b3261e; outline-offset: -2px; background: #fff4f2; }\n"
-             ".bpv-field-error { color: #b3261e; font-size: 13px; }</style>")
+# the look of a refused field is in stepper.css and lab.css (.bpv-bad, .bpv-field-error)
 
 
 class FieldErrors(ipw.HTML):
@@ -50,7 +48,7 @@ class FieldErrors(ipw.HTML):
         self.messages = {n: messages[n] for n in self.fields if messages.get(n)}
 
     def _show(self):
-        self.value = (FIELD_CSS + "".join(
+        self.value = ("".join(
             f'<div class="bpv-field-error" role="alert">⚠ {html.escape(name)}: '
             f'{html.escape(message)}</div>' for name, message in self.messages.items())
             if self.messages else "")

@@ -46,10 +46,12 @@ class Stepper(ClosesParts, ipw.VBox):
     def _build(self, net_or_trace, x, y, predict, interval, projector, kwargs):
         self.model = StepperModel(net_or_trace, x, y)
         self.message = ipw.HTML().add_class("bpv-message")
+        # the graph and the bar first: parts refresh in the order they were made, and a step's
+        # scene then leaves the kernel before the equation, which MathJax typesets in the page
+        self.graph = GraphPanel(self)
+        self.bar = StepperBar(self, interval, projector)
         self.equation_panel = EquationPanel(self)
         self.predict_box = PredictBox(self, predict)
-        self.bar = StepperBar(self, interval, projector)
-        self.graph = GraphPanel(self)
         self.link = T.dlink((self.bar, "projector"), (self.graph, "projector"))
         self.inspector = Inspector(self)
         rb = self.model.rebuilder

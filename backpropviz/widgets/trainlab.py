@@ -33,19 +33,13 @@ from .base import ClosesParts, close_tree, shown_in_widget
 from .cells import MadeByCells
 from .fields import FieldErrors
 from .labfigure import LabFigure
+from .pagestyle import PageStyle
 from .stepper import Stepper
 
 CHUNK_S = 0.3             # seconds of training between two redraws (a redraw takes ~0.1 s)
 STEP_S = 0.02             # seconds of one call of Training.step: the controls wait at most this
 MAX_HIDDEN, MAX_WIDTH = 6, 256
 OWN = "your data"
-
-_CSS = """<style>
-.bpv-lab .bpv-status { font-size: 15px; }
-.bpv-lab button:focus-visible, .bpv-lab input:focus-visible, .bpv-lab select:focus-visible {
-  outline: 3px solid #1a73e8; outline-offset: 1px; }
-</style>"""
-
 
 class Unreadable(BackpropError):
     """A setting's field cannot be read (it is marked; nothing changes)."""
@@ -210,7 +204,7 @@ class TrainingLab(ClosesParts, ipw.VBox):
 
         wrap = ipw.Layout(flex_flow="row wrap", align_items="center")
         self.children = [
-            ipw.HTML(_CSS + "<b>data and network</b> (a change starts a new run)"),
+            PageStyle(), ipw.HTML("<b>data and network</b> (a change starts a new run)"),
             ipw.HBox([self.data_w, self.seed_w, self.hidden_w, self.act_w], layout=wrap),
             ipw.HBox([self.lr_w, self.batch_w, self.run_w, self.one_w, self.reset_w], layout=wrap),
             self.field_errors, self.status, self.message,
