@@ -237,10 +237,10 @@ def test_a_refused_field_is_marked_and_named_next_to_the_form(app, lesson):
         const st = getComputedStyle(f), b = r.querySelector('.bpv-rebuild').getBoundingClientRect();
         const m = r.querySelector('.bpv-controls-message');
         const mr = m.getBoundingClientRect();
-        return { style: st.outlineStyle, px: parseFloat(st.outlineWidth) || 0,
-                 colour: st.outlineColor, background: st.backgroundColor,
+        return { style: st.borderTopStyle, px: parseFloat(st.borderTopWidth) || 0,
+                 colour: st.borderTopColor, background: st.backgroundColor,
                  message: m.textContent.trim(), gap: Math.round(mr.top - b.bottom) }; }""", L.root)
-    expect(L, "a visible red outline on the refused field",
+    expect(L, "a visible red frame on the refused field",
            mark["style"] == "solid" and mark["px"] >= 2 and mark["colour"] == "rgb(179, 38, 30)",
            f"computed: {mark}")
     expect(L, "the rebuild's message right below its button",
@@ -250,6 +250,6 @@ def test_a_refused_field_is_marked_and_named_next_to_the_form(app, lesson):
     L.do("the mark is gone", lambda: L.page.wait_for_function(
         "(root) => !document.querySelector(root).querySelector('.bpv-bad')",
         arg=L.root, timeout=TIMEOUT_MS, polling=50))
-    print(f"\n[{L.app}] refused field: outline {mark['style']} {mark['px']} px {mark['colour']}, "
+    print(f"\n[{L.app}] refused field: border {mark['style']} {mark['px']} px {mark['colour']}, "
           f"message {mark['message']!r} {mark['gap']} px below the rebuild button")
     go_to_start(L, lesson)

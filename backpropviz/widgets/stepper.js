@@ -80,19 +80,22 @@ function renderBar({ model, el }) {
   expSel.onchange = () => ask({ expand: expSel.value });
   root.addEventListener("focusin", (e) => { lastFocus = e.target; });
 
-  // ← → Home End anywhere in the Stepper (JupyterLab would move between cells); the listener is
-  // on the Stepper around the bar, and changes nothing in its DOM
-  const scope = el.closest(".bpv-stepper") || el;
+  // ← → Home End anywhere in the Stepper: heard on the document before JupyterLab (which would
+  // move between cells), for the events inside this bar's Stepper only; nothing in the DOM changes
+  const mine = (t) => {
+    const s = el.closest(".bpv-stepper");
+    return t instanceof Node && (s ? s.contains(t) : el.contains(t));
+  };
   const onKey = (e) => {
     const what = KEYS[e.key];
-    if (!what || e.altKey || e.ctrlKey || e.metaKey || e.shiftKey) return;
+    if (!what || e.altKey || e.ctrlKey || e.metaKey || e.shiftKey || !mine(e.target)) return;
+    if (typing(e.target) || e.target === slider || e.target.closest(".noUi-target")) return;
     e.stopPropagation();
-    if (typing(e.target) || e.target === slider) return;
     e.preventDefault();
     const b = { reset, prev, next, end }[what];
     if (!b.disabled) actions[what]();
   };
-  scope.addEventListener("keydown", onKey);
+  document.addEventListener("keydown", onKey, true);
 
   function options(sel, pairs, value) {
     const now = Array.from(sel.options).map((o) => [o.value, o.textContent]);
@@ -165,7 +168,7 @@ function renderBar({ model, el }) {
   show();
   return () => {
     clearTimeout(timer);
-    scope.removeEventListener("keydown", onKey);
+    document.removeEventListener("keydown", onKey, true);
     names.forEach((n) => model.off(`change:${n}`, changed));
     model.off("msg:custom", onMsg);
   };
@@ -178,7 +181,7 @@ function renderGraph({ model, el }) {
     "aria-label": "the computation graph (scrolls; ← → step)" });
   const live = h("div", { class: "bpv-sr-only", "aria-live": "polite" });
   el.append(panel, live);
-  let svg = null, byId = new Map(), step = -1, focus = null, base = null;
+  let svg = null, byId = new Map(), step = -1, base = null;
   const uid = `bpv-g${++renderGraph.views}`;      // ids unique in the page, for aria-labelledby
 
   function draw() {
@@ -193,11 +196,6 @@ function renderGraph({ model, el }) {
     svg.setAttribute("aria-labelledby", `${uid}-t ${uid}-d`);
     base = [Number(svg.getAttribute("width")), Number(svg.getAttribute("height"))];
     svg.querySelectorAll("[data-id]").forEach((e) => byId.set(e.getAttribute("data-id"), e));
-    focus = document.createElementNS("http://www.w3.org/2000/svg", "rect");
-    focus.setAttribute("class", "bpv-focusbox");
-    focus.setAttribute("fill", "none");
-    focus.setAttribute("stroke", "none");
-    svg.append(focus);
     scale();
     model.send({ hello: 1 });           // the whole scene of the current step, please
   }
@@ -278,17 +276,30 @@ function renderGraph({ model, el }) {
       panel.scrollTop += (want.top + want.bottom) / 2 - (top + panel.clientHeight / 2);
       panel.scrollLeft += (want.left + want.right) / 2 - (left + panel.clientWidth / 2);
     }
-    // then the page: if the node is outside the window, bring it in by the least scrolling
+    // then the page: if the node is outside the window, bring it in by the least scrolling,
+    // but never past the Stepper's top (its panel fits the window below the bar, so with the
+    // Stepper at the top of the window the node is in view)
     const c = svg.querySelector("rect.cur-F, rect.cur-B").getBoundingClientRect();
-    const v = visible();
-    if (c.top < v.top || c.bottom > v.bottom) {
-      const ctm = svg.getScreenCTM().inverse();
-      const p = new DOMPoint(c.left, c.top).matrixTransform(ctm);
-      const q = new DOMPoint(c.right, c.bottom).matrixTransform(ctm);
-      focus.setAttribute("x", String(p.x)); focus.setAttribute("y", String(p.y));
-      focus.setAttribute("width", String(q.x - p.x)); focus.setAttribute("height", String(q.y - p.y));
-      focus.scrollIntoView({ block: "nearest", inline: "nearest" });
+    const v = visible(), m2 = 8;
+    let d = 0;
+    if (c.bottom > v.bottom - m2) {
+      const top = (el.closest(".bpv-stepper") || el).getBoundingClientRect().top;
+      d = Math.min(c.bottom - (v.bottom - m2), Math.max(0, top - v.top));
+    } else if (c.top < v.top + m2) {
+      d = c.top - (v.top + m2);
     }
+    if (d) scroller().scrollBy(0, d);
+  }
+
+  function scroller() {      // what scrolls the page: JupyterLab's notebook, or the nearest
+    const nb = el.closest(".jp-WindowedPanel-outer");      // ancestor that scrolls (Voilà)
+    if (nb) return nb;
+    for (let e = el.parentElement; e; e = e.parentElement) {
+      const y = getComputedStyle(e).overflowY;
+      if ((y === "auto" || y === "scroll" || y === "overlay") && e.scrollHeight > e.clientHeight)
+        return e;
+    }
+    return document.scrollingElement || document.documentElement;
   }
 
   panel.addEventListener("click", (e) => {     // a click on a node: open it in the inspector
