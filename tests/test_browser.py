@@ -623,6 +623,9 @@ SCREEN_JS = r"""(root) => {
            controls_in_view: inside(n, view), min_label_px: Math.round(minPx * 100) / 100,
            min_label: minText, graph_top: Math.round(gr.top), graph_h: Math.round(gr.height),
            graph_below_top: Math.round(gr.top - R.getBoundingClientRect().top),
+           play_at: (() => { const p = R.querySelector('.bpv-play'), r = R.getBoundingClientRect();
+                             if (!p) return null; const b = p.getBoundingClientRect();
+                             return [Math.round(b.left - r.left), Math.round(b.top - r.top)]; })(),
            node: [Math.round(c.top), Math.round(c.bottom), Math.round(c.left), Math.round(c.right)],
            panel: [Math.round(box.top), Math.round(box.bottom), Math.round(box.left),
                    Math.round(box.right)],
@@ -669,6 +672,9 @@ def test_classroom_screen_keeps_the_step_in_view(app, lesson, screen):
             if k == 9:
                 L.shot(f"classroom-{w}x{h}-step9")
         tops = {s["graph_below_top"] for s in seen}       # in the Stepper (the page may scroll)
+        plays = {tuple(s["play_at"]) for s in seen}
+        expect(L, f"{w}×{h}: the controls do not move while stepping", len(plays) == 1,
+               f"the play button at {sorted(plays)} (x, y in the Stepper) over the steps")
         expect(L, f"{w}×{h}: the graph stays put while the equation changes",
                max(tops) - min(tops) <= 1, f"graph top at {sorted(tops)} px over the steps")
         px = min(s["min_label_px"] for s in seen)

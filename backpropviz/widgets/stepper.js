@@ -115,6 +115,7 @@ function renderBar({ model, el }) {
   function show() {
     const k = model.get("step"), n = model.get("n"), locked = model.get("locked");
     counter.textContent = model.get("counter");
+    counter.style.minWidth = `${model.get("counter_chars") + 2}ch`;
     slider.max = String(n);
     slider.value = String(k);
     slider.setAttribute("aria-valuetext", model.get("counter"));
@@ -159,7 +160,7 @@ function renderBar({ model, el }) {
   }
 
   const changed = () => { waiting = false; show(); };
-  const names = ["step", "n", "n_forward", "counter", "locked", "playing", "repeat", "projector",
+  const names = ["step", "n", "n_forward", "counter", "counter_chars", "locked", "playing", "repeat", "projector",
                  "granularity", "granularities", "circuit_ok", "expand_options", "expanded",
                  "message", "message_error"];
   names.forEach((n) => model.on(`change:${n}`, changed));

@@ -34,6 +34,7 @@ class StepperBar(anywidget.AnyWidget, StepperPart):
     n = T.Int(0).tag(sync=True)
     n_forward = T.Int(0).tag(sync=True)
     counter = T.Unicode("").tag(sync=True)
+    counter_chars = T.Int(0).tag(sync=True)         # its longest text: the controls never shift
     locked = T.Bool(False).tag(sync=True)           # predict mode: no slider, no Play
     playing = T.Bool(False).tag(sync=True)
     repeat = T.Bool(False).tag(sync=True)
@@ -120,6 +121,8 @@ class StepperBar(anywidget.AnyWidget, StepperPart):
         with self.hold_sync():
             self.n, self.n_forward, self.step = m.n, m.n_forward, m.step
             self.counter = m.counter()
+            nf, nb = m.n_forward, m.n - m.n_forward
+            self.counter_chars = len(f"step {m.n}/{m.n} · forward {nf}/{nf} · backward {nb}/{nb}")
             self.locked = predicting
             if predicting:
                 self.playing = False
