@@ -172,7 +172,7 @@ for lr in (0.05, 0.5, 2.0, 8.0):
 
 # %%
 a = X
-for m in r._live.layers[:4]:       # M_1 … M_4: MM, ReLU, MM, ReLU
+for m in r.network.layers[:4]:     # M_1 … M_4: MM, ReLU, MM, ReLU
     a = m.forward(a)
 print(f"units of u[4] that are 0 on all 200 points: {int((a.max(axis=1) == 0).sum())} of 16")
 print("largest |∂J/∂W[l]| at the last iteration:",

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import html
 
-import numpy as np
-
-from ..core.errors import BackpropError, shape_words
+from ..core.checks import numeric
+from ..core.errors import BackpropError, brief, shape_words
 from ..core.numerics import ATOL, RTOL, close
 from .hints import tolerance_text
 from .rebuild import parse_array
@@ -28,19 +27,28 @@ class Question:
 
     def __init__(self, prompt: str, answer, choices: list[str] | None = None, why: str = "",
                  hint: str = ""):
+        for what, text in (("the prompt", prompt), ("why", why), ("the hint", hint)):
+            if not isinstance(text, str):
+                raise BackpropError(f"Question: {what} is text; got {brief(text)}")
         self.prompt, self.why, self.hint = prompt, why, hint
+        if choices is not None and (isinstance(choices, str) or not isinstance(
+                choices, (list, tuple)) or not all(isinstance(c, str) and c.strip()
+                                                   for c in choices)):
+            raise BackpropError(f"Question: the choices are a list of texts, e.g. ['4×5', '5×4']; "
+                                f"got {brief(choices)}")
         self.choices = list(choices) if choices is not None else None
         if self.choices is not None:
-            if answer not in self.choices:
-                raise BackpropError(f"Question: the answer {answer!r} is not one of the choices")
+            if not isinstance(answer, str) or answer not in self.choices:
+                raise BackpropError(f"Question: the answer {brief(answer)} is not one of the "
+                                    f"choices")
             self.answer = answer
         else:
-            self.answer = np.asarray(answer, dtype=float)
+            self.answer = numeric(answer, "Question: the answer")
 
     def check(self, text) -> tuple[bool, str]:
         """(right, message) for an answer typed as text."""
         if self.choices is not None:
-            got = _plain(text)
+            got = _plain(text if isinstance(text, str) else brief(text))
             match = [c for c in self.choices if got in (_plain(c), _plain(c.split()[0]))]
             if not got or not match:
                 return False, "Choose one of: " + "; ".join(self.choices)

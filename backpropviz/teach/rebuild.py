@@ -9,7 +9,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from ..core import modules as M
-from ..core.errors import BackpropError, shape_str
+from ..core.errors import BackpropError, brief, shape_str
 from ..core.networks import Sequential, loss_name, mlp, mlp_shape
 from ..core.trace import Trace
 from ..display.text import exact, fnum, inline
@@ -18,6 +18,7 @@ from ..core.checks import numeric, whole
 MAX_EDITABLE_PARAMS = 60
 MAX_SIZE = 64                   # units in a layer the controls make
 MAX_LAYERS = 8                  # MM layers the controls make
+TOO_LARGE = "a number too large for a float (above about 1.8e308)"
 
 
 @dataclass(frozen=True)
@@ -41,32 +42,41 @@ def same_network(a: Settings, b: Settings) -> bool:
 
 def parse_array(text: str, what: str) -> np.ndarray:
     """'1, 2' or '[1, 2]' or '[[1, 2], [3, 4]]' → an array; a clear error otherwise."""
-    s = str(text).strip()
+    try:
+        s = str(text).strip()
+    except ValueError:                          # an int Python will not write out (4,300 digits)
+        raise BackpropError(f"{what}: {TOO_LARGE}") from None
     if not s:
         raise BackpropError(f"{what}: empty; type numbers such as 1.0, -2")
     if not s.startswith("["):
         s = "[" + s + "]"
     try:
         value = ast.literal_eval(s)
-        if any(isinstance(v, (str, bytes, complex)) for v in np.ravel(np.array(value, object))):
+        if any(v is None or isinstance(v, (str, bytes, complex))
+               for v in np.ravel(np.array(value, object))):
             raise ValueError
         arr = np.array(value, dtype=float)
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError, OverflowError):
-        raise BackpropError(f"{what}: could not read {text!r} as numbers; write e.g. "
+    except OverflowError:                       # an int of more than 308 digits
+        raise BackpropError(f"{what}: {TOO_LARGE} in {brief(text)}") from None
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError) as e:
+        if "integer string conversion" in str(e):      # an int of more than 4,300 digits
+            raise BackpropError(f"{what}: {TOO_LARGE} in {brief(text)}") from None
+        raise BackpropError(f"{what}: could not read {brief(text)} as numbers; write e.g. "
                             f"1.0, -2 or [[1, 2], [3, 4]]") from None
-    if not np.isfinite(arr).all():
-        raise BackpropError(f"{what}: NaN or inf in {text!r}")
+    if not np.isfinite(arr).all():              # 1e400 is read as inf
+        raise BackpropError(f"{what}: {TOO_LARGE} in {brief(text)}")
     return arr
 
 
 def parse_sizes(text: str, keep: tuple = ()) -> tuple:
     """'2, 3, 1' or '2-3-1' → (2, 3, 1), within the limits of ``check_sizes``."""
-    s = str(text).strip()
+    s = text.strip() if isinstance(text, str) else brief(text)
     parts = s.split(",") if "," in s else s.replace("-", " ").split()
     try:
         sizes = tuple(int(p) for p in parts if p.strip())
     except ValueError:
-        raise BackpropError(f"layer sizes: could not read {text!r}; write e.g. 2, 3, 1") from None
+        raise BackpropError(f"layer sizes: could not read {brief(text)}; write e.g. 2, 3, 1") \
+            from None
     return check_sizes(sizes, keep)
 
 
@@ -80,7 +90,8 @@ def check_sizes(sizes: tuple, keep: tuple = ()) -> tuple:
     if not 2 <= len(sizes) <= MAX_LAYERS + 1 or max(sizes) > MAX_SIZE:
         raise BackpropError(f"layer sizes: 2 to {MAX_LAYERS + 1} sizes (input, …, output), each a "
                             f"whole number from 1 to {MAX_SIZE}; got "
-                            f"{', '.join(map(str, sizes[:12]))}{' …' if len(sizes) > 12 else ''}")
+                            f"{', '.join(brief(n, 12) for n in sizes[:12])}"
+                            f"{' …' if len(sizes) > 12 else ''}")
     return sizes
 
 
@@ -122,9 +133,23 @@ class Rebuilder:
             if k in changes:
                 changes[k] = numeric(changes[k], k).ravel()
         if "sizes" in changes:          # the limits live here, not only in the widget
-            changes["sizes"] = check_sizes(tuple(changes["sizes"]), self.settings.sizes)
+            sizes = changes["sizes"]
+            if isinstance(sizes, str):
+                changes["sizes"] = parse_sizes(sizes, self.settings.sizes)
+            elif isinstance(sizes, (list, tuple)) or np.ndim(sizes) == 1:
+                changes["sizes"] = check_sizes(tuple(sizes), self.settings.sizes)
+            else:
+                raise BackpropError(f"layer sizes: give them as (2, 3, 1) or '2, 3, 1'; got "
+                                    f"{brief(sizes)}")
         if "seed" in changes:
             changes["seed"] = whole(changes["seed"], "seed")
+        for k in ("loss", "activation", "output_activation"):
+            if k in changes and not isinstance(changes[k], str) and not (
+                    k == "output_activation" and changes[k] is None):
+                raise BackpropError(f"{k}: give its name, e.g. 'relu' or 'squared'; got "
+                                    f"{brief(changes[k])}")
+        if weights is not None and not isinstance(weights, dict):
+            raise BackpropError(f"weights: give a dict such as {{'W[1]': …}}; got {brief(weights)}")
         st = replace(self.settings, **changes)
         net = self._network(st, weights, keep_net, fresh)
         trace = net.backprop(st.x, st.y.reshape(()) if st.y.size == 1 else st.y)
@@ -133,7 +158,7 @@ class Rebuilder:
 
     def _network(self, st: Settings, weights, keep_net, fresh) -> Sequential:
         if st.loss not in M.LOSSES:
-            raise BackpropError(f"loss: choose one of {', '.join(M.LOSSES)}; got {st.loss!r}")
+            raise BackpropError(f"loss: choose one of {', '.join(M.LOSSES)}; got {brief(st.loss)}")
         if (keep_net or same_network(st, self.settings)) and not fresh:   # perhaps another loss
             net = Sequential(self.net.layers, M.LOSSES[st.loss]())
             net.seed = getattr(self.net, "seed", 0)
@@ -152,11 +177,11 @@ class Rebuilder:
             if not line.strip():
                 continue
             if "=" not in line:
-                raise BackpropError(f"weights: each line is 'name = numbers'; got {line!r}")
+                raise BackpropError(f"weights: each line is 'name = numbers'; got {brief(line)}")
             name, val = (s.strip() for s in line.split("=", 1))
             old = self.net.params.get(name)
             if old is None:
-                raise BackpropError(f"weights: no parameter {name!r}; parameters: "
+                raise BackpropError(f"weights: no parameter {brief(name)}; parameters: "
                                     f"{', '.join(self.net.params)}")
             arr = parse_array(val, name)
             if arr.shape != old.shape:

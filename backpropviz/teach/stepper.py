@@ -7,10 +7,12 @@ a prediction) live here and in rebuild.py and hints.py, where they are tested wi
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..core import keys as K
-from ..core.errors import BackpropError, shape_str
+from ..core.errors import BackpropError, brief, shape_str
 from ..core.numerics import close
 from .hints import hint
 from ..core.networks import Sequential
@@ -19,9 +21,24 @@ from .rebuild import Rebuilder, parse_array
 from ..core.trace import Trace
 from ..display.text import inline
 
-__all__ = ["StepperModel", "parse_array", "GRANULARITIES"]
+__all__ = ["StepperModel", "parse_array", "step_number", "GRANULARITIES"]
 
 GRANULARITIES = ("modules", "scalar circuit")
+
+
+def step_number(k, n: int) -> int:
+    """A step asked for: a whole number (3, 3.0 or "3"; −inf and inf are the ends), clamped to
+    −1 … n + 1 (a step out of range stays out of range), or a BackpropError (2.5, NaN, True)."""
+    if isinstance(k, str):
+        try:
+            k = int(k.strip())
+        except ValueError:
+            raise BackpropError(f"the step: give a whole number; got {brief(k)}") from None
+    if isinstance(k, (float, np.floating)) and (math.isinf(k) or float(k).is_integer()):
+        return -1 if k < 0 else n + 1 if k > n else int(k)
+    if isinstance(k, (bool, np.bool_)) or not isinstance(k, (int, np.integer)):
+        raise BackpropError(f"the step: give a whole number; got {brief(k)}")
+    return max(-1, min(n + 1, int(k)))
 
 
 class StepperModel:
@@ -97,9 +114,9 @@ class StepperModel:
         (no decomposition, an overflow in a literal formula) ``error`` says why, the view stays
         and False is returned."""
         from ..theory.circuit import to_circuit
-        if granularity not in GRANULARITIES:
+        if not isinstance(granularity, str) or granularity not in GRANULARITIES:
             self.error = (f"granularity: choose one of {', '.join(GRANULARITIES)}; "
-                          f"got {granularity!r}")
+                          f"got {brief(granularity)}")
             return False
         if granularity == self.granularity:
             return True
@@ -143,6 +160,9 @@ class StepperModel:
         operations, or (None, "none") every module closed, at the matching step; on failure
         ``error`` says why, the view stays and False is returned."""
         from ..theory.expand import expand, expanded_step
+        if module is not None and not isinstance(module, str):
+            self.error = f"expand: name a module such as 'M_1' (or None); got {brief(module)}"
+            return False
         module = None if module in (None, "", "none") else module
         if module == self.expanded and (module is not None or not self.in_circuit):
             return True
@@ -190,7 +210,8 @@ class StepperModel:
         return self.trace.n_forward
 
     def go(self, k: int) -> int:
-        k = max(0, min(self.n, int(k)))
+        """Move to step k, clamped to 0 … n (see ``step_number``)."""
+        k = max(0, min(self.n, step_number(k, self.n)))
         if k != self.step:
             self.step = k
             self._changed("step")
@@ -229,6 +250,10 @@ class StepperModel:
     def inspect(self, name: str) -> dict:
         """A node's value and gradient (None until known at this step), with its shape."""
         tr, k = self.trace, self.step
+        if not isinstance(name, str):
+            raise BackpropError(f"inspect: a node is named by text such as 'u[1]'; "
+                                f"got {brief(name)}")
+        tr.node(name)           # none by this name: a BackpropError naming the first nodes
         vkey, gkey = K.Key(name), K.Key.gradient(name)
         return {"name": name, "value": tr[vkey] if tr.is_known(vkey, k) else None,
                 "grad": tr[gkey] if tr.is_known(gkey, k) else None,
@@ -285,12 +310,13 @@ class StepperModel:
 
     def needs_prediction(self, k: int) -> bool:
         """Steps a learner predicts before they are shown: the backward rules (B1), (B2), sums."""
+        k = step_number(k, self.n)
         return 1 <= k <= self.n and self.trace.specs[k - 1].kind in ("B1", "B2", "acc") \
             and k not in self.revealed
 
     def check_prediction(self, text: str, k: int | None = None) -> tuple[bool, str]:
         """(right, message) for a prediction of step k (default: the next step)."""
-        k = self.step + 1 if k is None else k
+        k = self.step + 1 if k is None else step_number(k, self.n)
         if not 1 <= k <= self.n:
             return False, (f"There is no step {k} to predict: all {self.n} steps are done."
                            if k > self.n else f"There is no step {k}: steps are 1 to {self.n}.")
@@ -311,7 +337,7 @@ class StepperModel:
         return False, hint(self.trace, spec, got)
 
     def reveal(self, k: int | None = None):
-        k = self.step + 1 if k is None else k
+        k = self.step + 1 if k is None else step_number(k, self.n)
         if 1 <= k <= self.n:
             self.revealed.add(k)
             self._changed("revealed")
