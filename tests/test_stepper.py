@@ -834,3 +834,16 @@ def test_enter_checks_the_answer_once():
     assert s.step == k and "✔" in s.feedback.value
     s.click("check")                                    # the same click's button event
     assert "✔" in s.feedback.value and not s.predict_box.tries.get(k + 1)
+
+
+def test_the_widget_takes_any_step_asked_for_or_says_why():
+    """Stepper.go and the bar: inf goes to the end, 2.5 or None is a message, never a raw error."""
+    s = bpv.Stepper(notes_net(), X, Y)
+    s.go(float("inf"))
+    assert s.step == s.model.n
+    s.go(-10 ** 400)
+    assert s.step == 0
+    with pytest.raises(bpv.BackpropError, match="whole number"):
+        s.go(2.5)
+    s.move(None)                                  # as a callback would: a message in the widget
+    assert "whole number" in s.message.value and s.step == 0

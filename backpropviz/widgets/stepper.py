@@ -16,7 +16,7 @@ import traitlets as T
 
 from ..core.errors import BackpropError
 from ..display.draw import svg_img
-from ..teach.stepper import StepperModel
+from ..teach.stepper import StepperModel, step_number
 from .base import ClosesParts, shown_in_widget
 from .controls import RebuildControls
 from .inspector import Inspector
@@ -75,7 +75,7 @@ class Stepper(ClosesParts, ipw.VBox):
     def move(self, k: int, from_slider: bool = False, keep_feedback: bool = False):
         """Go to step k, but not past a prediction still to be made in predict mode."""
         m = self.model
-        k = max(0, min(m.n, int(k)))
+        k = max(0, min(m.n, step_number(k, m.n)))
         if self.predicting:
             for j in range(m.step + 1, k + 1):
                 if m.needs_prediction(j):

@@ -15,7 +15,7 @@ import anywidget
 import traitlets as T
 
 from ..core.errors import BackpropError
-from ..teach.stepper import GRANULARITIES
+from ..teach.stepper import GRANULARITIES, step_number
 from .base import shown_in_widget
 from .parts import StepperPart
 
@@ -81,7 +81,7 @@ class StepperBar(anywidget.AnyWidget, StepperPart):
     def go(self, k: int, how: str = "slider"):
         """Move as the page would: ``how`` is "button" (refused before a prediction still to be
         made), "slider" or "play" (stop just before it)."""
-        self.handle({"move": int(k), "how": how})
+        self.handle({"move": step_number(k, self.model.n), "how": how})
 
     def set_granularity(self, value: str):
         m = self.model
