@@ -557,6 +557,11 @@ def test_granularity_switch_and_expand_in_the_browser(app, lesson):
         ref.next()
         L.click_until_step_changes(f"▶ in the circuit to step {k}", ".bpv-next")
         L.wait_for(f"circuit step {k}", "(s, w) => s.counter === w", ref.counter())
+    got = L.page.evaluate(DOM_SCENE_JS, L.root)           # a switched graph, then 15 steps
+    want = renderer_scene(ref.trace, ref.step)
+    diff = sorted(i for i in set(want) | set(got["scene"]) if want.get(i) != got["scene"].get(i))
+    expect(L, "the circuit in the page is the renderer's", not diff and len(want) > 100,
+           f"{len(diff)} of {len(want)} elements differ, e.g. {diff[:3]}")
     summary = latency_summary(L.latencies[first:])
     RESULTS["latency"][L.app + " (scalar circuit)"] = summary
     write_latency()

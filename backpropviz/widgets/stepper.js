@@ -185,7 +185,7 @@ function renderGraph({ model, el }) {
   let svg = null, byId = new Map(), step = -1, base = null;
   const uid = `bpv-g${++renderGraph.views}`;      // ids unique in the page, for aria-labelledby
 
-  function draw() {
+  function draw(initial) {   // a new view asks for the whole scene; a new graph brings its own
     const text = model.get("drawing");
     byId = new Map(); svg = null; step = -1;
     if (!text) { panel.innerHTML = model.get("fallback"); return; }
@@ -198,7 +198,7 @@ function renderGraph({ model, el }) {
     base = [Number(svg.getAttribute("width")), Number(svg.getAttribute("height"))];
     svg.querySelectorAll("[data-id]").forEach((e) => byId.set(e.getAttribute("data-id"), e));
     scale();
-    model.send({ hello: 1 });           // the whole scene of the current step, please
+    if (initial) model.send({ hello: 1 });
   }
 
   function apply(m) {
@@ -308,11 +308,12 @@ function renderGraph({ model, el }) {
     if (n) model.send({ inspect: n.getAttribute("data-node") });
   });
   const onMsg = (m) => apply(m);
-  const onDrawing = () => draw();
+  const onDrawing = () => draw(false);
   const onProjector = () => requestAnimationFrame(() => { scale(); follow(); });
   model.on("msg:custom", onMsg);
   model.on("change:drawing", onDrawing);
-  model.on("change:fallback", () => { if (!model.get("drawing")) draw(); });
+  const onFallback = () => { if (!model.get("drawing")) draw(false); };
+  model.on("change:fallback", onFallback);
   model.on("change:projector", onProjector);
   let lastW = -1;
   const ro = window.ResizeObserver ? new ResizeObserver(() => {
@@ -322,11 +323,12 @@ function renderGraph({ model, el }) {
   if (ro) ro.observe(el);
   const onResize = () => scale();
   window.addEventListener("resize", onResize);
-  draw();
+  draw(true);
   requestAnimationFrame(size);
   return () => {
     model.off("msg:custom", onMsg);
     model.off("change:drawing", onDrawing);
+    model.off("change:fallback", onFallback);
     model.off("change:projector", onProjector);
     if (ro) ro.disconnect();
     window.removeEventListener("resize", onResize);
