@@ -5,8 +5,10 @@ expression come the plain text ``W[2]ᵀ ∂J/∂u[3]``, the TeX ``{W^{[2]}}^{\\
 tests, its value on random numbers, which must equal what the module's hand-written backward
 function computes (so the text shown to a learner cannot drift from the code).
 
-Operators: ``+ -`` as usual, ``*`` the elementwise product ⊙, ``@`` a matrix product (written by
-juxtaposition, as the notes do), ``/`` elementwise division, ``**`` a power, ``.T`` a transpose.
+Operators: ``+ -`` as usual, ``*`` the elementwise product ⊙ (× where both factors are single
+numbers, as in the scalar circuit: ⊙ is the notes' product of two vectors), ``@`` a matrix
+product (written by juxtaposition, as the notes do), ``/`` elementwise division, ``**`` a power,
+``.T`` a transpose.
 Vectors are columns when evaluated (the notes' convention), so ``v @ z.T`` is the outer product.
 """
 from __future__ import annotations
@@ -135,8 +137,9 @@ class Const(Expr):
 
 class Bin(Expr):
     _PREC = {"+": SUM, "−": SUM, "⊙": PRODUCT, "·": PRODUCT, "@": PRODUCT, "/": PRODUCT}
-    _TEX = {"+": " + ", "−": " - ", "⊙": r" \odot ", "·": r"\, ", "@": r"\, ", "/": " / "}
-    _TEXT = {"+": " + ", "−": " − ", "⊙": " ⊙ ", "·": " ", "@": " ", "/": " / "}
+    _TEX = {"+": " + ", "−": " - ", "⊙": r" \odot ", "×": r" \times ", "·": r"\, ", "@": r"\, ",
+            "/": " / "}
+    _TEXT = {"+": " + ", "−": " − ", "⊙": " ⊙ ", "×": " × ", "·": " ", "@": " ", "/": " / "}
     _NP = {"+": np.add, "−": np.subtract, "⊙": np.multiply, "·": np.multiply,
            "@": lambda a, b: a @ b if np.ndim(a) and np.ndim(b) else a * b, "/": np.divide}
 
@@ -160,7 +163,8 @@ class Bin(Expr):
             right = self.b.render(fmt, right_need, as_="column")   # W z, Wᵀ v: z and v columns
         else:
             right = self.b.render(fmt, right_need)
-        return left + (self._TEX if fmt.tex else self._TEXT)[self.op] + right
+        op = "×" if self.op == "⊙" and _numbers_only(self, fmt) else self.op
+        return left + (self._TEX if fmt.tex else self._TEXT)[op] + right
 
     def eval(self, env):
         return self._NP[self.op](self.a.eval(env), self.b.eval(env))
@@ -193,6 +197,12 @@ def plus(terms) -> Expr:
     """The sum of these terms (one term: itself)."""
     terms = tuple(terms)
     return terms[0] if len(terms) == 1 else Plus(terms)
+
+
+def _numbers_only(x: Expr, fmt) -> bool:
+    """Whether every symbol x reads is a single number (then so is x: its factors are numbers,
+    and the product is written ×, as the notes multiply scalars, not ⊙)."""
+    return all(fmt.ndim(s) == 0 for s in x.symbols())
 
 
 def _matrix(x: Expr, fmt) -> bool:

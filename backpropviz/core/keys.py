@@ -15,6 +15,8 @@ import re
 from dataclasses import dataclass
 
 _INDEXED = re.compile(r"([A-Za-z]\w*)\[(\d+)\]$")      # u[2] → u^{[2]} in TeX
+_ENTRY = re.compile(r"(.+?)([₀-₉]+(?:,[₀-₉]+)*)")      # W[1]₂,₁: an entry (theory/circuit.py)
+_UNSUB = str.maketrans("₀₁₂₃₄₅₆₇₈₉", "0123456789")
 _TEX_SPECIAL = {c: "\\" + c for c in "#$%&_{}"} | {"\\": r"\backslash{}", "^": r"\hat{}",
                                                    "~": r"\sim{}"}
 
@@ -79,15 +81,20 @@ def label(key: Key) -> str:
 
 
 def tex_name(name: str) -> str:
-    """A node or module name in TeX: u[2] → u^{[2]}, M_3 → M_{3}, a user's name as \\text{…}."""
+    """A node or module name in TeX: u[2] → u^{[2]}, W[1]₂,₁ → W^{[1]}_{2,1}, M_3 → M_{3},
+    M_1.3 → M_{1.3}, a user's name as \\text{…}."""
     m = _INDEXED.match(name)
     if m:
         return f"{m[1]}^{{[{m[2]}]}}"
     if re.fullmatch(r"[A-Za-z]\d*", name):          # y, x, t1
         return name
-    m = re.fullmatch(r"M_(\d+)", name)
+    m = _ENTRY.fullmatch(name)
+    if m and (_INDEXED.match(m[1]) or re.fullmatch(r"[A-Za-z]\d*", m[1])):
+        return tex_name(m[1]) + "_{" + m[2].translate(_UNSUB) + "}"    # as the notes' W_{ij}
+    m = re.fullmatch(r"M_(\d+)(\.\d+|\.in\d+|\.out)?", name)     # M_1.in2: theory/expand.py
     if m:
-        return f"M_{{{m[1]}}}"
+        sub = re.sub(r"[a-z]+", lambda w: rf"\mathrm{{{w[0]}}}", m[2] or "")
+        return f"M_{{{m[1]}{sub}}}"
     # html.escape as well: the TeX sits inside an HTML widget before MathJax reads it
     return r"\text{" + "".join(_TEX_SPECIAL.get(c, c) for c in html.escape(name)) + "}"
 

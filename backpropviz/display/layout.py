@@ -152,16 +152,20 @@ class Layout:
         for i, m in enumerate(trace.modules):
             label = f"{m.name}: {short(m.label)}"
             self.ovals[m.name] = Oval(f"m{i}", m.name, label, len(label) * CHAR_W + 34, 36.0)
+        # an edge is labelled with its value's shape, except at a single number of the scalar
+        # circuit: there every edge would say "scalar" (as the box's title does), side by side
+        scalar = {n.name for n in trace.nodes if getattr(n, "part_of", None) is not None}
+        shape = lambda t: "" if t in scalar else shape_text(trace.value(t))
         self.edges = []
         for m in trace.modules:
             for z in m.inputs:
-                self.edges.append(Edge(self.boxes[z].id, self.ovals[m.name].id,
-                                       shape_text(trace.value(z)), m.name, z))
+                self.edges.append(Edge(self.boxes[z].id, self.ovals[m.name].id, shape(z),
+                                       m.name, z))
             for p in m.params:
-                self.edges.append(Edge(self.boxes[p].id, self.ovals[m.name].id,
-                                       shape_text(trace.value(p)), m.name, p, param=True))
+                self.edges.append(Edge(self.boxes[p].id, self.ovals[m.name].id, shape(p),
+                                       m.name, p, param=True))
             self.edges.append(Edge(self.ovals[m.name].id, self.boxes[m.output].id,
-                                   shape_text(trace.value(m.output)), m.name, m.output))
+                                   shape(m.output), m.name, m.output))
 
     def digraph(self, style=None, caption: str | None = None):
         """A ``graphviz.Digraph`` with every node at its final size (its quoting makes the DOT);

@@ -2,7 +2,7 @@
 
 ``bpv.circuit(trace)`` takes a module-level trace (``net.backprop(x, y)`` or ``bpv.trace(f, x)``)
 and returns the pass as the notes' Remark 7.4.3 describes it for the proof of Theorem 7.4.1: a
-composition of many atomic operations M_1, …, M_N on single numbers (+, −, ×, ÷, exp, log,
+composition of N atomic operations on single numbers (+, −, ×, ÷, exp, log,
 max(0, ·), σ, tanh, sin, cos, (·)^p, id), each with its forward value (F) and its backward rule
 (B1) from the rule table, the sums (7.53) where a number has several users, and the seed
 ∂J/∂J = 1. It is a ``Trace``, so stepping, text, drawing and JSON work on it unchanged.
@@ -13,7 +13,12 @@ column 2 of W[1], and in a batch (one example per column) ``u[1]₂,₃`` is ent
 Numbers inside a module (the products W_ij z_j, the partial sums) are ``s[1]``, ``s[2]``, … in
 the order they are computed; constants the decomposition needs (the 1 in 1 + e^t, ½, 1/B)
 continue the module-level c[k]. Every node records what it belongs to in ``NodeInfo.part_of``:
-(module-level module, module-level node, 0-based index of the entry).
+(module-level module, module-level node, 0-based index of the entry). The operations are named
+by the module they open, so that the names the module view taught stay: M_1.1, M_1.2, … are
+M_1's operations in the order they are computed (its products W_ij z_j and its sums), then M_2.1,
+…; the theorem's M_1, …, M_N are these N operations, counted across the modules. Single numbers
+are written in TeX as the notes write entries, W^{[1]}_{1,2} (core/keys.py), and a product of two
+of them with × (core/expr.py): ⊙ is the notes' product of vectors.
 
 Steps. The forward steps go module by module and, within a module, entry by entry (the products
 of u[1]₁, then its additions, then those of u[1]₂, …); then the seed ∂J/∂J = 1 (tagged (§7.4.2):
@@ -82,6 +87,10 @@ class Circuit(Trace):
     def module(self, name: str) -> ModuleInfo:
         m = self.structure.module_info().get(name)
         if m is None:
+            n = self.counts.forward_by_module.get(name) if isinstance(name, str) else None
+            if n:                    # a module of the module view: say what it opened into
+                raise BackpropError(f"{name} is a module-level module; the circuit names its {n} "
+                                    f"operations {name}.1 … {name}.{n}")
             raise BackpropError(f"no module named {name!r}")
         return m
 
@@ -158,9 +167,9 @@ class Circuit(Trace):
 def circuit(trace, *args, expand: str | None = None) -> Circuit:
     """The pass at scalar granularity: ``bpv.circuit(trace)`` or ``bpv.circuit(net, x, y)``.
 
-    Every +, ×, exp, max(0, ·), … on single numbers is an atomic operation M_i with its forward
-    value (F) and its backward rule (B1), (7.58); see decompose.py for the decompositions and
-    this module's docstring for the names (u[1]₂ is entry 2 of u[1]).
+    Every +, ×, exp, max(0, ·), … on single numbers is an atomic operation (M_1.3: the third of
+    M_1's) with its forward value (F) and its backward rule (B1), (7.58); see decompose.py for
+    the decompositions and this module's docstring for the names (u[1]₂ is entry 2 of u[1]).
 
     ``expand="M_1"``: only that module at scalar level, the rest at module level
     (``expand.expand``).
@@ -241,9 +250,7 @@ def _step_map(c: Circuit) -> np.ndarray:
             acc_step[s.node] = k
         else:
             by_target.setdefault((s.module, s.node), []).append((s.which, k))
-    owner_of_op = np.asarray(st.module_names, dtype=object)[st.op_owner[st.order]] \
-        if st.order.size else np.zeros(0, object)
-    info = st.node_info()
+    info, ops = st.node_info(), st.module_info()
     out = np.zeros(len(c.specs) + 1, dtype=np.int64)        # 0: not known yet
     owner = None
     for j, s in enumerate(c.specs, 1):
@@ -255,7 +262,7 @@ def _step_map(c: Circuit) -> np.ndarray:
             continue
         target = info[s.node].part_of[1]
         if s.kind == "B1":
-            owner = owner_of_op[int(s.module[2:]) - 1]
+            owner = info[ops[s.module].output].part_of[0]
         elif target in acc_step:                 # a sum (7.53) of a module-level sum
             out[j] = acc_step[target]
             continue

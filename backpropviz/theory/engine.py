@@ -253,10 +253,11 @@ class Structure:
                            base_label(type(m), type(m).__name__, m.consts.items()))
                    for m in group_mod}
         modules = []
-        for r, (o, owner, e, mod, a, c) in enumerate(zip(outs.tolist(), owners, entries,
-                                                          self.op_mods, ins[0].tolist(),
-                                                          ins[1].tolist())):
-            name = f"M_{r + 1}"
+        count = [0] * len(mods)                      # operations of each module so far
+        for o, owner, e, mod, a, c in zip(outs.tolist(), owners, entries, self.op_mods,
+                                          ins[0].tolist(), ins[1].tolist()):
+            count[owner] += 1
+            name = f"{mods[owner].name}.{count[owner]}"        # M_1.3: M_1's third operation
             info[o] = _fast(NodeInfo, name=names[o], kind="value", module=name, display=None,
                             part_of=part[owner][e])
             op, consts, symbol = op_text[id(mod)]

@@ -9,6 +9,12 @@ are (7.58). The expanded trace is built and run with the ordinary ``Program``: t
 the scalar circuit's names and ``part_of``, and the rest keeps the module-level names, values and
 gradients. ``expanded_step`` and ``unexpanded_step`` map module-level steps to steps of the
 expanded trace and back.
+
+Names. What a learner met in the module view keeps its name: with M_1 expanded, ReLU is still
+M_2 and the loss still M_4. Everything inside M_1 is named by it: its operations are M_1.1,
+M_1.2, … exactly as in the scalar circuit (the same product W_ij z_j is M_1.1 in both views); the
+routing steps, which are no operations of the circuit, are M_1.in1, M_1.in2, … (the (·)ᵢ, in the
+order they run) and M_1.out (the [·] back into u[1]).
 """
 from __future__ import annotations
 
@@ -79,11 +85,11 @@ def expandable(trace: Trace) -> list:
 def expand(trace: Trace, module: str) -> Expanded:
     """``trace`` with one module (``"M_1"``) at scalar level, the others at module level.
 
-    The expanded module's operations are those of the scalar circuit (same names, same
-    ``part_of``); routing modules (·)ᵢ give each entry of its inputs and parameters a node of its
-    own, and [·] gathers its scalar outputs back into the module-level u[i]. Built and run with
-    the ordinary ``Program``: node names, values and gradients of the rest are the module-level
-    ones.
+    The expanded module's operations are those of the scalar circuit (same names M_1.1, …, same
+    ``part_of``); routing modules (·)ᵢ (M_1.in1, …) give each entry of its inputs and parameters
+    a node of its own, and [·] (M_1.out) gathers its scalar outputs back into the module-level
+    u[i]. Built and run with the ordinary ``Program``: module names, node names, values and
+    gradients of the rest are the module-level ones.
     """
     if isinstance(trace, Expanded):
         trace = trace.source
@@ -121,47 +127,35 @@ def expand(trace: Trace, module: str) -> Expanded:
                     raise BackpropError(f"expand: {t} is not an entry of {mi.name}'s inputs "
                                         f"(a bug)")
                 needed.append(t)
-    count = [0]
-    new_name = {}
-
-    def name_of(orig=None):
-        count[0] += 1
-        n = f"M_{count[0]}"
-        if orig is not None:
-            new_name[orig] = n
-        return n
-
     eqns, owner_of = [], {}
     extra_nodes = []                      # nodes made by the expansion, in order
     for j, m in enumerate(trace.modules):
         if j != k:
             mod = _module_of(m, trace.given)
-            n = name_of(m.name)
-            eqns.append(Eqn(mod, n, m.inputs, m.params, m.output))
-            owner_of[n] = m.name
+            eqns.append(Eqn(mod, m.name, m.inputs, m.params, m.output))
+            owner_of[m.name] = m.name
             continue
-        first = count[0] + 1
-        for t in needed:                                      # (·)ᵢ: split into entries
+        first = len(eqns)
+        for i, t in enumerate(needed, 1):                     # (·)ᵢ: split into entries
             src, pos, shape = entry_of[t]
-            n = name_of()
+            n = f"{m.name}.in{i}"
             eqns.append(Eqn(Entry(pos, shape), n, (src,), (), t))
             extra_nodes.append(NodeInfo(t, "value", n, None, info[t].part_of))
         for r in ops:                                         # the atomic operations
             op = st.modules[r]
-            n = name_of()
+            n = op.name                                       # as in the circuit: M_1.3
             eqns.append(Eqn(st.op_mods[r], n, op.inputs, (), op.output))
             p = info[op.output]
             kind = by_name[op.output].kind if op.output in by_name else "value"
             extra_nodes.append(NodeInfo(op.output, kind, n, None, p.part_of))
         out_ids = st.ids[mi.output]
         if out_ids.ndim:                                      # [·]: back into u[i]
-            n = name_of()
+            n = f"{m.name}.out"
             eqns.append(Eqn(Stack(out_ids.shape), n,
                             tuple(st.names[i] for i in out_ids.ravel().tolist()), (), mi.output))
-        for e in eqns[first - 1:]:
+        for e in eqns[first:]:
             owner_of[e.name] = m.name
-        new_name[m.name] = eqns[-1].name
-    # nodes: the module-level ones (modules renamed), with the expansion's before u[i]
+    # nodes: the module-level ones, with the expansion's before u[i]
     readers = {}
     for e in eqns:
         for t in e.inputs + e.params:
@@ -180,12 +174,9 @@ def expand(trace: Trace, module: str) -> Expanded:
                 nodes.append(next(x for x in extra_nodes if x.name == nd.name))
             continue
         if nd.kind == "param":
-            owner = new_name.get(nd.module) if nd.module != mi.name else readers.get(nd.name)
+            owner = nd.module if nd.module != mi.name else readers.get(nd.name)
             nodes.append(NodeInfo(nd.name, nd.kind, owner, nd.display))
-        elif nd.module is not None:
-            nodes.append(NodeInfo(nd.name, nd.kind, new_name.get(nd.module, nd.module),
-                                  nd.display))
-        else:
+        else:                            # made by a module that stays whole, under its name
             nodes.append(nd)
     given = dict(trace.given)
     for t in const_names:
