@@ -4,13 +4,14 @@ Run:  python benchmarks/bench_classroom.py [--students 1 10 30] [--think S] [--s
                                            [--out FILE.json] [-- EXTRA VOILA ARGUMENTS]
       (prints a Markdown table; figures, not a test; about 2 minutes per N on 2 cores)
 
-For each N a fresh Voilà server is started exactly as ``./dev voila`` starts it (the arguments are
-read from the ``voila)`` case of ./dev, so the shipped ``classroom/voila.json`` is used), on
-127.0.0.1, a free port, a token and temporary Jupyter directories. It waits until the pool of
-pre-heated kernels is full and quiet (a teacher starts the server before the class), then N
-students arrive together (or evenly over ``--spread`` seconds); each opens the page, then clicks
-through one pass. A student is simulated at the protocol level, as the Voilà page's front end
-speaks it (no browser on the server's cores):
+For each N a fresh Voilà server is started exactly as ``./dev voila --students 30`` starts it: set
+up for a class of 30 whatever N arrive (the arguments are read from the ``voila)`` case of ./dev,
+so the shipped ``classroom/voila.json`` is used, and the pool of 30 is passed as ``--students``
+passes it, ``class_args``), on 127.0.0.1, a free port, a token and temporary Jupyter directories.
+It waits until the pool of pre-heated kernels is full and quiet (a teacher starts the server
+before the class), then N students arrive together (or evenly over ``--spread`` seconds); each
+opens the page, then clicks through one pass. A student is simulated at the protocol level, as the
+Voilà page's front end speaks it (no browser on the server's cores):
 
 1. GET /voila/render/06_classroom.ipynb: the page (rendered by a pre-heated kernel or a new one);
    it must be complete (``voila_finish``), with at least as many outputs as the committed notebook,
@@ -72,21 +73,30 @@ POOL_TIMEOUT_S = 180                     # pool of pre-heated kernels full
 PAGE_TIMEOUT_S = 180                     # one page (a student arriving with 30 others)
 MSG_TIMEOUT_S = 60                       # any single kernel reply
 RUN_TIMEOUT_S = 900                      # a whole round of N students
+CLASS_SIZE = 30                          # the class the server is set up for, whatever N arrive
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+def class_args(students: int) -> list[str]:
+    """What ``./dev voila --students N`` adds to voila's arguments: a pool of N pre-heated kernels
+    (without it, classroom/voila.json's pool of 1, for one learner)."""
+    return [f"--pool_size={students}"]
 
 
 # --- the server, as ./dev voila starts it -------------------------------------------------------
 def dev_voila_args(dev: Path = ROOT / "dev") -> list[str]:
-    """The arguments the ``voila)`` case of ./dev passes to voila (without the user's "${@:2}")."""
+    """The arguments the ``voila)`` case of ./dev passes to voila, without those that come from the
+    user's ("${pool[@]}" from --students, "${rest[@]}": the shell's "$..." words)."""
     text = dev.read_text()
-    m = re.search(r"^\s*voila\)\s*$(.*?);;", text, re.M | re.S)
+    # from the case's label to the next label of ./dev's case (a case inside it is indented more)
+    m = re.search(r"^ {0,2}voila\)\s*$(.*?)^ {0,2}(?:[\w-]+|\*)\)\s*$", text, re.M | re.S)
     if not m:
         raise RuntimeError(f"{dev}: no 'voila)' case")
     for line in m.group(1).splitlines():
         if "bin/voila" in line:
             tokens = shlex.split(line.strip())
             i = next(i for i, t in enumerate(tokens) if t.endswith("bin/voila"))
-            return [t for t in tokens[i + 1:] if t != "${@:2}"]
+            return [t for t in tokens[i + 1:] if not t.startswith("$") and t != ";;"]
     raise RuntimeError(f"{dev}: the 'voila)' case does not run voila")
 
 
@@ -681,7 +691,7 @@ def run_round(n: int, think: float = 0.0, spread: float = 0.0, extra_args: list[
         raise SystemExit(f"--students: 1 to {MAX_STUDENTS}")
     expected = expected_outputs()
     tmp = Path(tempfile.mkdtemp(prefix="bpv-bench-classroom-"))
-    server = ClassroomServer(tmp, extra_args)
+    server = ClassroomServer(tmp, [*class_args(CLASS_SIZE), *extra_args])   # --students 30
     try:
         server.start()
         t_pool = server.wait_pool()
@@ -810,8 +820,10 @@ def main(argv=None):
         rows.append(run_round(n, a.think, a.spread, a.voila_args, view,
                               max(1, min(a.circuit_steps, 2000))))
         print("[bench_classroom]   " + notes(rows[-1]), file=sys.stderr, flush=True)
-    print(f"\nClassroom app (notebooks/{NOTEBOOK}) served as `./dev voila` serves it "
-          f"(voila {' '.join(dev_voila_args() + a.voila_args)}); {os.cpu_count()} cores, Python "
+    print(f"\nClassroom app (notebooks/{NOTEBOOK}) served as `./dev voila --students "
+          f"{CLASS_SIZE}` serves it (voila "
+          f"{' '.join(dev_voila_args() + class_args(CLASS_SIZE) + a.voila_args)}); "
+          f"{os.cpu_count()} cores, Python "
           f"{platform.python_version()}; once the pool is warm the students arrive "
           f"{'together' if not a.spread else f'evenly over {a.spread:g} s'}, "
           f"think time {a.think:g} s; per-student figures are medians.\n")

@@ -4,10 +4,12 @@
   would be ignored by Voilà with a warning in its log), with the values the README promises, and
   the pre-heat pool covers the classroom app and no other lesson (Voilà matches its deny-list
   against absolute paths).
+* The class size: ``./dev voila --students N`` (and ``backpropviz classroom --students N``) sets
+  the pool of pre-heated kernels to N; without it the pool is voila.json's, 1 (one learner).
 * The server: started with the arguments of ./dev's ``voila)`` case (read from ./dev), on
-  127.0.0.1, a free port, a token and temporary Jupyter directories. Only the pool is smaller than
-  shipped (``--pool_size=2``, as a teacher would pass it to ./dev voila): 30 kernels would cost a
-  minute of CPU here. A student is simulated at the protocol level with the load benchmark's
+  127.0.0.1, a free port, a token and temporary Jupyter directories, for a class of 2 (the pool
+  ``--students 2`` asks for, ``bench.class_args(2)``): 30 kernels would cost a minute of CPU
+  here. A student is simulated at the protocol level with the load benchmark's
   client (benchmarks/bench_classroom.py): the page comes from a pre-heated kernel and is complete;
   over the kernel websocket the ipywidgets control comm returns the Stepper's widgets; pressing
   "step ▶" (a comm message) brings back the graph of step 1; the kernel talks over IPC sockets;
@@ -19,6 +21,7 @@ import asyncio
 import importlib.util
 import json
 import re
+import subprocess
 import time
 from pathlib import Path
 from types import SimpleNamespace
@@ -64,6 +67,23 @@ def test_dev_voila_serves_the_lessons_with_the_classroom_config():
     assert (ROOT / "classroom" / "voila.json").is_file()
 
 
+def test_the_class_size_sets_the_pool():
+    """./dev voila --students N passes --pool_size=N (what bench.class_args says), refuses what is
+    not a class size before setting anything up, and passes every other argument on."""
+    text = (ROOT / "dev").read_text()
+    case = re.search(r"^\s*voila\)\s*$(.*?)^\s*test\)\s*$", text, re.M | re.S).group(1)
+    assert 'pool=("--pool_size=$2")' in case and 'pool=("--pool_size=${1#*=}")' in case
+    assert bench.class_args(30) == ["--pool_size=30"]
+    assert case.index("--students") < case.index("setup")
+    assert re.search(r'bin/voila" .*"\$\{pool\[@\]\}" "\$\{rest\[@\]\}"', case)
+    for bad in (["--students", "0"], ["--students=201"], ["--students", "thirty"], ["--students"]):
+        done = subprocess.run([str(ROOT / "dev"), "voila", *bad], capture_output=True, text=True,
+                              timeout=30, check=False)
+        assert done.returncode == 2 and "--students takes the class size" in done.stderr, bad
+    from backpropviz import cli
+    assert cli.classroom_command(ROOT, 30)[-1] == "--pool_size=30"
+
+
 def test_every_setting_is_a_real_option():
     classes = configurables()
     for section, options in shipped().items():
@@ -77,7 +97,7 @@ def test_every_setting_is_a_real_option():
 def test_the_settings_the_readme_promises():
     c = shipped()
     assert c["VoilaConfiguration"]["preheat_kernel"] is True
-    assert c["VoilaConfiguration"]["default_pool_size"] >= 30          # a class
+    assert c["VoilaConfiguration"]["default_pool_size"] == 1    # one learner; a class: --students
     assert c["VoilaExecutor"]["iopub_timeout"] == 60
     assert c["KernelManager"]["transport"] == "ipc"
     assert c["MappingKernelManager"]["cull_idle_timeout"] > 0
@@ -98,7 +118,7 @@ def test_only_the_classroom_app_is_preheated():
 # --- the server ----------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def server(tmp_path_factory):
-    srv = bench.ClassroomServer(tmp_path_factory.mktemp("classroom-voila"), ["--pool_size=2"])
+    srv = bench.ClassroomServer(tmp_path_factory.mktemp("classroom-voila"), bench.class_args(2))
     srv.start()
     try:
         yield srv
