@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .errors import BackpropError, shape_str
+from .errors import BackpropError, brief, shape_str
 
 MAX_NAME = 200          # characters; longer names are refused (drawings shorten long ones)
 MAX_NDIM = 32           # axes of a value: numpy 1's limit, so a trace file reads everywhere
@@ -93,25 +93,25 @@ def whole(n, what: str, low: int = 0) -> int:
         try:
             n = int(n.strip())
         except ValueError:
-            raise _refuse(what, f"give a whole number ≥ {low}; got {n!r}") from None
+            raise _refuse(what, f"give a whole number ≥ {low}; got {brief(n, 40)}") from None
     if isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer)) or n < low:
-        raise _refuse(what, f"give a whole number ≥ {low}; got {n!r}")
+        raise _refuse(what, f"give a whole number ≥ {low}; got {brief(n, 40)}")
     return int(n)
 
 
 def name(text, what: str) -> str:
     """A name a user gives (a module, a parameter, an input): printable and not too long."""
     if not isinstance(text, str) or not text.strip():
-        raise _refuse(what, f"a name is non-empty text; got {text!r}")
+        raise _refuse(what, f"a name is non-empty text; got {brief(text, 40)}")
     if len(text) > MAX_NAME:
         raise _refuse(what, f"a name of {len(text)} characters is longer than the {MAX_NAME} "
-                            f"allowed: {text[:30]!r}…")
+                            f"allowed: {brief(text, 30)}")
     bad = [c for c in text if not c.isprintable() or 0xD800 <= ord(c) <= 0xDFFF]
     if bad:
         raise _refuse(what, f"the name {text.encode('utf-8', 'backslashreplace').decode()[:60]!r} "
                             f"has characters that cannot be shown "
-                            f"({', '.join(repr(c) for c in dict.fromkeys(bad))}): control "
-                            f"characters, line breaks and lone surrogates are refused")
+                            f"({', '.join(repr(c) for c in list(dict.fromkeys(bad))[:5])}): "
+                            f"control characters, line breaks and lone surrogates are refused")
     return text
 
 

@@ -1,15 +1,42 @@
 """Numerical twins of the backward functions: central finite differences and gradcheck."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import BackpropError
+from .errors import BackpropError, brief
+
+MAX_EPS = 1.0       # a larger step of central differences measures no derivative
+
+
+def number(x, what: str, low: float = 0.0, high: float = math.inf, above: bool = False) -> float:
+    """A setting such as eps, rtol or atol as a float: a real number (not a bool, not text), finite,
+    ≥ low (> low with ``above``) and ≤ high; else a BackpropError that says what to give."""
+    want = (f"{what} is a number {'>' if above else '≥'} {low:g}"
+            + (f" and ≤ {high:g}" if high < math.inf else "") + ", e.g. "
+            + ("1e-6" if above else "1e-5"))
+    if isinstance(x, (bool, np.bool_)) or not isinstance(x, (int, float, np.integer, np.floating)):
+        raise BackpropError(f"{want}; got {type(x).__name__} {brief(x, 30)}")
+    try:
+        value = float(x)
+    except OverflowError:
+        raise BackpropError(f"{want}; got a number too large for a float") from None
+    if not (math.isfinite(value) and (value > low if above else value >= low) and value <= high):
+        raise BackpropError(f"{want}; got {brief(x, 30)}")
+    return value
+
+
+def tolerances(eps, rtol, atol, who: str) -> tuple[float, float, float]:
+    """(eps, rtol, atol) checked: 0 < eps ≤ MAX_EPS, rtol ≥ 0 and atol ≥ 0, all finite."""
+    return (number(eps, f"{who}: eps (the step of central differences)", 0.0, MAX_EPS, True),
+            number(rtol, f"{who}: rtol"), number(atol, f"{who}: atol"))
 
 
 def numerical_grad(f, z, eps: float = 1e-6) -> np.ndarray:
     """∂f/∂z by central differences, (f(z + ε e_i) − f(z − ε e_i)) / 2ε, entry by entry."""
+    eps = number(eps, "numerical_grad: eps (the step of central differences)", 0.0, MAX_EPS, True)
     z = np.array(z, dtype=float)
     g = np.zeros_like(z)
     for i in np.ndindex(*z.shape):
@@ -102,6 +129,7 @@ def gradcheck(net, *args, eps: float = 1e-6, rtol: float = 1e-5, atol: float = 1
     """
     from .networks import Sequential
     from .tracing import record
+    eps, rtol, atol = tolerances(eps, rtol, atol, "gradcheck")
     if isinstance(net, Sequential):
         if len(args) not in (1, 2):
             raise BackpropError("gradcheck(net, x, y): give the input x and the label y")

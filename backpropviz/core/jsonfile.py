@@ -35,8 +35,19 @@ def string(x, where, none=False):
 
 def obj(x, keys, where):
     need(isinstance(x, dict), where, f"expected an object, got {type(x).__name__}")
-    need(set(x) == set(keys), where, f"expected the fields {sorted(keys)}, got {sorted(x)}")
+    if set(x) != set(keys):
+        missing = [k for k in keys if k not in x]
+        extra = [k for k in x if k not in keys]
+        raise Bad(f"{where}: expected the fields {sorted(keys)}; "
+                  + "; ".join(f"{what} {_few(ks)}" for what, ks in
+                              (("missing", missing), ("not expected", extra)) if ks))
     return x
+
+
+def _few(keys, most: int = 5) -> str:
+    """At most ``most`` field names of a file (each cut to 40 characters), with how many."""
+    shown = ", ".join(repr(str(k)[:40]) for k in keys[:most])
+    return (f"{len(keys)} fields: {shown}, …" if len(keys) > most else shown)
 
 
 def list_of(x, where, n=None):

@@ -5,13 +5,14 @@ without numbers, and runs the compiled program for every (x, y).
 """
 from __future__ import annotations
 
+import itertools
 import math
 from dataclasses import dataclass
 
 import numpy as np
 
 from . import modules as M
-from .errors import BackpropError, shape_str
+from .errors import BackpropError, brief, shape_str
 from .program import Program, Recorder, as_input
 from .trace import Trace
 from .checks import whole
@@ -34,14 +35,15 @@ class Sequential:
         for i, m in enumerate(modules, 1):
             if not isinstance(m, M.Module) or isinstance(m, M.Loss) or m.arity != 1:
                 raise BackpropError(f"Sequential: M_{i} must be a one-input module such as MM or "
-                                    f"ReLU (a loss goes in loss=); got {m!r}")
+                                    f"ReLU (a loss goes in loss=); got {brief(m, 40)}")
             if m.param_names and any(m is prev for prev in modules[:i - 1]):
                 j = next(n for n, prev in enumerate(modules, 1) if prev is m)
                 raise BackpropError(f"Sequential: M_{i} is the same {type(m).__name__} object as "
                                     f"M_{j}; a chain gives each module its own parameters. To "
                                     f"share parameters, apply the module twice inside bpv.trace(f, x)")
         if loss is not None and not isinstance(loss, M.Loss):
-            raise BackpropError(f"Sequential: loss must be a Loss such as SquaredLoss(); got {loss!r}")
+            raise BackpropError(f"Sequential: loss must be a Loss such as SquaredLoss(); got "
+                                f"{brief(loss, 40)}")
         self.layers, self.loss = modules, loss
         self._check_sizes()
         self._programs: dict[bool, Program] = {}
@@ -164,9 +166,44 @@ class Sequential:
 
 
 def loss_named(name: str) -> M.Loss:
-    if name not in M.LOSSES:
-        raise BackpropError(f"unknown loss {name!r}; choose one of: {', '.join(M.LOSSES)}")
+    if not isinstance(name, str) or name not in M.LOSSES:
+        raise BackpropError(f"unknown loss {brief(name, 40)}; choose one of: "
+                            f"{', '.join(M.LOSSES)}")
     return M.LOSSES[name]()
+
+
+MAX_MLP_LAYERS = 1_000          # MM layers of a network mlp makes (the Stepper's controls: 8)
+MAX_MLP_WEIGHTS = 10_000_000    # weights and biases together (80 MB of floats)
+
+
+def _mlp_sizes(sizes) -> list[int]:
+    """mlp's sizes as a list of whole numbers, or a BackpropError that says what to give: 2 to
+    MAX_MLP_LAYERS + 1 sizes, each ≥ 1, at most MAX_MLP_WEIGHTS weights and biases in all."""
+    form = ("mlp: sizes are at least two whole numbers ≥ 1 (input, …, output), e.g. "
+            "mlp([2, 3, 1]); got ")
+    if isinstance(sizes, np.ndarray) and sizes.ndim != 1:
+        raise BackpropError(form + f"an array of shape {shape_str(sizes)}")
+    if isinstance(sizes, (str, bytes, dict)) or not hasattr(sizes, "__iter__"):
+        raise BackpropError(form + f"{type(sizes).__name__} {brief(sizes, 40)}")
+    try:
+        got = list(itertools.islice(sizes, MAX_MLP_LAYERS + 2))
+    except Exception as err:        # noqa: BLE001 — an iterable that fails as it is read
+        raise BackpropError(form + f"{type(sizes).__name__} ({type(err).__name__})") from None
+    if len(got) > MAX_MLP_LAYERS + 1:
+        raise BackpropError(f"mlp: at most {MAX_MLP_LAYERS + 1} sizes ({MAX_MLP_LAYERS} layers); "
+                            f"got more")
+    if len(got) < 2 or any(isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer))
+                           or n < 1 for n in got):
+        raise BackpropError(form + brief(got))
+    got = [int(n) for n in got]
+    big = next((n for n in got if n > MAX_MLP_WEIGHTS), None)
+    n_weights = 0 if big else sum((a + 1) * b for a, b in zip(got[:-1], got[1:]))
+    if big or n_weights > MAX_MLP_WEIGHTS:
+        raise BackpropError((f"mlp: a layer of more than {MAX_MLP_WEIGHTS:,} units" if big else
+                             f"mlp: sizes {brief(got)} make {n_weights:,} weights and biases")
+                            + f"; a network here has at most {MAX_MLP_WEIGHTS:,} weights and "
+                              f"biases (80 MB): give fewer or narrower layers")
+    return got
 
 
 def mlp(sizes, activation: str = "relu", loss: str | None = "logistic", seed: int = 0,
@@ -176,17 +213,18 @@ def mlp(sizes, activation: str = "relu", loss: str | None = "logistic", seed: in
     Weights are drawn N(0, 2/(n_in + n_out)) from ``numpy.random.default_rng(seed)``; biases are
     0.01, so a unit whose inputs are all 0 does not sit exactly on ReLU's kink (where backprop's
     σ'(0) = 0 and finite differences disagree). ``net.seed`` remembers the seed.
+    ``sizes``: 2 to 1,001 whole numbers ≥ 1, with at most 10 million weights and biases in all
+    (``MAX_MLP_LAYERS``, ``MAX_MLP_WEIGHTS``).
     """
-    sizes = list(sizes)
-    if len(sizes) < 2 or any(isinstance(n, (bool, np.bool_)) or not isinstance(n, (int, np.integer))
-                             or n < 1 for n in sizes):
-        raise BackpropError(f"mlp: sizes must be at least two positive integers "
-                            f"(input, …, output); got {sizes}")
+    sizes = _mlp_sizes(sizes)
     seed = whole(seed, "mlp: the seed")
+    hidden = len(sizes) > 2                 # the hidden layers' activation is used
     for what, name in (("activation", activation), ("output activation", output_activation)):
-        if name is not None and name not in M.ACTIVATIONS:
-            raise BackpropError(f"mlp: unknown {what} {name!r}; choose one of: "
-                                f"{', '.join(M.ACTIVATIONS)}")
+        if (name is not None or what == "activation" and hidden) and (
+                not isinstance(name, str) or name not in M.ACTIVATIONS):
+            raise BackpropError(f"mlp: unknown {what} {brief(name, 40)}; choose one of: "
+                                f"{', '.join(M.ACTIVATIONS)}" + (" (or None: none)" if
+                                                                 what != "activation" else ""))
     loss_module = loss_named(loss) if loss is not None else None
     rng = np.random.default_rng(seed)
     layers: list[M.Module] = []

@@ -21,7 +21,9 @@ constants), then one slot per step; ``plan[i]`` computes ``specs[i].writes`` int
   then one more step that adds them (``sum_over_users``), once its last user is done.
 
 ``run`` interprets the plan with the checks that protect a learner (a failing or non-finite
-forward step names its module, step and shapes) and records the ``Trace``; ``values`` is the
+forward step names its module, step and shapes; every step's value must be numbers, and a
+backward step's of its node's shape, whatever a learner's function returns) and records the
+``Trace``; ``values`` is the
 same interpretation without checks or Trace (training's fast path): the same functions on the
 same arguments, so both give the same numbers bit for bit.
 """
@@ -37,7 +39,7 @@ import numpy as np
 
 from . import modules as M
 from . import rules as R
-from .errors import BackpropError, shape_str
+from .errors import BackpropError, brief, shape_str, shape_words
 from .keys import Key
 from .trace import ModuleInfo, NodeInfo, Trace, base_label, make_spec
 from .checks import MAX_NDIM, numeric
@@ -74,8 +76,15 @@ class Eqn:
 
 
 def _unbroadcast(g, shape):
-    """Sum g over the axes that broadcasting added, so ∂J/∂z has the shape of z (§7.4.1)."""
-    if g.shape == shape:
+    """Sum g over the axes that broadcasting added, so ∂J/∂z has the shape of z (§7.4.1). A g
+    that is not numbers, or not of a shape that z broadcasts to, is returned as it is: the checked
+    run says what is wrong with it."""
+    if type(g) is not np.ndarray or g.shape == shape:
+        return g
+    try:
+        if np.broadcast_shapes(g.shape, shape) != g.shape:
+            return g
+    except ValueError:
         return g
     g = g.sum(axis=tuple(range(g.ndim - len(shape)))) if g.ndim > len(shape) else g
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
@@ -86,8 +95,13 @@ def _input_grad_fn(mod: M.Module, j: int):
     """The (B1) function for input j of mod, as f(*inputs, v)."""
     fn = mod.function("B1", j)
     if len(mod.inputs) == 2 and not isinstance(mod, M.Loss):     # a binary op may broadcast
-        return lambda a, b, v: _unbroadcast(np.asarray(fn(a, b, v)), np.shape((a, b)[j]))
+        return lambda a, b, v: _unbroadcast(_as_array(fn(a, b, v)), np.shape((a, b)[j]))
     return fn
+
+
+def _as_array(x):
+    """A NumPy number (np.float64 …) as a 0-d array; anything else as it is."""
+    return np.asarray(x) if isinstance(x, np.generic) and x.dtype.kind in "fiu" else x
 
 
 def sum_over_users(*contributions):
@@ -105,6 +119,53 @@ def _seed(J):
     """∂J/∂J = 1: the backward pass starts here (§7.4.2)."""
     ndim = J.ndim if type(J) is np.ndarray else np.ndim(J)
     return _ONE if ndim == 0 else np.ones_like(J)   # same shape as J, e.g. (1,)
+
+
+def as_numbers(x) -> tuple:
+    """A module function's result as numbers: ``(value, "")``, with a float64 array or a
+    np.float64 as it is and any other array of real numbers or real number as a float array; or
+    ``(None, what it is)`` for a message, "returned {what}": None, text, a list, a tuple, a date,
+    a bool, a complex number, a torch tensor (numpy may read one, but a network cannot compute
+    with it), an int too large for a float, each with what to write instead."""
+    t = type(x)
+    if t is np.ndarray:
+        kind = x.dtype.kind
+        if kind == "f":
+            return (x if x.dtype is _F64 else x.astype(float)), ""
+        if kind in "iu":
+            return x.astype(float), ""
+        what = {"b": "booleans", "c": "complex numbers", "U": "text", "S": "text", "O": "objects",
+                "M": "dates", "m": "times"}.get(kind, "other things")
+        return None, f"an array of {what}, not a NumPy array of floats"
+    if t is np.float64:
+        return x, ""
+    if t is not bool and isinstance(x, (float, int, np.floating, np.integer)):
+        try:
+            return np.asarray(float(x)), ""
+        except OverflowError:
+            return None, "a whole number too large for a float (above about 1.8e308)"
+    if x is None:
+        return None, "None, not a NumPy array of floats (is a `return` missing?)"
+    if isinstance(x, (str, bytes)):
+        return None, f"the text {brief(x, 30)}, not a NumPy array of floats"
+    hint = (" (np.array(…) of numbers is one)" if isinstance(x, (list, tuple)) else
+            " (a torch tensor t: t.detach().numpy())"
+            if hasattr(x, "__array__") and not isinstance(x, np.generic) else "")
+    return None, f"a {t.__name__}, not a NumPy array of floats{hint}"
+
+
+def err_text(err, n: int = 300) -> str:
+    """An exception's text for a message, cut to n characters (a learner's error may quote a
+    huge value)."""
+    try:
+        text = str(err)
+    except Exception:                   # noqa: BLE001 — a learner's exception, any error
+        text = "(its text cannot be written out)"
+    return text if len(text) <= n else text[:n] + "…"
+
+
+class _WrongResult(Exception):
+    """A module's backward function returned something that is not ∂J/∂z: its message."""
 
 
 _FEW = 16           # up to this many entries, adding them up in Python beats a numpy call
@@ -288,6 +349,11 @@ class Program:
         self._read_given = (itemgetter(*names) if len(names) > 1
                             else lambda given, name=names[0]: (given[name],))
         self._blank = [None] * len(self.specs)
+        # for each backward step, the slot of the node whose gradient it computes: the step's
+        # value must have that node's shape
+        self._node_slot = tuple(slot[Key(s.writes.node)] for s in specs[nf:])
+        self._eqn = {e.name: e for e in self.eqns}
+        self._vetted = False        # see values
 
     def slot(self, key: Key) -> int:
         """Where ``values`` puts the number of this key (a given node or a step's output)."""
@@ -305,10 +371,16 @@ class Program:
         nothing is kept if a step fails. ``forward``: the values u[1] … u[k] already computed
         (by tracing, on these numbers), checked as the pass would check them, not computed again.
 
-        The checked interpreter of ``plan``: each (F) step of a module that can overflow has its
-        value checked for NaN/inf; a failing or non-finite forward step raises a BackpropError
-        that names the module, the step and the shapes (``_forward_error``), a failing backward
-        step one that names the step and the value it computes."""
+        The checked interpreter of ``plan``: each (F) step's value must be numbers (a learner's
+        forward may return None, text, a tuple), and that of a module that can overflow is
+        checked for NaN/inf; a failing, non-numeric or non-finite forward step raises a
+        BackpropError that names the module, the step and the shapes (``_forward_error``). Each
+        backward step's value must be numbers of the shape of the node it is a gradient of (a
+        learner's backward may return None, text, 10**400, an array of another shape); a failing
+        or wrong one raises a BackpropError that names the step, the module's function, what it
+        returned and the shapes (``_gradient``). NaN and inf in the backward pass are kept: they
+        are data (the slope of √z at 0 is inf), recorded in the trace and flagged ⚠ in red where
+        a step is drawn."""
         store = [*self._read_given(given), *self._blank]
         for s in self._forward:                                 # (F)
             if forward is not None:
@@ -321,39 +393,74 @@ class Program:
                          else fn(*[store[j] for j in s.args]))
                 except Exception as err:    # noqa: BLE001 — a module may be a learner's code
                     raise self._forward_error(s.out - self.n_given, store, err) from None
+                if type(x) is not np.ndarray or x.dtype is not _F64:
+                    x, what = as_numbers(x)             # a learner's forward may return anything
+                    if x is None:
+                        raise self._forward_error(s.out - self.n_given, store, None, what)
             if s.check and not finite(x, True):
                 raise self._forward_error(s.out - self.n_given, store, None)
             store[s.out] = x
         try:
-            for s in self._backward:                            # seed, (B2), (B1), sums (7.53)
+            for s, k in zip(self._backward, self._node_slot):   # seed, (B2), (B1), sums (7.53)
                 n, fn = s.n, s.fn                       # mostly B[M, z](v): two arguments
-                store[s.out] = (fn(store[s.a], store[s.b]) if n == 2 else fn(store[s.a]) if n == 1
-                                else fn(store[s.a], store[s.b], store[s.c]) if n == 3
-                                else fn(*[store[j] for j in s.args]))
+                x = (fn(store[s.a], store[s.b]) if n == 2 else fn(store[s.a]) if n == 1
+                     else fn(store[s.a], store[s.b], store[s.c]) if n == 3
+                     else fn(*[store[j] for j in s.args]))
+                # ∂J/∂z is numbers of z's shape (a learner's backward may return anything)
+                node = store[k]
+                if type(x) is not np.ndarray or x.dtype is not _F64 or \
+                        type(node) is not np.ndarray or x.shape != node.shape:
+                    x = self._gradient(s.out - self.n_given, x, store)
+                store[s.out] = x
+        except _WrongResult as wrong:
+            raise BackpropError(str(wrong)) from None
         except Exception as err:            # noqa: BLE001 — a module may be a learner's code
             # the first step whose value is missing (by identity: an array == None compares
             # entry by entry)
             k = next(i for i, x in enumerate(store[self.n_given:]) if x is None)
             s = self.specs[k]
             what = "is not written yet" if isinstance(err, NotImplementedError) else \
-                f"failed: {type(err).__name__}: {err}"
-            raise BackpropError(f"{s.module or ''} (backward step {k + 1 - self.n_forward}, "
-                                f"{s.tag}): computing {s.writes} {what}"
-                                f"{self._not_an_array(k, store)}") from None
+                f"failed: {type(err).__name__}: {err_text(err)}"
+            raise BackpropError(f"{self._backward_where(k)}: computing {s.writes} {what}") \
+                from None
         return Trace(self.nodes, self.modules, self.specs, given, store[self.n_given:],
                      self.where)
 
-    def _not_an_array(self, k: int, store: list) -> str:
-        """Where step k failed because an earlier step (a learner's backward function) returned
-        something that is not numbers, such as a torch tensor: which step and what it was."""
-        for j in self.plan[k].args:
-            x = store[j]
-            if j >= self.n_given and not isinstance(x, (np.ndarray, np.floating, float)):
-                s = self.specs[j - self.n_given]
-                return (f"; it reads {s.writes}, which {s.module or 'the pass'} ("
-                        f"{s.rule.label} {s.tag}) returned as a {type(x).__name__}, not a NumPy "
-                        f"array of floats")
-        return ""
+    def _backward_where(self, k: int) -> str:
+        """Step k of the backward pass as a message names it: 'M_2 (backward step 3, (7.57))'."""
+        s = self.specs[k]
+        return f"{s.module or ''} (backward step {k + 1 - self.n_forward}, {s.tag})"
+
+    def _gradient(self, k: int, x, store: list):
+        """Step k's value x (a gradient ∂J/∂z or one user's contribution to it) as numbers of z's
+        shape, or a _WrongResult naming the module, its function, the step and the shapes."""
+        s = self.specs[k]
+        node = store[self._node_slot[k - self.n_forward]]
+        x, what = as_numbers(x)
+        if x is not None and np.shape(x) == np.shape(node):
+            return x
+        eqn = self._eqn.get(s.module)
+        fn = (f"{type(eqn.module).__name__}."
+              f"{s.rule.method or ('param_grads' if s.kind == 'B2' else 'backward')}"
+              if eqn is not None else "the pass")
+        want = f"must return a NumPy array of shape {shape_str(node)}, the shape of {s.node}"
+        head = f"{self._backward_where(k)}: computing {s.writes} failed: "
+        if x is None:
+            kind = "OverflowError" if what.startswith("a whole number") else "TypeError"
+            return self._wrong(f"{head}{kind}: {s.writes}, which {s.module or 'the pass'} ("
+                               f"{s.rule.label} {s.tag}) returned as {what}; {fn} {want}")
+        read = ""
+        if eqn is not None:
+            names = [f"{sym} = {n}" for sym, n in zip(eqn.module.inputs, eqn.inputs)]
+            names.append(f"v = {Key.gradient(eqn.output)}")
+            read = ", ".join(f"{n} is {shape_str(store[j])}"
+                             for n, j in zip(names, self.plan[k].args))
+        return self._wrong(f"{head}ValueError: {fn} returned {shape_words(x)}; it {want}"
+                           + (f" (it read {read})" if read else ""))
+
+    @staticmethod
+    def _wrong(message: str):
+        raise _WrongResult(message)
 
     def values(self, given: dict[str, np.ndarray]) -> list:
         """The same forward (F) and backward (B1), (B2) steps as ``run``, with no Trace and no
@@ -372,6 +479,18 @@ class Program:
         if store is None or not finite(store[self.loss_slot]):      # J may have shape (1,)
             self.run(given)                 # raises the error that names module, step, shapes
             raise BackpropError("the backward pass gave NaN or inf (see the trace's flags)")
+        if not self._vetted:
+            # once per program: every backward value is numbers of its node's shape (a learner's
+            # backward may return anything, and training would subtract it from θ); if one is
+            # not, run() says which step and what it returned
+            nf = self.n_given + self.n_forward
+            for s, k in zip(self._backward, self._node_slot):
+                x = as_numbers(store[s.out])[0]
+                if x is None or np.shape(x) != np.shape(store[k]):
+                    self.run(given)
+                    raise BackpropError(f"step {s.out - nf + 1} of the backward pass did not "
+                                        f"give numbers of its node's shape")
+            self._vetted = True
         return store
 
     @property
@@ -379,9 +498,13 @@ class Program:
         """The store slot of J = u[k], the output of the last forward step."""
         return self.n_given + self.n_forward - 1
 
-    def _forward_error(self, i: int, store: list, err) -> BackpropError:
+    def _forward_error(self, i: int, store: list, err, returned: str = "") -> BackpropError:
+        """The error of forward step i: its function raised err, returned something that is not
+        numbers (``returned`` says what), or (both empty) its value has NaN or inf."""
         e = self.eqns[i]
         where = f"{e.name} = {self.modules[i].label} (forward step {i + 1} of {self.n_forward}, (F))"
+        if returned:
+            return BackpropError(f"{where}: {type(e.module).__name__}.forward returned {returned}")
         ins = [store[j] for j in self.plan[i].args]
         try:
             e.module.check_inputs(ins, where)
@@ -390,12 +513,13 @@ class Program:
         if isinstance(err, NotImplementedError):
             return BackpropError(f"{where}: its forward function is not written yet")
         if err is not None and not isinstance(err, (ValueError, TypeError, IndexError)):
-            return BackpropError(f"{where}: {type(err).__name__}: {err}")
+            return BackpropError(f"{where}: {type(err).__name__}: {err_text(err)}")
         if err is not None:
             shapes = ", ".join(f"{n} is {shape_str(x)}" for n, x in zip(e.inputs, ins))
             params = ", ".join(f"{p} is {shape_str(x)}" for p, x in zip(
                 e.params, e.module.params.values()))
-            return BackpropError(f"{where}: {err} ({shapes}{'; ' + params if params else ''})")
+            return BackpropError(f"{where}: {err_text(err)} ({shapes}"
+                                 f"{'; ' + params if params else ''})")
         bad_in = [n for n, x in zip(e.inputs, ins) if not np.isfinite(x).all()]
         return BackpropError(
             f"{where}: {e.output} contains NaN or inf "

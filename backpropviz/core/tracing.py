@@ -8,8 +8,8 @@ import re
 import numpy as np
 
 from . import modules as M
-from .errors import BackpropError, shape_str
-from .program import Recorder, as_input
+from .errors import BackpropError, brief, shape_str
+from .program import Recorder, as_input, as_numbers, err_text
 from .trace import Trace
 from .checks import name as checked_name
 
@@ -50,7 +50,8 @@ class Var:
     def __pow__(self, p):
         # numpy scalars (np.int64(2), np.float32(0.5)) are numbers too; a traced exponent is not
         if isinstance(p, bool) or not isinstance(p, _NUMBER):
-            raise BackpropError(f"power: the exponent must be a constant number; got {p!r}")
+            raise BackpropError(f"power: the exponent must be a constant number; got "
+                                f"{brief(p, 30)}")
         return _apply(M.Power(p), (self,))
 
     def __getitem__(self, index):
@@ -62,7 +63,8 @@ class Var:
 
     def __len__(self):
         if self.value.ndim == 0:
-            raise TypeError(f"{self.name} is a single number; it has no length")
+            raise BackpropError(f"len({self.name}): {self.name} is a single number (a scalar); it "
+                                f"has no length and no entries to go through")
         return self.value.shape[0]
 
     def __iter__(self):
@@ -113,7 +115,7 @@ class Var:
                             f"record it; use the traced operations (z.sum(), z.exp(), z ** 2, …)")
 
     def __rpow__(self, base):
-        self._refuse(f"{base!r} ** {self.name} (a traced exponent)", "")
+        self._refuse(f"{brief(base, 30)} ** {self.name} (a traced exponent)", "")
 
     def __abs__(self):
         self._refuse("abs()", "")
@@ -149,16 +151,19 @@ def _apply(mod: M.Module, args) -> Var:
     try:
         mod.check_inputs(values, where)
         with np.errstate(all="ignore"):     # non-finite values are reported by the run below
-            out = np.asarray(mod.forward(*values), dtype=float)
+            out, what = as_numbers(mod.forward(*values))
+        if out is None:                     # a learner's forward may return anything
+            raise BackpropError(f"{where}: {type(mod).__name__}.forward returned {what}")
+        out = np.asarray(out)               # a np.float64 as a 0-d array, as every value is
     except BackpropError:
         raise
     except (ValueError, TypeError) as err:
-        raise BackpropError(f"{where}: {err} (inputs: " + ", ".join(
+        raise BackpropError(f"{where}: {err_text(err)} (inputs: " + ", ".join(
             f"{n or 'a constant'} is {shape_str(x)}" for n, x in zip(names, values)) + ")") from None
     except NotImplementedError:
         raise BackpropError(f"{where}: its forward function is not written yet") from None
     except Exception as err:            # noqa: BLE001 — a module may be a learner's code
-        raise BackpropError(f"{where}: {type(err).__name__}: {err}") from None
+        raise BackpropError(f"{where}: {type(err).__name__}: {err_text(err)}") from None
     # only now, when the step is sure to be valid, is anything recorded
     for j, x in enumerate(args):
         if names[j] is None:
@@ -175,11 +180,11 @@ def _check_input_names(names: list, n: int) -> None:
     """One unique name per input, none that the recorder gives to other nodes."""
     if len(names) != n or not all(isinstance(x, str) and x.strip() for x in names):
         raise BackpropError(f"trace: names must give one non-empty name per input ({n}); "
-                            f"got {names!r}")
+                            f"got {brief(names)}")
     for x in names:
         checked_name(x, "trace: an input name")
         if names.count(x) > 1 or (_OURS.match(x) and x not in _default_names(n)):
-            raise BackpropError(f"trace: the input name {x!r} is repeated or is one of the "
+            raise BackpropError(f"trace: the input name {brief(x, 40)} is repeated or is one of the "
                                 f"names backprop gives to other nodes (u[i], c[i], y)")
 
 
@@ -189,6 +194,10 @@ def _default_names(n: int) -> list[str]:
 
 def record(f, inputs, names=None) -> tuple[Recorder, Var]:
     """Run f on traced values; the recorder holds its equations and their values."""
+    if not callable(f):
+        raise BackpropError(f"trace: f must be a function of the inputs, e.g. "
+                            f"trace(lambda z: (z * z).sum(), x); got {type(f).__name__} "
+                            f"{brief(f, 30)}")
     if not inputs:
         raise BackpropError("trace: give f at least one input, e.g. trace(f, np.array([1.0, 2.0]))")
     names = list(_default_names(len(inputs)) if names is None else names)

@@ -31,6 +31,7 @@ module, a two-input op, a class it cannot make, a forward that fails).
 from __future__ import annotations
 
 import copy
+import math
 import traceback
 import warnings
 
@@ -40,15 +41,24 @@ from ..core import expr as E
 from ..core import keys as K
 from ..core import modules as M
 from ..core import rules as R
-from ..core.gradcheck import numerical_grad
+from ..core.checks import shown as drawable, whole
+from ..core.gradcheck import numerical_grad, tolerances
 from ..core.numerics import close
-from ..core.errors import BackpropError, shape_str
+from ..core.errors import BackpropError, brief, shape_str
 from ..core.keys import Key
 from ..core.networks import Sequential
+from ..core.program import err_text
 from ..display.text import inline
 from .exercise_report import MARK_LABEL, Case, CheckReport, Drawing, FunctionReport
 
 RTOL, ATOL, EPS = 1e-5, 1e-6, 1e-6
+# check's bounds, so that its work is bounded (central differences cost two forward passes per
+# number, for every case): cases, a batch's columns, the seed, and the numbers of one case (its
+# input, batch included, and the module's parameters together)
+MAX_CASES = 20
+MAX_BATCH = 64
+MAX_SEED = 2**32 - 1
+MAX_NUMBERS = 1024
 
 
 # --- slips that the rule table does not list (exercises meet them more often than the Stepper) ---
@@ -95,7 +105,7 @@ def _learner_line(err: BaseException, fn) -> str:
     if not frames:
         return ""
     fr = frames[-1]
-    line = " ".join(fr.line.split())            # one line, its spaces collapsed
+    line = err_text(" ".join(fr.line.split()), 200)     # one line, its spaces collapsed
     return f" (line {fr.lineno}: {line})" if line else f" (line {fr.lineno})"
 
 
@@ -103,7 +113,8 @@ def _describe(err: Exception, fn, method: str) -> str:
     if isinstance(err, NotImplementedError) and not str(err):
         return (f"{method} raised NotImplementedError: not written yet (replace "
                 f"`raise NotImplementedError()` with your code)")
-    msg = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    text = err_text(err, 100_000).strip()
+    msg = err_text(text.splitlines()[0]) if text else ""
     return f"{method} raised {type(err).__name__}" + (f": {msg}" if msg else "") \
         + _learner_line(err, fn)
 
@@ -250,7 +261,7 @@ def _rule_text(mod, kind, which, ndims, batch) -> str:
     e = r.expression(ctx)
     wrt = mod.inputs[0] if kind == "B1" else which
     if e is None:
-        text = f"B[{mod.label}, {wrt}](v)"
+        text = f"B[{drawable(mod.label)}, {wrt}](v)"
     else:
         text = e.render(E.Format(False, False, lambda name, as_=None: name, ctx.ndim))
     return f"{text} {r.tag}"
@@ -272,13 +283,28 @@ def _label(mod, t, rng):
     return _rand(rng, t.shape)
 
 
+def _given_shape(shape) -> tuple:
+    """check's ``shape=``: whole numbers ≥ 1 (one, or a tuple or list of them) of at most
+    MAX_NUMBERS entries in all, or a BackpropError."""
+    form = "check: shape is whole numbers ≥ 1, e.g. shape=(3,) or shape=3; got "
+    if isinstance(shape, (int, np.integer)) and not isinstance(shape, (bool, np.bool_)):
+        shape = (shape,)
+    if not isinstance(shape, (tuple, list)):
+        raise BackpropError(form + f"{type(shape).__name__} {brief(shape, 30)}")
+    if not shape or len(shape) > 8 or not all(
+            isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)) and n > 0
+            for n in shape):
+        raise BackpropError(form + brief(shape, 40))
+    if math.prod(shape) > MAX_NUMBERS:
+        raise BackpropError(f"check: shape {brief(shape, 40)} has more than {MAX_NUMBERS:,} "
+                            f"entries; check works on small inputs (central differences cost "
+                            f"two passes per entry): give a smaller shape, e.g. shape=(3,)")
+    return tuple(int(n) for n in shape)
+
+
 def _input_shape(mod, shape, rng) -> tuple:
     if shape is not None:
-        shape = (shape,) if isinstance(shape, (int, np.integer)) else tuple(shape)
-        if not shape or not all(isinstance(n, (int, np.integer)) and n > 0 for n in shape):
-            raise BackpropError(f"check: shape must be positive whole numbers, e.g. shape=(3,); "
-                                f"got {shape!r}")
-        return tuple(int(n) for n in shape)
+        return _given_shape(shape)
     if isinstance(mod, M.MM):
         return (mod.n_in,)
     if isinstance(mod, M.Loss):
@@ -513,6 +539,9 @@ def check(module, *, seed: int = 0, cases: int = 3, batch: int | None = 4, shape
     guess it for. A case agrees when |yours − numerical| ≤ atol + rtol·|numerical| entrywise.
     ``network``: also run a small network containing the module (drawn in Jupyter, with the
     nodes whose gradient disagrees with finite differences marked).
+    Bounds (central differences cost two passes per number): 1 to MAX_CASES (20) cases, a batch
+    of 2 to MAX_BATCH (64) columns, a seed from 0 to 2³² − 1, at most MAX_NUMBERS (1,024) numbers
+    in one case (its input, batch included, and the parameters); eps in (0, 1], rtol, atol ≥ 0.
 
     Returns a ``CheckReport``: ``report.ok``, ``report.slips``, ``str(report)``.
     """
@@ -520,19 +549,27 @@ def check(module, *, seed: int = 0, cases: int = 3, batch: int | None = 4, shape
     if len(mod.inputs) != 1 and not isinstance(mod, M.Loss):
         raise BackpropError(f"check({type(mod).__name__}): it takes {len(mod.inputs)} inputs; "
                             f"check works on one-input modules (z) and losses (t, y)")
-    for what, val in (("seed", seed), ("cases", cases)):
-        if isinstance(val, bool) or not isinstance(val, (int, np.integer)) or val < (
-                0 if what == "seed" else 1):
-            raise BackpropError(f"check: {what} must be a whole number"
-                                f"{' ≥ 0' if what == 'seed' else ' ≥ 1'}; got {val!r}")
-    if batch is not None and (isinstance(batch, bool) or not isinstance(batch, (int, np.integer))
-                              or batch < 2):
-        raise BackpropError(f"check: batch must be a whole number ≥ 2 (or None); got {batch!r}")
-    for what, val in (("rtol", rtol), ("atol", atol), ("eps", eps)):
-        if not isinstance(val, (int, float, np.floating)) or not val >= 0 or val == np.inf:
-            raise BackpropError(f"check: {what} must be a number ≥ 0; got {val!r}")
+    seed = _bounded(seed, "seed", 0, MAX_SEED)
+    cases = _bounded(cases, "cases", 1, MAX_CASES)
+    if batch is not None:
+        batch = _bounded(batch, "batch (columns of a batch; None: no batches)", 2, MAX_BATCH)
+    eps, rtol, atol = tolerances(eps, rtol, atol, "check")
+    n_params = sum(int(np.size(p)) for p in mod.params.values())
+    if n_params > MAX_NUMBERS:
+        raise BackpropError(f"check({type(mod).__name__}): its parameters have {n_params:,} "
+                            f"numbers; check works on small modules (at most {MAX_NUMBERS:,}, "
+                            f"central differences cost two passes per number): give one with "
+                            f"small parameters, e.g. W of 3×2")
     rng = np.random.default_rng(seed)
     shape = _input_shape(mod, shape, rng)
+    n_case = math.prod(shape) * (batch or 1) + n_params
+    if n_case > MAX_NUMBERS:
+        raise BackpropError(f"check({type(mod).__name__}): a case would hold {n_case:,} numbers "
+                            f"(the input of shape {shape_str(np.empty(shape))}"
+                            + (f" in batches of {batch}" if batch else "")
+                            + (f" and {n_params:,} parameters" if n_params else "")
+                            + f"); check works on at most {MAX_NUMBERS:,}: give a smaller shape"
+                            + (" or batch (batch=None: no batches)" if batch else ""))
     plans = _cases(mod, factory, shape, int(cases), batch, rng)
 
     functions = []
@@ -552,7 +589,7 @@ def check(module, *, seed: int = 0, cases: int = 3, batch: int | None = 4, shape
             shown = tuple((s, inputs[s]) for s in inputs)
             results.append(Case(label, shown, want, got, error, ok, rule, slip))
         mine = not M.is_builtin(owner) or M.is_builtin(type(mod))
-        name = f"B[{mod.label}, {wrt}](v) = {K.text(Key.gradient(wrt))}"
+        name = f"B[{drawable(mod.label)}, {wrt}](v) = {K.text(Key.gradient(wrt))}"
         single = {s: np.ndim(val) for s, val in plans[0][3].items()}
         functions.append(FunctionReport(method, kind, wrt, owner.__name__, mine, name,
                                         _rule_text(mod, kind, which, single, None),
@@ -581,12 +618,24 @@ def check(module, *, seed: int = 0, cases: int = 3, batch: int | None = 4, shape
                        int(seed), words, note, marked, trace)
 
 
+def _bounded(n, what: str, low: int, high: int) -> int:
+    """check's whole-number options (seed, cases, batch): from low to high, or a BackpropError."""
+    if isinstance(n, str):               # "3" is not read here: an argument is not a typed field
+        raise BackpropError(f"check: {what} is a whole number from {low} to {high:,}; got text "
+                            f"{brief(n, 30)}")
+    n = whole(n, f"check: {what}", low)
+    if n > high:
+        raise BackpropError(f"check: {what} is a whole number from {low} to {high:,}; got "
+                            f"{brief(n, 30)}")
+    return n
+
+
 def _module_formula(mod) -> str:
     """How the report names the module: its forward rule where it has one, 'MM: W z + b'."""
     r = mod.rule("F")
     ins = {s: 1 for s in mod.inputs} | {p: np.ndim(val) for p, val in mod.params.items()}
     e = r.expression(R.Context(ins, dict(mod.consts), None))
-    name = mod.label + (f"[{', '.join(mod.param_names)}]" if mod.param_names else "")
+    name = drawable(mod.label) + (f"[{', '.join(mod.param_names)}]" if mod.param_names else "")
     name += "(" + ", ".join(mod.inputs) + ")"
     if e is None:
         return name
