@@ -51,9 +51,9 @@ class EquationPanel(ipw.HTMLMath, StepperPart):
             # only the $$…$$ line is maths; names and numbers elsewhere are text MathJax skips
             numbers = "" if view.numbers == view.result else f"= {html.escape(view.numbers)}<br>"
             body = (head + f"<div>$$ {view.tex} \\quad \\text{{{html.escape(view.tag)}}} $$"
-                    f"</div><div {NO_MATH} style='font-family:monospace'>{numbers}"
+                    f"</div><div {NO_MATH[:-1]} bpv-num\">{numbers}"
                     f"= {html.escape(view.result)}</div>")
         # a box of fixed height (the graph below never moves) that scrolls a long equation, and
         # can be reached by the keyboard to do so
         self.value = (f'<div class="bpv-eq-box" tabindex="0" role="region" '
-                      f'aria-label="the step\'s equation">{body}</div>')
+                      f'aria-label="equation">{body}</div>')

@@ -212,7 +212,8 @@ function renderGraph({ model, el }) {
     svg.setAttribute("data-step", String(m.k));
     svg.querySelector("title").textContent = m.title;
     svg.querySelector("desc").textContent = m.desc;
-    live.textContent = m.live;
+    // what a screen reader says: where the step is, and what its rule wrote (the last line)
+    live.textContent = m.k ? `${m.title} ${m.desc.split("\n").pop().trim()}` : m.title;
     step = m.k;
     requestAnimationFrame(follow);
   }

@@ -58,12 +58,14 @@ class StepperBar(anywidget.AnyWidget, StepperPart):
 
     # --- what the page asks -------------------------------------------------------------------
     def handle(self, content: dict):
-        """A request from the page (a click, a key, the slider, Play, a choice), then {done} so
-        that every control shows the model's state again, refused or not."""
+        """A request from the page (a click, a key, the slider, Play, a choice); if it changed
+        nothing, {done}, so that every control shows the model's state again."""
+        before = (self.step, self.n, self.granularity, self.expanded, self.message)
         try:
             self._handle(content)
-        finally:
-            self.send({"done": 1})
+        finally:   # a change reaches the page as trait updates; a refusal or no-op as {done}
+            if (self.step, self.n, self.granularity, self.expanded, self.message) == before:
+                self.send({"done": 1})
 
     @shown_in_widget
     def _handle(self, content):
@@ -199,7 +201,5 @@ class GraphPanel(anywidget.AnyWidget, StepperPart):
         scene = painter.scene(m.step, view)
         changed = {k: v for k, v in scene.items() if self._sent.get(k) != v}
         self._sent = scene
-        # what a screen reader says at a step: where it is, and what the rule wrote
-        live = view.header + (f" = {view.result}" if view.k else "")
         self.send({"k": m.step, "scene": changed, "title": view.header,
-                   "desc": "\n".join(view.lines[1:]) or view.header, "live": live})
+                   "desc": "\n".join(view.lines[1:]) or view.header})
