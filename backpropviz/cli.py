@@ -263,12 +263,16 @@ def _as_root() -> bool:
     return hasattr(os, "geteuid") and os.geteuid() == 0
 
 
+# kernel messages leave the server at once (serverext.py: ~40 ms less on every other click)
+NODELAY = "--ServerApp.jpserver_extensions=backpropviz.serverext=True"
+
+
 def lab_command(dest: Path, extra: list[str] = ()) -> list[str]:
     """JupyterLab on dest with 00_start_here open, as ./dev lab runs it (--allow-root as root)."""
     dest = Path(dest).expanduser().resolve()
     root = ["--allow-root"] if _as_root() else []
-    return [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={dest}", *root, *extra,
-            str(dest / FIRST)]
+    return [sys.executable, "-m", "jupyterlab", f"--ServerApp.root_dir={dest}", NODELAY, *root,
+            *extra, str(dest / FIRST)]
 
 
 def classroom_command(dest: Path, students: int, extra: list[str] = ()) -> list[str]:

@@ -149,6 +149,10 @@ class Server:
             self._log.close()
 
 
+# the lessons' servers as ./dev lab starts them: kernel websockets without Nagle's delay
+NODELAY = "--ServerApp.jpserver_extensions=backpropviz.serverext=True"
+
+
 class LabServer(Server):
     name = "jupyterlab"
 
@@ -160,7 +164,7 @@ class LabServer(Server):
         cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ip=127.0.0.1",
                f"--port={self.port}", "--port-retries=0",
                f"--IdentityProvider.token={self.token}", "--LabApp.news_url=None",
-               f"--ServerApp.root_dir={self.root_dir}"]
+               f"--ServerApp.root_dir={self.root_dir}", NODELAY]
         if os.geteuid() == 0:
             cmd.append("--allow-root")
         return cmd
@@ -193,7 +197,7 @@ class NotebookServer(LabServer):
         cmd = [sys.executable, "-m", "notebook", "--no-browser", "--ip=127.0.0.1",
                f"--port={self.port}", "--port-retries=0",
                f"--IdentityProvider.token={self.token}",
-               f"--ServerApp.root_dir={self.root_dir}"]
+               f"--ServerApp.root_dir={self.root_dir}", NODELAY]
         if os.geteuid() == 0:
             cmd.append("--allow-root")
         return cmd

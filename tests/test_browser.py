@@ -811,3 +811,4 @@ def test_run_all_gets_past_a_select_kernel_dialog(browser, tmp_path, app):
     finally:
         context.close()
         server.stop()
+
