@@ -89,53 +89,87 @@ print("same numbers as training used:",
 # %% [markdown]
 # ## 3. The lab
 #
-# `bpv.TrainingLab` puts this in a widget: **▶ train** runs iterations until you press it again,
-# **one iteration** does one, and the picture updates a few times a second. Left: at every point
-# of the plane, the probability the network gives to $y = 1$, the sigmoid of its output (blue near
-# 0, red near 1), with a black line where it is $\frac12$ (the decision boundary; there is no line
-# if the network never says $\frac12$) and the 200 points. Middle: $J$ of each batch, before its
-# update (log scale). Right: for each layer $l = 1, 2, 3$, the size $\|W^{[l]}\|$ of its weights
-# (solid) and $\|\partial J/\partial W^{[l]}\|$ of their gradient (dashed). The status line gives
-# $J$ on all 200 examples with the parameters as they are now.
+# `bpv.TrainingLab` puts this in a widget. It starts from the untrained network, at iteration 0.
+# **▶ train** runs iterations at the **speed** you choose until you press **▮▮ pause**: 10 per
+# second to start with (on two moons the boundary forms in about 100 iterations, so in about
+# 10 seconds), 1 or 2 per second to follow each iteration, "as fast as it goes" for long runs;
+# **one iteration** does one.
 #
-# Change the learning rate or the batch size while it trains; a change of data, seed, hidden layers
-# or activation starts a new run. Here it trains 300 iterations from code so that the lesson prints
-# the same thing everywhere; in class, press ▶.
+# Left: at every point of the plane, the probability the network gives to $y = 1$, the sigmoid of
+# its output (blue near 0, red near 1), with a black line where it is $\frac12$ (the decision
+# boundary; there is no line if the network never says $\frac12$) and the 200 points; the points
+# of iteration $t$'s batch (the iteration in the field **iteration t**, which follows the run) are
+# ringed in amber. Middle: $J$ of each batch, before its update, on a log scale (one dot per
+# iteration while there are few). Right: for each layer $l = 1, 2, 3$, the size $\|W^{[l]}\|$ of
+# its weights (solid) and $\|\partial J/\partial W^{[l]}\|$ of their gradient (dashed). The status
+# line gives $J$ on all 200 examples with the parameters as they are now.
+#
+# Change the learning rate or the batch size while it trains (with $B = 20$, ten batches make an
+# epoch: watch the rings move); a change of data, seed, hidden layers or activation starts a new
+# run. Press ▶ now and watch.
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-lab = bpv.TrainingLab(data="two_moons", hidden=(16, 16), activation="relu", lr=0.5, seed=0)
-lab.train(300)
+lab = bpv.TrainingLab(data="two_moons", hidden=(16, 16), activation="relu", lr=0.5, seed=0,
+                      speed=10)
 lab
+
+# %% [markdown]
+# Before any iteration the network already has a boundary, a random one, and some points are on
+# their side of it by chance:
+
+# %%
+print(f"the lab's run: iteration {lab.training.t}, J = {lab.training.loss_all():.4f} on all "
+      f"examples, accuracy {100 * lab.training.accuracy():.1f}%")
+
+# %% [markdown]
+# The lab's run is the run of section 2 (the same data, network, seed and $\alpha$), so what the
+# lab shows after 300 iterations, `tr` shows too. The cells below use `tr`, trained here from code,
+# so that this lesson prints the same numbers whatever you did with the lab.
 
 # %%
 run = lab.training
-print(f"after {run.t} iterations: J = {run.loss_all():.4f} on all examples, "
-      f"accuracy {100 * run.accuracy():.1f}%")
+same = (np.array_equal(tr.X, run.X) and np.array_equal(tr.Y, run.Y)
+        and all(np.array_equal(tr.net.params[p], v) for p, v in run.net.params.items())
+        and (tr.lr, tr.batch, tr.seed) == (run.lr, run.batch, run.seed))
+print("the lab's run and tr: same data, θ_0 and settings:", same)
+tr.step(299)                                    # iteration 1 ran in section 2
+print(f"after {tr.t} iterations: J = {tr.loss_all():.4f} on all examples, "
+      f"accuracy {100 * tr.accuracy():.1f}%")
 
 # %% [markdown]
 # ## 4. Open one iteration in the Stepper
 #
-# Pick an iteration $t$ and one example of its batch (or click a point of the curves, then a
-# data point), and press **open in the Stepper** (or call `lab.open_iteration(t, example)`): you
-# step through that example's forward and backward pass with the parameters iteration $t$ used.
-# The Stepper shows one example, $J^{j}$ with $B = 1$; training used the mean over the batch, so
-# **each example's gradient counts $\frac1B$**. Check it on iteration 300:
+# In the lab, pause, choose an iteration $t$ (type it, or click the loss curve there), then click
+# a data point: a ringed point opens in the Stepper as that example of iteration $t$'s batch, with
+# the parameters iteration $t$ used; any other point opens with the parameters as they are now
+# (the message line says so). Or type an example's position in the batch and press **open in the
+# Stepper**, or call `lab.open_iteration(t, example)`. The Stepper shows one example, $J^{j}$ with
+# $B = 1$: (7.70) is $(\sigma(u^{[5]}) - y)\cdot 1$, with no $\frac1B$. Training used the mean over
+# the batch, so **each example's gradient counts $\frac1B$**; **open its whole batch** (or
+# `lab.open_iteration(t, None)`) shows the pass training ran, with $\frac1B$ in (7.70).
+#
+# Iteration 300's pass for example 0 of its batch, as the lab's Stepper shows it:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-lab.open_iteration(300, example=0)
+bpv.Stepper(tr.trace_at(300, example=0))
+
+# %% [markdown]
+# Check the $\frac1B$ on iteration 300: the batch's gradient is the mean of its examples' ones.
 
 # %%
-B = run.batch_size_at(300)
-batch = run.trace_at(300)                                   # the whole batch, as training ran it
-each = [run.trace_at(300, example=i) for i in range(B)]     # its B examples one by one
+B = tr.batch_size_at(300)
+batch = tr.trace_at(300)                                   # the whole batch, as training ran it
+each = [tr.trace_at(300, example=i) for i in range(B)]     # its B examples one by one
 mean = sum(e.grad("W[3]") for e in each) / B
 print("∂J/∂W[3] of the batch   :", np.array2string(batch.grad("W[3]")[0, :4], precision=4,
                                                      floatmode="fixed"), "…")
 print(f"mean of the {B} examples:", np.array2string(mean[0, :4], precision=4,
                                                      floatmode="fixed"), "…")
 print("equal within 1e-12:", np.allclose(mean, batch.grad("W[3]"), rtol=0, atol=1e-12))
+k = next(s.number for s in batch.steps if s.tag == "(7.70)")     # step numbers count from 1
+print(f"the whole batch, step {k}:", bpv.step_text(batch, k).splitlines()[1])
 
 # %% [markdown]
 # Equal within rounding, not bit for bit: the batch adds its 200 outer products inside one matrix
@@ -209,7 +243,8 @@ for B in (200, 50, 10):
 # ## 6. Save, send, load
 #
 # **save lab file** gives a link to download the lab's state: network, data, seed, settings,
-# iteration and what the Stepper shows. Your teacher loads it with **load lab file** (or
+# iteration and what the Stepper shows (one example of an iteration's batch). Below, the lab of
+# section 3 as it is now (after Run All: at iteration 0). Your teacher loads it with **load lab file** (or
 # `bpv.TrainingLab.load(path)`) and sees the same thing: the run is replayed from its seed and
 # must arrive at the same weights, so a damaged or edited file is refused with one message.
 
@@ -222,7 +257,7 @@ print("same weights:", all(np.array_equal(again.training.params[p], lab.training
                            for p in lab.training.params))
 print("same Stepper view:", again.opened == lab.opened)
 edited = json.loads((folder / "my_lab.json").read_text())
-edited["training"]["iteration"] = 301          # claims one more iteration than was run
+edited["training"]["iteration"] += 1           # claims one more iteration than was run
 try:
     again.load_text(json.dumps(edited))
 except bpv.BackpropError as err:

@@ -2,7 +2,11 @@
 the widget with the last good state kept, background training that pauses, save and load."""
 import asyncio
 import datetime
+import html
 import json
+import math
+import re
+import time
 
 import numpy as np
 import pytest
@@ -115,7 +119,7 @@ def test_parse_hidden():
 
 def test_background_training_runs_and_pauses():
     async def session():
-        lab = TrainingLab()
+        lab = TrainingLab(speed=None)       # as fast as it goes
         lab.run_w.click()
         assert lab._running and "pause" in lab.run_w.description
         while lab.training.t < 60:
@@ -132,7 +136,7 @@ def test_background_training_runs_and_pauses():
 
 def test_a_diverging_run_stops_in_the_widget():
     d = bpv.datasets.make("sine")
-    lab = TrainingLab(bpv.mlp([1, 16, 1], loss="squared"), d.X, d.Y * 1e6, lr=90)
+    lab = TrainingLab(bpv.mlp([1, 16, 1], loss="squared"), d.X, d.Y * 1e6, lr=90, speed=None)
 
     async def session():
         lab.run_w.click()
@@ -401,7 +405,7 @@ def test_the_chunk_of_iterations_shrinks_when_iterations_get_slower(monkeypatch)
     from backpropviz.widgets import trainlab
     clock = FakeClock()
     monkeypatch.setattr(trainlab, "time", clock)
-    lab = TrainingLab(batch=1)
+    lab = TrainingLab(batch=1, speed=None)     # as fast as it goes: chunks of STEP_S
     tr = lab.training
     calls, rounds = [], []          # (iterations, seconds) per call of step; clock at each redraw
     slow = {"factor": 1.0}
@@ -530,4 +534,323 @@ def test_a_change_refused_for_a_bad_field_goes_back_and_the_field_stays_marked()
     lab.seed_w.value = "2"
     assert lab.training.seed == 2 and lab.recipe["name"] == "two_moons"
     assert lab.field_errors.value == ""
+    lab.close()
+
+
+# --- issue 22: a pace a room can follow -------------------------------------------------------------
+
+def test_the_speed_menu_goes_from_one_iteration_a_second_to_as_fast_as_it_goes():
+    from backpropviz.widgets.trainlab import DEFAULT_SPEED, FASTEST, SPEEDS
+    lab = TrainingLab()
+    assert [r for _, r in SPEEDS] == [1, 2, 5, 10, 30, 100, 1000, FASTEST]
+    assert lab.speed_w.value == DEFAULT_SPEED == 10 and "bpv-lab-speed" in lab.speed_w._dom_classes
+    assert [label for label, _ in SPEEDS][:2] == ["1 iteration/s", "2 iterations/s"]
+    assert SPEEDS[-1][0] == "as fast as it goes"
+    assert TrainingLab(speed=None).speed_w.value == FASTEST
+    assert TrainingLab(speed=2).speed_w.value == 2
+    for bad in (3, 0, -1, "fast", True):
+        with pytest.raises(bpv.BackpropError, match="iterations per second"):
+            TrainingLab(speed=bad)
+
+
+def test_pace_makes_iterations_due_at_the_rate_and_drops_a_backlog():
+    from backpropviz.widgets.trainlab import BEHIND_S, Pace
+    pace = Pace(2.0, now=100.0)
+    ran_at = []
+    for k in range(1001):                       # 10 s, a look every 10 ms; iterations take no time
+        now = 100.0 + k * 0.01
+        due = pace.due(now)
+        assert due <= 1                          # never a burst: one at a time at 2/s
+        if due:
+            ran_at.append(round(now - 100.0, 2))
+            pace.ran(due, now)
+    assert ran_at[:4] == [0.0, 0.5, 1.0, 1.5] and len(ran_at) == 21      # the first one at once
+    assert pace.next_at() == 110.5
+    # a machine that cannot keep up (a redraw of 3 s at 10/s) drops the backlog, no burst after it
+    pace = Pace(10.0, now=0.0)
+    pace.ran(pace.due(0.0), 0.0)
+    assert pace.due(3.0) == 30
+    pace.ran(1, 3.0)                             # it managed one: 2.8 s behind, dropped
+    assert pace.due(3.0) == 1 and pace.next_at() == pytest.approx(3.0)   # the next one: now
+    pace.ran(1, 3.0)
+    assert pace.due(3.05) == 0 and pace.due(3.1) == 1 and pace.due(3.5) == 5
+    assert pace.due(3.0 + BEHIND_S) <= 10 * BEHIND_S + 1
+    fast = Pace(math.inf, now=0.0)
+    assert fast.due(0.0) == math.inf
+
+
+def test_the_lab_trains_at_the_chosen_speed_one_iteration_per_redraw():
+    """At 5/s, ▶ runs about 5 iterations a second and shows each one (the counter goes up by
+    one); another speed takes effect while it runs; ⏸ answers between two iterations."""
+    lab = TrainingLab(speed=5)
+    shown = []
+    show = lab._show
+    lab._show = lambda: (shown.append((time.perf_counter(), lab.training.t)), show())
+
+    async def session():
+        lab.run_w.click()
+        t0 = time.perf_counter()
+        await asyncio.sleep(1.5)
+        at_5 = (lab.training.t, time.perf_counter() - t0)
+        lab.speed_w.value = math.inf                        # as fast as it goes
+        while lab.training.t < at_5[0] + 200:
+            await asyncio.sleep(0.01)
+        lab.speed_w.value = 1
+        await asyncio.sleep(0.3)
+        t1 = lab.training.t
+        await asyncio.sleep(0.5)
+        paused_at = time.perf_counter()
+        lab.run_w.click()                                   # ⏸ while it waits for the next one
+        await lab._task
+        return at_5, t1, time.perf_counter() - paused_at
+    at_5, t1, pause_s = asyncio.run(session())
+    t, seconds = at_5
+    assert 1 + 5 * seconds - 3 <= t <= 1 + 5 * seconds + 0.5     # 5/s: never ahead, ≤ 3 behind
+    steps = [b - a for (_, a), (_, b) in zip(shown, shown[1:]) if b != a][:t - 1]
+    assert len(steps) >= 3 and steps.count(1) >= len(steps) - 1   # each iteration shown at 5/s
+    assert lab.training.t <= t1 + 1                              # at 1/s: at most one more in 0.5 s
+    assert pause_s < 0.5 and "(paused)" in lab.status.value and lab.run_w.description == "▶ train"
+
+
+def test_the_status_is_as_long_training_as_paused():
+    """The status line does not grow when ▶ is pressed (a second line would move the figure)."""
+    def words(value):
+        return re.sub(r"<[^>]+>", "", value)
+
+    async def session():
+        lab = TrainingLab(speed=2)
+        lab.train(1)
+        paused = words(lab.status.value)
+        lab.run_w.click()
+        await asyncio.sleep(0.1)
+        during = words(lab.status.value)
+        lab.speed_w.value = 1000
+        await asyncio.sleep(0.3)
+        fast = words(lab.status.value)
+        lab.run_w.click()
+        await lab._task
+        return paused, during, fast
+    paused, during, fast = asyncio.run(session())
+    assert "(training…)" in during and "(training…)" in fast and "(paused)" in paused
+    assert len(during) - len(paused) <= 3
+
+
+def test_the_buttons_glyphs_are_in_dejavu_sans():
+    """⏸ (U+23F8) is an empty box with a stock Linux machine's fonts: every character the lab's
+    buttons, menus and status show is in DejaVu Sans (the fallback font there)."""
+    import os
+    import matplotlib
+    from matplotlib import ft2font
+    from backpropviz.widgets.trainlab import PAUSE, RUN, SPEEDS
+    font = os.path.join(matplotlib.get_data_path(), "fonts", "ttf", "DejaVuSans.ttf")
+    have = ft2font.FT2Font(font).get_charmap()
+    lab = TrainingLab(batch=20)
+    shown = [PAUSE, RUN, lab.status.value, lab.figure_text.value]
+    shown += [label for label, _ in SPEEDS]
+    shown += [w.description for w in lab._parts() if hasattr(w, "description")]
+    missing = {ch for text in shown for ch in text if ord(ch) > 127 and ord(ch) not in have}
+    assert missing == set() and "⏸" not in PAUSE and PAUSE == "▮▮ pause"
+
+
+# --- issue 22: the loss axis stays readable at any range --------------------------------------------
+
+def test_the_log_axes_have_labels_at_any_range():
+    from backpropviz.widgets.labfigure import log_ticks, tick_label
+    for lo, hi in [(0.6, 0.69), (0.3, 0.7), (0.06, 0.65), (0.02, 0.7), (1e-4, 0.7), (1e-9, 1.0),
+                   (1e-30, 10.0), (0.5, 0.5000001)]:
+        ticks = log_ticks(lo, hi)
+        assert len(ticks) >= 2 or lo == pytest.approx(hi), (lo, hi, ticks)
+        assert all(lo * (1 - 1e-9) <= v <= hi * (1 + 1e-9) for v in ticks) and len(ticks) <= 7
+    assert [tick_label(v) for v in log_ticks(0.06, 0.65)] == ["0.1", "0.2", "0.5"]
+    assert tick_label(1e-4) == "$10^{-4}$" and tick_label(3e-5) == r"$3{\times}10^{-5}$"
+    lab = TrainingLab()                      # the first iterations: J from 0.65 to 0.58
+    lab.train(3)
+    ax = lab.figure.ax_l
+    lab.figure.fig.canvas.draw()
+    lo, hi = ax.get_ylim()
+    labels = [t.get_text() for t in ax.get_yticklabels() if lo <= t.get_position()[1] <= hi]
+    assert ax.get_yscale() == "log" and len([x for x in labels if x]) >= 2, labels
+    assert lab.figure.loss_line.get_marker() == "o"          # few iterations: each one a dot
+    lab.train(100)
+    assert lab.figure.loss_line.get_marker() == "None"
+
+
+# --- issue 22: the batch's points are marked; any point opens ---------------------------------------
+
+def rings(lab):
+    """The points the figure rings (as columns of X), and that each of its two rings agree."""
+    black, amber = (r.get_offsets() for r in lab.figure.rings)
+    assert np.array_equal(np.asarray(black), np.asarray(amber))
+    X = lab.training.X
+    return sorted(int(np.flatnonzero((X[0] == x) & (X[1] == y))[0]) for x, y in np.asarray(amber))
+
+
+def test_the_figure_rings_exactly_the_batch_of_the_iteration_shown():
+    lab = TrainingLab(batch=20, seed=0)
+    tr = lab.training
+    assert rings(lab) == [] and lab.it_w.value == "0"       # nothing ran: nothing ringed
+    lab.train(7)
+    assert lab.it_w.value == "7" and rings(lab) == sorted(tr.batch_index(7).tolist())
+    assert len(rings(lab)) == 20 and "iteration 7's batch" in lab.figure.ax_b.get_xlabel()
+    assert "Ringed in amber: the 20 points of iteration 7's batch" in lab.figure_text.value
+    lab._on_figure_click(Click(lab.figure.ax_l, 3.2, 0.5))  # a click on the curve: iteration 3
+    assert lab.it_w.value == "3" and rings(lab) == sorted(tr.batch_index(3).tolist())
+    lab.it_w.value = "5"                                    # typed
+    assert rings(lab) == sorted(tr.batch_index(5).tolist())
+    lab.it_w.value = "99"                                   # not run: no ring, no error
+    assert rings(lab) == []
+    lab.one_w.click()                                       # the run advances: the field follows
+    assert lab.it_w.value == "8" and rings(lab) == sorted(tr.batch_index(8).tolist())
+    lab.batch_w.value = "all"                               # B = n: every point, none ringed
+    lab.train(1)
+    assert rings(lab) == [] and "all 200 points" in lab.figure.ax_b.get_xlabel()
+    lab.close()
+
+
+def test_the_iteration_field_keeps_in_step_with_the_run():
+    lab = TrainingLab()
+    lab.train(300)
+    assert lab.it_w.value == "300"
+    lab.reset_w.click()                                     # new run: no iteration yet
+    assert lab.training.t == 0 and lab.it_w.value == "0" and lab.ex_w.value == "0"
+    assert rings(lab) == []
+    lab.open_w.click()
+    assert "no iteration has run yet" in lab.message.value
+    lab.train(2)
+    assert lab.it_w.value == "2"
+    lab.seed_w.value = "5"                                  # another run (a setting): 0 again
+    assert lab.it_w.value == "0"
+    lab.train(4)
+    lab.open_iteration(2, 1)
+    assert lab.it_w.value == "2"                            # what the Stepper shows …
+    lab._on_training_field({"owner": lab.lr_w})             # … stays while nothing trains
+    assert lab.it_w.value == "2"
+    text = lab.dumps()
+    lab.train(1)
+    assert lab.it_w.value == "5"
+    lab.load_text(text)                                     # a file: its view's iteration
+    assert lab.it_w.value == "2" and lab.ex_w.value == "1"
+    lab.close()
+
+
+def test_a_click_on_a_point_of_the_batch_opens_it_and_on_any_other_point_its_pass_now():
+    lab = TrainingLab(batch=20, seed=0)
+    tr = lab.training
+    lab.train(12)
+    idx = tr.batch_index(12)
+    j = int(idx[4])
+    lab._on_figure_click(Click(lab.figure.ax_b, tr.X[0, j], tr.X[1, j]))
+    assert lab.opened == {"iteration": 12, "example": 4, "step": 0} and lab.ex_w.value == "4"
+    np.testing.assert_array_equal(lab.figure.cross.get_offsets(), [tr.X[:, j]])
+    assert f"example 4 of iteration 12's batch (column {j} of X)" in html.unescape(lab.message.value)
+    np.testing.assert_array_equal(lab.stepper.model.trace.grad("W[1]"), tr.trace_at(12, 4).grad("W[1]"))
+    k = next(c for c in range(tr.n) if c not in set(idx.tolist()))
+    lab._on_figure_click(Click(lab.figure.ax_b, tr.X[0, k], tr.X[1, k]))
+    said = html.unescape(lab.message.value)
+    assert f"column {k} of X) is not in iteration 12's batch" in said and "current θ" in said
+    assert 'role="status"' in lab.message.value                # news, not an error
+    assert lab.opened == {"column": k, "after": 12, "step": 0} and lab.ex_w.value == "4"
+    got = lab.stepper.model.trace
+    want = tr.network.backprop(tr.X[:, k], tr.Y[:, k])          # θ after the 12 updates
+    np.testing.assert_array_equal(got.value("u[0]"), tr.X[:, k])
+    for p in ("W[1]", "b[3]"):
+        np.testing.assert_array_equal(got.grad(p), want.grad(p))
+    assert "after 12 updates" in lab.caption.value and "no 1/B" in lab.caption.value
+    assert not lab.figure.marks[0].get_visible()                # no iteration's θ: no mark
+    np.testing.assert_array_equal(lab.figure.cross.get_offsets(), [tr.X[:, k]])   # crossed
+    assert f"Crossed (×): column {k} of X" in lab.figure_text.value
+    lab.save_w.click()                                          # a file keeps no such view
+    assert "saved without the Stepper's view" in html.unescape(lab.message.value)
+    assert json.loads(lab.dumps())["view"] is None
+    # before any iteration: a point's pass with θ_0
+    lab.reset_w.click()
+    lab._on_figure_click(Click(lab.figure.ax_b, tr.X[0, 3], tr.X[1, 3]))
+    assert lab.opened["after"] == 0 and "before any update" in lab.caption.value
+    lab.close()
+
+
+def test_a_click_while_training_pauses_and_opens():
+    async def session():
+        lab = TrainingLab(batch=20, speed=30)
+        lab.run_w.click()
+        while lab.training.t < 3:
+            await asyncio.sleep(0.01)
+        tr = lab.training
+        j = int(tr.batch_index(tr.t)[0])
+        lab._on_figure_click(Click(lab.figure.ax_b, tr.X[0, j], tr.X[1, j]))
+        t = tr.t
+        await lab._task
+        return lab, t
+    lab, t = asyncio.run(session())
+    assert not lab.running and lab.training.t == t and lab.opened["iteration"] == t
+    lab.close()
+
+
+# --- issue 22: the Stepper on one example or on the whole batch, as the guide says ------------------
+
+def test_the_whole_batch_opens_with_the_gradients_training_used_and_1_over_B():
+    lab = TrainingLab(batch=20, seed=0)
+    lab.train(5)
+    lab.it_w.value = "5"
+    lab.batch_open_w.click()
+    tr = lab.training
+    trace = lab.stepper.model.trace
+    assert lab.opened == {"iteration": 5, "example": None, "step": 0}
+    np.testing.assert_array_equal(trace.value("u[0]"), tr.X[:, tr.batch_index(5)])
+    for p in tr.names:
+        np.testing.assert_array_equal(trace.grad(p), tr.trace_at(5).grad(p))
+    k = next(s.number for s in trace.steps if s.tag == "(7.70)")
+    assert "(1/B)" in bpv.step_text(trace, k) and "1/20" in bpv.step_text(trace, k)
+    assert "whole batch of 20 examples" in lab.caption.value and "1/B = 1/20" in lab.caption.value
+    lab.ex_w.value = "2"
+    lab.open_w.click()                                        # one example: no 1/B, said so
+    one = lab.stepper.model.trace
+    assert "(1/B)" not in bpv.step_text(one, k) and "has no 1/B" in lab.caption.value
+    lab.ex_w.value = "all"                                    # typed: the whole batch too
+    lab.open_w.click()
+    assert lab.opened["example"] is None
+    assert json.loads(lab.dumps())["view"] is None            # a lab file keeps one example
+    lab.close()
+
+
+def test_the_teachers_guide_names_what_the_lab_shows():
+    """The guide's lab paragraph (notebooks/README.md) and the tool agree: every control it names
+    in bold is one of the lab's, it says the single example's (7.70) has no 1/B and where the 1/B
+    is, and that the lesson's lab starts untrained."""
+    import re
+    from pathlib import Path
+    guide = (Path(__file__).resolve().parents[1] / "notebooks" / "README.md").read_text()
+    para = next(p for p in guide.split("\n\n") if p.startswith("A second session can start "
+                                                               "from `08_training`"))
+    para = " ".join(para.split())
+    lab = TrainingLab()
+    names = {w.description for w in lab._parts() if hasattr(w, "description")}
+    names |= {"▮▮ pause"}
+    for bold in re.findall(r"\*\*(.+?)\*\*", para):
+        assert bold in names, f"the guide names {bold!r}, which the lab does not show"
+    assert "1/B in (7.70)" not in para.replace("with 1/B in (7.70) and the sums", "")
+    assert "no 1/B" in para and "open its whole batch" in para and "iteration 0" in para
+    lab.close()
+
+
+def test_lesson_08_starts_the_lab_untrained():
+    """After Run All, the lesson's lab waits at iteration 0: no cell trains it."""
+    from pathlib import Path
+    import nbformat
+    nb = nbformat.read(Path(__file__).resolve().parents[1] / "notebooks" / "08_training.ipynb", 4)
+    code = "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+    assert "lab.train(" not in code and "lab.one_w" not in code and "lab.run_w" not in code
+    printed = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code"
+                      for o in c.get("outputs", []))
+    assert "the lab's run: iteration 0," in printed
+
+
+def test_the_message_line_keeps_its_place():
+    """The message line's height is reserved (lab.css), so a message never moves the figure."""
+    from pathlib import Path
+    import backpropviz.widgets as W
+    lab = TrainingLab()
+    assert "bpv-lab-message" in lab.message._dom_classes
+    css = (Path(W.__file__).parent / "lab.css").read_text()
+    assert re.search(r"\.bpv-lab-message \{[^}]*min-height: 28px", css)
     lab.close()

@@ -1,10 +1,12 @@
 """The training lab: gradient descent on toy data, with any iteration's backprop one click away.
 
 ``TrainingLab`` is a VBox (it nests in any layout) around one ``Training`` (train.py): settings,
-start / pause / one iteration, a live figure (labfigure.py: decision boundary, loss curve, weight
-and gradient norms; matplotlib, shown with ipympl where it is installed), the Stepper on
-iteration t's pass for one example of its batch, and save / load of the whole state as one JSON
-file (labfile.py).
+start / pause / one iteration at a speed a room can follow (1 to 1000 iterations per second, or
+as fast as it goes), a live figure (labfigure.py: decision boundary with iteration t's batch
+ringed, loss curve, weight and gradient norms; matplotlib, shown with ipympl where it is
+installed), the Stepper on iteration t's pass for one example of its batch or for the whole batch
+(or on any point's pass with the current θ), and save / load of the whole state as one JSON file
+(labfile.py).
 Training runs in short chunks on the kernel's event loop, so Pause and the other controls answer
 while it runs; every error is shown in the widget and the last good state stays.
 
@@ -18,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import html
+import math
 import time
 
 import ipywidgets as ipw
@@ -40,9 +43,56 @@ CHUNK_S = 0.3             # seconds of training between two redraws (a redraw ta
 STEP_S = 0.02             # seconds of one call of Training.step: the controls wait at most this
 MAX_HIDDEN, MAX_WIDTH = 6, 256
 OWN = "your data"
+FASTEST = math.inf
+# the speed menu: iterations per second (a room follows 1 to 10; the boundary of two moons forms
+# in about 100 iterations), then "as fast as it goes" (a redraw every CHUNK_S)
+SPEEDS = [(f"{r} iteration{'s' if r > 1 else ''}/s", r) for r in (1, 2, 5, 10, 30, 100, 1000)] \
+    + [("as fast as it goes", FASTEST)]
+DEFAULT_SPEED = 10
+BEHIND_S = 1.0            # a pace more than this behind (a slow machine) drops its backlog
+WAIT_SLICE_S = 0.05       # between two iterations the loop sleeps in slices: pause answers in this
+PAUSE, RUN = "▮▮ pause", "▶ train"      # glyphs DejaVu Sans has (⏸ is an empty box without it)
+
 
 class Unreadable(BackpropError):
     """A setting's field cannot be read (it is marked; nothing changes)."""
+
+
+def check_speed(speed) -> float:
+    """Iterations per second from the speed menu (None or math.inf: as fast as it goes)."""
+    if speed is None:
+        return FASTEST
+    rates = [r for _, r in SPEEDS]
+    if isinstance(speed, bool) or not isinstance(speed, (int, float)) or speed not in rates:
+        raise BackpropError("the speed is iterations per second, one of "
+                            + ", ".join(f"{r:g}" for r in rates[:-1])
+                            + f", or None (as fast as it goes); got {speed!r}")
+    return float(speed)
+
+
+class Pace:
+    """When the iterations of a run at ``rate`` per second are due: the first at once, the k-th
+    (k − 1)/rate seconds later. A machine that falls more than BEHIND_S behind drops the backlog
+    (the pace then is what the machine manages), so a slow redraw never brings a burst after it.
+    ``rate`` math.inf: every iteration is due at once."""
+
+    def __init__(self, rate: float, now: float):
+        self.rate, self.start, self.done = rate, now, 0
+
+    def due(self, now: float) -> int | float:
+        """Iterations due by ``now`` that have not run (math.inf at full speed)."""
+        if math.isinf(self.rate):
+            return math.inf
+        return max(0, math.floor((now - self.start) * self.rate + 1e-9) + 1 - self.done)
+
+    def ran(self, k: int, now: float):
+        self.done += k
+        if not math.isinf(self.rate) and now - self.next_at() > BEHIND_S:
+            self.start = now - self.done / self.rate          # the next one is due now
+
+    def next_at(self) -> float:
+        """The time the next iteration is due."""
+        return self.start + self.done / self.rate
 
 
 def chunk_after(n: int, seconds: float) -> int:
@@ -82,12 +132,16 @@ class TrainingLab(ClosesParts, ipw.VBox):
     ``TrainingLab()`` trains a 2-16-16-1 ReLU MLP on two moons; ``TrainingLab(data="spirals",
     hidden=(32, 32))`` another toy set; ``TrainingLab(net, X, Y)`` your own network (an MLP from
     ``bpv.mlp`` can change its architecture and be saved) and data (d × n, one example per column).
-    Methods for a notebook: ``train(n)``, ``open_iteration(t, example)``, ``save(path)``, ``TrainingLab.load``.
+    ``speed``: iterations per second of ▶ (1, 2, 5, 10, 30, 100 or 1000; None: as fast as it
+    goes).
+    Methods for a notebook: ``train(n)``, ``open_iteration(t, example)`` (example None: the whole
+    batch), ``open_point(column)``, ``save(path)``, ``TrainingLab.load``.
     """
 
     def __init__(self, net: Sequential | None = None, X=None, Y=None, *, data: str = "two_moons",
                  hidden=(16, 16), activation: str = "relu", lr=0.5, batch=None, seed: int = 0,
-                 n: int = 200, noise: float | None = None):
+                 n: int = 200, noise: float | None = None, speed: float | None = DEFAULT_SPEED):
+        self._speed = check_speed(speed)
         if net is not None or X is not None or Y is not None:
             if net is None or X is None or Y is None:
                 raise BackpropError("TrainingLab(net, X, Y): give all three, or none of them "
@@ -128,7 +182,10 @@ class TrainingLab(ClosesParts, ipw.VBox):
         self.training, self.recipe = tr, recipe
         self.own = None if recipe is not None else (tr.X, tr.Y)   # "your data" in the menu
         self.shape = describe(tr.net)  # {sizes, activation, loss} or None (not an MLP)
-        self.opened = None            # {"iteration", "example", "step"} shown in the Stepper
+        # shown in the Stepper: {"iteration", "example", "step"} (example None: the whole batch),
+        # or {"column", "after", "step"}: a point's pass with θ after that many updates
+        self.opened = None
+        self._shown_t = None          # the iteration the "iteration t" field last followed
         self.stepper = None
         self._running = False
         self._task = None
@@ -157,13 +214,18 @@ class TrainingLab(ClosesParts, ipw.VBox):
                                   style=style, value=shape["activation"] if shape else "relu",
                                   disabled=shape is None, layout=ipw.Layout(width="210px"))
         self.lr_w = ipw.Text(value=f"{tr.lr:g}", description="learning rate α", style=style,
-                             continuous_update=False, layout=ipw.Layout(width="190px"))
+                             continuous_update=False, layout=ipw.Layout(width="160px"))
         self.batch_w = ipw.Text(value="all" if tr.batch == tr.n else str(tr.batch),
                                 description="batch size B", style=style, continuous_update=False,
-                                placeholder="all", layout=ipw.Layout(width="170px"))
-        self.run_w = ipw.Button(description="▶ train",
+                                placeholder="all", layout=ipw.Layout(width="135px"))
+        self.speed_w = ipw.Dropdown(options=SPEEDS, value=getattr(self, "_speed", DEFAULT_SPEED),
+                                    description="speed", style=style,
+                                    layout=ipw.Layout(width="200px"),
+                                    tooltip="iterations per second while ▶ trains")
+        self.speed_w.add_class("bpv-lab-speed")
+        self.run_w = ipw.Button(description=RUN,
                                 tooltip="start training (pause: press again)",
-                                button_style="primary", layout=ipw.Layout(width="110px"))
+                                button_style="primary", layout=ipw.Layout(width="100px"))
         self.one_w = ipw.Button(description="one iteration", tooltip="one gradient-descent step",
                                 layout=ipw.Layout(width="auto"))
         self.reset_w = ipw.Button(description="new run", tooltip="start again from iteration 0 "
@@ -171,16 +233,20 @@ class TrainingLab(ClosesParts, ipw.VBox):
         self.status = ipw.HTML().add_class("bpv-status")
         self.field_errors = FieldErrors([self.data_w, self.seed_w, self.hidden_w, self.act_w,
                                          self.lr_w, self.batch_w])
-        self.message = ipw.HTML()
+        self.message = ipw.HTML().add_class("bpv-lab-message")   # its line is kept (lab.css)
         self.figure = LabFigure()
         self.figure_text = ipw.HTML()             # the figure in words, for screen readers
-        self.it_w = ipw.Text(value="1", description="iteration t", style=style,
+        self.it_w = ipw.Text(value="0", description="iteration t", style=style,
                              layout=ipw.Layout(width="150px"), continuous_update=False)
         self.ex_w = ipw.Text(value="0", description="example", style=style,
                              layout=ipw.Layout(width="120px"), continuous_update=False)
         self.open_w = ipw.Button(description="open in the Stepper", tooltip="record iteration t's "
                                  "forward and backward pass for this example of its batch",
                                  layout=ipw.Layout(width="auto"))
+        self.batch_open_w = ipw.Button(description="open its whole batch",
+                                       tooltip="record iteration t's pass on its whole batch, as "
+                                       "training ran it: the gradients it used, with 1/B",
+                                       layout=ipw.Layout(width="auto"))
         self.caption = ipw.HTML()
         self.stepper_box = ipw.VBox()
         self.save_w = ipw.Button(description="save lab file", tooltip="download this lab's state "
@@ -194,10 +260,13 @@ class TrainingLab(ClosesParts, ipw.VBox):
             w.observe(self._on_setting, "value")
         self.lr_w.observe(self._on_training_field, "value")
         self.batch_w.observe(self._on_training_field, "value")
+        self.speed_w.observe(self._on_speed, "value")
+        self.it_w.observe(self._on_iteration_field, "value")
         self.run_w.on_click(self._on_run)
         self.one_w.on_click(self._on_one)
         self.reset_w.on_click(self._on_reset)
         self.open_w.on_click(self._on_open)
+        self.batch_open_w.on_click(self._on_open_batch)
         self.save_w.on_click(self._on_save)
         self.load_w.observe(self._on_load, "value")
         self.figure.fig.canvas.mpl_connect("button_press_event", self._on_figure_click)
@@ -206,11 +275,12 @@ class TrainingLab(ClosesParts, ipw.VBox):
         self.children = [
             PageStyle(), ipw.HTML("<b>data and network</b> (a change starts a new run)"),
             ipw.HBox([self.data_w, self.seed_w, self.hidden_w, self.act_w], layout=wrap),
-            ipw.HBox([self.lr_w, self.batch_w, self.run_w, self.one_w, self.reset_w], layout=wrap),
+            ipw.HBox([self.lr_w, self.batch_w, self.speed_w, self.run_w, self.one_w, self.reset_w],
+                     layout=wrap),
             self.field_errors, self.status, self.message,
             self.figure.live.widget, self.figure_text,
             ipw.HTML("<b>look inside one iteration</b>"),
-            ipw.HBox([self.it_w, self.ex_w, self.open_w], layout=wrap),
+            ipw.HBox([self.it_w, self.ex_w, self.open_w, self.batch_open_w], layout=wrap),
             self.caption, self.stepper_box,
             ipw.HBox([self.save_w, self.link, self.load_w], layout=wrap),
         ]
@@ -222,13 +292,65 @@ class TrainingLab(ClosesParts, ipw.VBox):
                               f'{colour}">{html.escape(text)}</div>' if text else "")
 
     def _show(self):
+        """Show the run as it is: the "iteration t" field follows the run when it has advanced
+        (or a new one began), the status, the figure with the chosen iteration's batch ringed."""
+        tr = self.training
+        if tr.t != self._shown_t:
+            self._quietly(self.it_w, str(tr.t))
+            self._shown_t = tr.t
+        marked, columns = self._batch_shown(tr, self.it_w.value)
         with np.errstate(all="ignore"):      # a diverged run shows nan, it does not warn
-            self.status.value, self.figure_text.value = self._texts(self.training, self._running)
-            self.figure.update(self.opened["iteration"] if self.opened else None)
+            point = self._opened_column(tr, self.opened)
+            self.status.value, self.figure_text.value = self._texts(tr, self._running, marked,
+                                                                    point)
+            self.figure.set_batch(marked, columns)
+            self.figure.set_open_point(point)
+            self.figure.update(self._opened_iteration(self.opened))
+
+    def _quietly(self, widget, value):
+        """Set a field without its handler taking it for the learner's change."""
+        self._syncing = True
+        try:
+            widget.value = value
+        finally:
+            self._syncing = False
 
     @staticmethod
-    def _texts(tr: Training, running: bool) -> tuple[str, str]:
-        """The status line and the figure in words (for screen readers), for ``tr``."""
+    def _opened_iteration(opened) -> int | None:
+        """The iteration marked on the curves for what the Stepper shows (a point's pass with the
+        current θ has none)."""
+        return None if opened is None else opened.get("iteration")
+
+    @staticmethod
+    def _opened_column(tr: Training, opened) -> int | None:
+        """The column of X whose pass the Stepper shows (None: none, or a whole batch)."""
+        if opened is None:
+            return None
+        if "column" in opened:
+            return opened["column"]
+        if opened["example"] is None or opened["iteration"] > tr.t:
+            return None
+        return tr.example_index(opened["iteration"], opened["example"])
+
+    @staticmethod
+    def _batch_shown(tr: Training, text) -> tuple[int | None, object]:
+        """(t, the columns of its batch) for the iteration in the "iteration t" field, to ring on
+        the figure: (t, None) when the batch is every point, (None, None) when the field names
+        no iteration that has run."""
+        try:
+            t = int(str(text).strip())
+        except ValueError:
+            return None, None
+        if not 1 <= t <= tr.t:
+            return None, None
+        return t, tr.batch_index(t)
+
+    @staticmethod
+    def _texts(tr: Training, running: bool, marked: int | None = None,
+               opened: int | None = None) -> tuple[str, str]:
+        """The status line and the figure in words (for screen readers), for ``tr``. The status
+        is as long training as paused (the speed menu says the speed): it never wraps onto a
+        second line when ▶ is pressed, which would move the figure."""
         J, acc = tr.evaluate()
         parts = [f"iteration <b>{tr.t}</b>", f"now: J on all {tr.n} examples = <b>{J:.4f}</b>"]
         if acc is not None:
@@ -237,11 +359,21 @@ class TrainingLab(ClosesParts, ipw.VBox):
         state = "training…" if running else "paused" if tr.t else "ready"
         status = f'<div role="status" aria-live="polite">{" · ".join(parts)} ({state})</div>'
         last = f"{tr.history.loss[-1]:.4f}" if tr.history.loss else "none yet"
+        if marked is None:
+            batch = ""
+        elif tr.batch_size_at(marked) == tr.n:
+            batch = f"Iteration {marked}'s batch is all {tr.n} points. "
+        else:
+            batch = (f"Ringed in amber: the {tr.batch_size_at(marked)} points of iteration "
+                     f"{marked}'s batch. ")
+        if opened is not None:
+            batch += f"Crossed (×): column {opened} of X, whose pass the Stepper shows. "
         words = (
             f'<div style="font-size:13px;color:#444">The figure: left, the network\'s answer '
             f'over the plane with the {tr.n} training points; middle, the loss J of each batch '
             f'before its update (last: {last}); right, the size of each layer\'s weights and of their gradients. '
-            f'Click a curve to choose an iteration, a point to choose that example.</div>')
+            f'{batch}Click a curve to choose an iteration, a point to open its pass in the '
+            f'Stepper.</div>')
         return status, words
 
     def _new_run_view(self):
@@ -249,6 +381,8 @@ class TrainingLab(ClosesParts, ipw.VBox):
         self.opened = None
         self.caption.value = ""
         self.link.value = ""
+        self._shown_t = None              # the "iteration t" field follows the new run: 0
+        self._quietly(self.ex_w, "0")
         self.figure.new_run(self.training)
         self._show()
 
@@ -292,6 +426,16 @@ class TrainingLab(ClosesParts, ipw.VBox):
         if not self._syncing:
             self._apply_training_fields()
             self._show()
+
+    @shown_in_widget
+    def _on_iteration_field(self, change):
+        """The learner chose an iteration: its batch is ringed (until the run advances)."""
+        if not self._syncing:
+            self._show()
+
+    def _on_speed(self, change):
+        """Another speed: the loop takes it at once (it waits for the next iteration in slices)."""
+        self._speed = change["new"]
 
     @shown_in_widget
     def _on_setting(self, change):
@@ -398,7 +542,7 @@ class TrainingLab(ClosesParts, ipw.VBox):
             return
         self._running = True
         self._run_id += 1                    # a loop from an earlier ▶ sees this and ends
-        self.run_w.description, self.run_w.tooltip = "⏸ pause", "pause training"
+        self.run_w.description, self.run_w.tooltip = PAUSE, "pause training"
         self.say("")
         self._task = asyncio.ensure_future(self._loop(self._run_id))
 
@@ -410,7 +554,7 @@ class TrainingLab(ClosesParts, ipw.VBox):
     def pause(self):
         """Stop the background training after its current chunk."""
         self._running = False
-        self.run_w.description, self.run_w.tooltip = "▶ train", "start training (pause: press again)"
+        self.run_w.description, self.run_w.tooltip = RUN, "start training (pause: press again)"
 
     def close(self):
         """Closing the widget (by code, by the front end, or by making a lab again in the same
@@ -434,26 +578,49 @@ class TrainingLab(ClosesParts, ipw.VBox):
             self.say("paused: the lab is no longer shown (its output was cleared); show it again "
                      "and press ▶ train to go on")
 
+    def _goes_on(self, run_id: int, tr: Training) -> bool:
+        return (self._running and self._run_id == run_id and self.training is tr
+                and self.comm is not None)
+
     async def _loop(self, run_id: int):
+        """▶: train at the chosen speed until paused. At a rate, each round runs the iterations
+        due (so the counter advances at that rate, one by one below a redraw's time) and redraws;
+        as fast as it goes, each round trains CHUNK_S. Each call of Training.step lasts about
+        STEP_S at most, so Pause and the other controls answer at once."""
         tr = self.training
         n = 1                                 # iterations per call of step: about STEP_S of work
         batch = tr.batch
+        pace = None
         try:
-            while self._running and self._run_id == run_id and self.training is tr \
-                    and self.comm is not None:
+            while self._goes_on(run_id, tr):
                 if tr.batch != batch:          # another B, another time per iteration: from 1
                     n, batch = 1, tr.batch
-                end = time.perf_counter() + CHUNK_S
-                while time.perf_counter() < end and tr.t < MAX_ITERATIONS:
-                    k = min(n, MAX_ITERATIONS - tr.t)
+                rate = self.speed_w.value
+                if pace is None or pace.rate != rate:
+                    pace = Pace(rate, time.perf_counter())   # a new speed starts from now
+                start = time.perf_counter()
+                end, todo, ran = start + CHUNK_S, pace.due(start), 0
+                while ran < todo and time.perf_counter() < end and tr.t < MAX_ITERATIONS:
+                    k = int(min(n, todo - ran, MAX_ITERATIONS - tr.t))
                     t0 = time.perf_counter()
                     tr.step(k)
+                    ran += k
                     n = chunk_after(k, time.perf_counter() - t0)
+                pace.ran(ran, time.perf_counter())
                 if tr.t >= MAX_ITERATIONS:
                     self.say(f"stopped: a run holds at most {MAX_ITERATIONS} iterations")
                     self.pause()
-                self._show()
-                await asyncio.sleep(0.03)       # let Pause and the other controls in
+                if ran:
+                    self._show()
+                if math.isinf(rate):
+                    await asyncio.sleep(0.03)       # let Pause and the other controls in
+                    continue
+                await asyncio.sleep(0.01)           # and the front end's redraw, at any rate
+                while self._goes_on(run_id, tr) and self.speed_w.value == rate:
+                    left = pace.next_at() - time.perf_counter()
+                    if left <= 0:
+                        break
+                    await asyncio.sleep(min(left, WAIT_SLICE_S))
         except BackpropError as e:
             self.pause()
             self.say(str(e), error=True)
@@ -466,26 +633,58 @@ class TrainingLab(ClosesParts, ipw.VBox):
                 self._show()
 
     # --- looking inside -------------------------------------------------------------------------
-    def open_iteration(self, t: int | None = None, example: int = 0, step: int = 0):
-        """Show iteration t's pass (default: the last one run) for one example of its batch."""
+    def open_iteration(self, t: int | None = None, example: int | None = 0, step: int = 0):
+        """Show iteration t's pass (default: the last one run) for one example of its batch, or
+        (``example=None``) on its whole batch, as training ran it."""
         tr = self.training
         t = tr.t if t is None else whole(t, "the iteration t")
         stepper, opened, caption = self._opening(tr, t, example, step)
         self.opened = opened
         self._show_stepper(stepper)
-        self.it_w.value, self.ex_w.value = str(t), str(opened["example"])
+        self._quietly(self.it_w, str(t))
+        if example is not None:
+            self._quietly(self.ex_w, str(opened["example"]))
         self.caption.value = caption
+        self._show()
+        return stepper
+
+    def open_point(self, column: int, step: int = 0):
+        """Show the pass of one data point (column of X) with the parameters θ as they are now,
+        after the last update: the network the figure shows (whether or not that point was in a
+        batch). A lab file does not keep this view."""
+        tr = self.training
+        j = whole(column, "the column")
+        if not 0 <= j < tr.n:
+            raise BackpropError(f"X has {tr.n} columns: choose 0 to {tr.n - 1}; got {j}")
+        y = tr.Y[:, j] if tr.Y.ndim == 2 else tr.Y[j]
+        trace = tr.network.backprop(tr.X[:, j], y)
+        stepper = Stepper(trace)
+        try:
+            if step:
+                stepper.model.go(whole(step, "the step"))
+        except BaseException:
+            stepper.close()
+            raise
+        when = ("before any update: the untrained network" if tr.t == 0 else
+                f"after {tr.t} update{'s' if tr.t > 1 else ''}: the network the figure shows")
+        self.opened = {"column": j, "after": tr.t, "step": step}
+        self._show_stepper(stepper)
+        self.caption.value = (
+            f'<div role="status">Column {j} of X (label '
+            f'{html.escape(self._label_text(tr, j))}) with the parameters θ as they are now, '
+            f'{when}. One example: (7.70) has no 1/B here.</div>')
         self._show()
         return stepper
 
     @staticmethod
     def _opening(tr: Training, t: int, example, step, in_file: bool = False):
-        """(a Stepper on iteration t's pass for one example of its batch, at ``step``, what the
-        lab records as opened, the caption); nothing of the lab changes. ``in_file``: the view
-        comes from a lab file (a step past the pass makes the file invalid)."""
+        """(a Stepper on iteration t's pass for one example of its batch, or on the whole batch
+        when ``example`` is None, at ``step``, what the lab records as opened, the caption);
+        nothing of the lab changes. ``in_file``: the view comes from a lab file (a step past
+        the pass makes the file invalid)."""
         if tr.t == 0:
             raise BackpropError("no iteration has run yet: train first (one iteration is enough)")
-        example = whole(example, "the example")
+        example = None if example is None else whole(example, "the example")
         trace = tr.trace_at(t, example=example)
         step = whole(step, "the step")
         if step > len(trace.steps):
@@ -496,15 +695,24 @@ class TrainingLab(ClosesParts, ipw.VBox):
         try:
             if step:
                 stepper.model.go(step)
-            col = tr.example_index(t, example)
             B = tr.batch_size_at(t)
-            share = (f"Training used the mean of the {B} examples' gradients: this example's "
-                     f"∂J/∂θ, divided by {B}, is its share." if B > 1 else
-                     "The batch is this one example: these are the gradients training used.")
-            caption = (
-                f'<div role="status">Iteration {t}: the parameters θ before its update (after '
-                f'{t - 1} updates), example {example} of its batch (column {col} of X, label '
-                f'{html.escape(TrainingLab._label_text(tr, col))}). {share}</div>')
+            before = (f'<div role="status">Iteration {t}: the parameters θ before its update '
+                      f'(after {t - 1} updates), ')
+            if example is None:
+                caption = before + (
+                    f"its whole batch of {B} example{'s' if B > 1 else ''}, the columns side by "
+                    f"side, as training ran it: J is their mean, so (7.70) carries 1/B = 1/{B}, "
+                    f"and (7.65), (7.66) sum over the columns. These are the gradients training "
+                    f"used.</div>")
+            else:
+                col = tr.example_index(t, example)
+                share = (f"Training used the mean of the {B} examples' gradients: this "
+                         f"example's ∂J/∂θ, divided by {B}, is its share (one example: (7.70) "
+                         f"has no 1/B here; “open its whole batch” shows it)." if B > 1 else
+                         "The batch is this one example: these are the gradients training used.")
+                caption = before + (
+                    f'example {example} of its batch (column {col} of X, label '
+                    f'{html.escape(TrainingLab._label_text(tr, col))}). {share}</div>')
         except BaseException:
             stepper.close()
             raise
@@ -517,35 +725,57 @@ class TrainingLab(ClosesParts, ipw.VBox):
             return f"class {int(y.argmax())}"
         return ", ".join(f"{v:.4g}" for v in y)
 
+    def _chosen_iteration(self) -> int:
+        """The iteration in the "iteration t" field, within the iterations run (0: none ran)."""
+        tr = self.training
+        return min(max(1, whole(self.it_w.value, "the iteration t")), tr.t) if tr.t else 0
+
     @shown_in_widget
     def _on_figure_click(self, event):
-        """A click on the curves picks iteration t; on a data point, that example of t's batch."""
+        """A click on the curves picks iteration t (its batch is ringed); a click on a data point
+        opens its pass: as an example of iteration t's batch if it is one, else with the current
+        θ, saying so."""
         tr, f = self.training, self.figure
         if event.inaxes in (f.ax_l, f.ax_n) and event.xdata is not None and tr.t:
             self.it_w.value = str(min(max(1, round(event.xdata)), tr.t))
-            self.say(f"iteration {self.it_w.value} chosen: press “open in the Stepper”")
-        elif event.inaxes is f.ax_b and tr.X.shape[0] == 2 and event.xdata is not None:
-            t = min(max(1, whole(self.it_w.value, "the iteration t")), max(tr.t, 1))
-            j = int(np.argmin((tr.X[0] - event.xdata) ** 2 + (tr.X[1] - event.ydata) ** 2))
-            idx = tr.batch_index(t)
-            where = [j] if idx is None else np.flatnonzero(idx == j).tolist()
-            if not where:
-                self.say(f"that point (column {j} of X) is not in iteration {t}'s batch of "
-                         f"{len(idx)}: choose another point or another iteration", error=True)
-                return
-            self.ex_w.value = str(where[0])
-            self.say(f"example {where[0]} of iteration {t}'s batch chosen (column {j} of X): "
+            self.say(f"iteration {self.it_w.value} chosen: its batch is ringed; click a point, or "
                      f"press “open in the Stepper”")
+        elif event.inaxes is f.ax_b and tr.X.shape[0] == 2 and event.xdata is not None:
+            t = self._chosen_iteration()
+            j = int(np.argmin((tr.X[0] - event.xdata) ** 2 + (tr.X[1] - event.ydata) ** 2))
+            idx = tr.batch_index(t) if t else None
+            where = [] if not t else [j] if idx is None else np.flatnonzero(idx == j).tolist()
+            self.pause()
+            if where:
+                self.open_iteration(t, where[0])
+                self.say(f"example {where[0]} of iteration {t}'s batch (column {j} of X): its "
+                         f"pass, as training ran it, is in the Stepper below")
+            else:
+                self.open_point(j)
+                self.say(f"that point (column {j} of X) is not in iteration {t}'s batch: the "
+                         f"Stepper shows its pass with the current θ" if t else
+                         f"no iteration has run: the Stepper shows column {j}'s pass with θ "
+                         f"before any update")
 
     @shown_in_widget
     def _on_open(self, _):
         self.pause()
-        self.open_iteration(whole(self.it_w.value, "the iteration t"), whole(self.ex_w.value, "the example"))
+        text = str(self.ex_w.value).strip().lower()
+        example = None if text in ("all", "batch") else whole(self.ex_w.value, "the example")
+        self.open_iteration(whole(self.it_w.value, "the iteration t"), example)
+        self.say("")
+
+    @shown_in_widget
+    def _on_open_batch(self, _):
+        self.pause()
+        self.open_iteration(whole(self.it_w.value, "the iteration t"), None)
         self.say("")
 
     # --- files ----------------------------------------------------------------------------------
     def _view(self):
-        if self.opened is None:
+        """What the Stepper shows, as a lab file keeps it: one example of an iteration's batch
+        (None otherwise: a whole batch or a point with the current θ is not kept)."""
+        if self.opened is None or self.opened.get("example") is None:
             return None
         step = self.stepper.model.step if self.stepper is not None else self.opened["step"]
         return {**self.opened, "step": int(step)}
@@ -570,6 +800,9 @@ class TrainingLab(ClosesParts, ipw.VBox):
         name = f"backpropviz-lab-iteration-{self.training.t}.json"
         self.link.value = (f'<a download="{name}" href="data:application/json;base64,{data}">'
                            f'download {name}</a>')
+        if self.opened is not None and self._view() is None:
+            self.say("saved without the Stepper's view: a lab file keeps one example of an "
+                     "iteration's batch, not a whole batch or a point with the current θ")
 
     @shown_in_widget
     def _on_load(self, change):
@@ -598,10 +831,17 @@ class TrainingLab(ClosesParts, ipw.VBox):
             if view is not None:
                 stepper, opened, caption = self._opening(tr, view["iteration"], view["example"],
                                                          view["step"], in_file=True)
+            it = str(opened["iteration"]) if opened is not None else str(tr.t)
+            marked, columns = self._batch_shown(tr, it)
+            point = self._opened_column(tr, opened)
             with np.errstate(all="ignore"):
+                figure.set_batch(marked, columns)
+                figure.set_open_point(point)
                 if opened is not None:             # new_run drew the run: now the mark at t
                     figure.update(opened["iteration"])
-                status, words = self._texts(tr, running=False)
+                elif marked is not None:           # … or the last iteration's batch
+                    figure.update(None)
+                status, words = self._texts(tr, False, marked, point)
         except BaseException:
             close_tree(figure.live.widget, set())
             if stepper is not None:
@@ -617,8 +857,9 @@ class TrainingLab(ClosesParts, ipw.VBox):
         self._show_figure(figure)
         self.opened = opened
         self._show_stepper(stepper)
-        if opened is not None:
-            self.it_w.value, self.ex_w.value = str(opened["iteration"]), str(opened["example"])
+        self._quietly(self.it_w, it)
+        self._quietly(self.ex_w, str(opened["example"]) if opened is not None else "0")
+        self._shown_t = tr.t
         self.caption.value, self.link.value = caption, ""
         self.status.value, self.figure_text.value = status, words
         self.say(f"loaded: iteration {tr.t}")
