@@ -614,9 +614,14 @@ class Student:
         """To the scalar circuit, as the view menu does: the time until its first scene."""
         k, v = self.kernel, self.view
         scene = k.expect(graph_at(v))       # the next scene: the circuit's whole first one
+        bar = v.part("bpv-bar-view")
+        counted = k.expect(lambda m: m["header"]["msg_type"] == "comm_msg"   # and its length
+                           and m["content"].get("comm_id") == bar
+                           and "n" in m["content"]["data"].get("state", {}))
         t0 = time.perf_counter()
         v.tell("bpv-bar-view", {"granularity": "scalar circuit"})
         t1, _ = await k.wait(scene, "the scalar circuit's first scene")
+        await k.wait(counted, "the circuit's number of steps")
         self.switch_s = t1 - t0
 
     async def one_pass(self):
