@@ -220,7 +220,7 @@ def test_a_refused_field_is_marked_and_named_next_to_the_form(app, lesson):
     """A field the rebuild cannot read: outlined in red (seen, not only a class), its message an
     alert naming it beside the form, the rebuild's own message beside its button; the last good
     trace stays, and a good value clears the mark."""
-    L, tr = app, lesson.trace
+    L = app
     go_to_start(L, lesson)
     x = L.page.locator(L.sel(".bpv-x input")).first
     good = x.input_value()

@@ -19,7 +19,6 @@ Without /usr/bin/chromium or Playwright every test is skipped, saying so.
 from __future__ import annotations
 
 import json
-import re
 import time
 
 import nbformat
