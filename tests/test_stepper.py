@@ -847,3 +847,18 @@ def test_the_widget_takes_any_step_asked_for_or_says_why():
         s.go(2.5)
     s.move(None)                                  # as a callback would: a message in the widget
     assert "whole number" in s.message.value and s.step == 0
+
+
+def test_a_move_asked_for_in_a_trace_no_longer_shown_is_dropped():
+    """Play's tick or a click sent just before a view switch names the old trace: the kernel drops
+    it instead of applying its step number to the scalar circuit."""
+    s = bpv.Stepper(notes_net(), X, Y)
+    s.go(3)
+    old = s.bar.version
+    s.bar.set_granularity("scalar circuit")
+    assert s.bar.version == old + 1
+    at = s.step
+    s.bar.handle({"move": 4, "how": "play", "v": old})        # computed in the module view
+    assert s.step == at and s.model.in_circuit
+    s.bar.handle({"move": at + 1, "how": "button", "v": s.bar.version})
+    assert s.step == at + 1

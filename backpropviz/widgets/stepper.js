@@ -18,7 +18,7 @@ function h(tag, attrs = {}, text = "") {
 function typing(t) {                // arrows in these move a caret or a choice, not the step
   const tag = t.tagName;
   return tag === "TEXTAREA" || tag === "SELECT" || t.isContentEditable ||
-    (tag === "INPUT" && !/^(checkbox|radio|button|submit|range)$/.test(t.type));
+    (tag === "INPUT" && !/^(checkbox|button|submit|range)$/.test(t.type));
 }
 
 // --- the bar: navigation, play, the step slider, the view (modules | scalar circuit), expand ---
@@ -60,9 +60,11 @@ function renderBar({ model, el }) {
   root.append(nav, views, msg);
   el.append(root);
 
-  let waiting = false, timer = null, lastFocus = null;
+  let waiting = false, timer = null, lastFocus = null, pending = null, dragging = false;
   const ask = (content) => model.send(content);
-  const move = (k, how) => { waiting = true; ask({ move: k, how }); };
+  // a move names the trace it was computed in (`version`): one asked for just before a view
+  // switch arrives after it and is dropped, not applied to the other trace's steps
+  const move = (k, how) => { waiting = true; ask({ move: k, how, v: model.get("version") }); };
   const actions = {
     reset: () => move(0, "button"),
     prev: () => move(model.get("step") - 1, "button"),
@@ -72,12 +74,18 @@ function renderBar({ model, el }) {
   reset.onclick = actions.reset; prev.onclick = actions.prev; next.onclick = actions.next;
   end.onclick = actions.end;
   back.onclick = () => move(model.get("n_forward") + 1, "button");
-  slider.oninput = () => move(Number(slider.value), "slider");
+  // dragging sends the latest position once the previous one has been answered, not every one
+  slider.oninput = () => {
+    if (waiting) pending = Number(slider.value);
+    else move(Number(slider.value), "slider");
+  };
+  slider.onpointerdown = () => { dragging = true; };
+  slider.onpointerup = slider.onpointercancel = () => { dragging = false; };
   play.onclick = () => { model.set("playing", !model.get("playing")); model.save_changes(); };
   repeat.onclick = () => { model.set("repeat", !model.get("repeat")); model.save_changes(); };
   proj.onclick = () => { model.set("projector", !model.get("projector")); model.save_changes(); };
-  viewSel.onchange = () => ask({ granularity: viewSel.value });
-  expSel.onchange = () => ask({ expand: expSel.value });
+  viewSel.onchange = () => { waiting = true; ask({ granularity: viewSel.value }); };
+  expSel.onchange = () => { waiting = true; ask({ expand: expSel.value }); };
   root.addEventListener("focusin", (e) => { lastFocus = e.target; });
 
   // ← → Home End anywhere in the Stepper: heard on the document before JupyterLab (which would
@@ -105,10 +113,10 @@ function renderBar({ model, el }) {
     sel.value = value;
   }
 
-  function keepFocus() {      // ▶ disabled at the end (◀ at the start) would drop the focus
+  function keepFocus() {      // ▶ or end disabled at the end (◀, reset at the start) would drop it
     const a = document.activeElement;
     if (!lastFocus || !lastFocus.disabled || (a && a !== document.body && a !== lastFocus)) return;
-    const other = lastFocus === next ? prev : next;
+    const other = lastFocus === next || lastFocus === end ? prev : next;
     if (!other.disabled) other.focus({ preventScroll: true });
   }
 
@@ -117,7 +125,7 @@ function renderBar({ model, el }) {
     counter.textContent = model.get("counter");
     counter.style.minWidth = `${model.get("counter_chars") + 2}ch`;
     slider.max = String(n);
-    slider.value = String(k);
+    if (!dragging || pending === null) slider.value = String(k);   // not under the pointer
     slider.setAttribute("aria-valuetext", model.get("counter"));
     slider.disabled = locked;
     reset.disabled = prev.disabled = k <= 0;
@@ -159,8 +167,12 @@ function renderBar({ model, el }) {
     }, model.get("interval"));
   }
 
-  const changed = () => { waiting = false; show(); };
-  const names = ["step", "n", "n_forward", "counter", "counter_chars", "locked", "playing", "repeat", "projector",
+  const changed = () => {
+    waiting = false;
+    if (pending !== null) { const p = pending; pending = null; move(p, "slider"); }
+    show();
+  };
+  const names = ["step", "n", "n_forward", "counter", "counter_chars", "locked", "interval", "playing", "repeat", "projector",
                  "granularity", "granularities", "circuit_ok", "expand_options", "expanded",
                  "message", "message_error"];
   names.forEach((n) => model.on(`change:${n}`, changed));
@@ -258,7 +270,7 @@ function renderGraph({ model, el }) {
   }
 
   function follow() {        // the node this step writes in view, with what its rule reads
-    if (!svg) return;
+    if (!svg || el.getClientRects().length === 0) return;       // hidden (a collapsed output)
     const cur = box("rect.cur-F, rect.cur-B");
     if (!cur) { if (step === 0) { panel.scrollTop = 0; panel.scrollLeft = 0; } return; }
     const pr = panel.getBoundingClientRect(), m = 8;
@@ -283,6 +295,8 @@ function renderGraph({ model, el }) {
     // Stepper at the top of the window the node is in view)
     const c = svg.querySelector("rect.cur-F, rect.cur-B").getBoundingClientRect();
     const v = visible(), m2 = 8;
+    const st = (el.closest(".bpv-stepper") || el).getBoundingClientRect();
+    if (st.bottom < v.top || st.top > v.bottom) return;   // the learner has scrolled elsewhere
     let d = 0;
     if (c.bottom > v.bottom - m2) {
       const top = (el.closest(".bpv-stepper") || el).getBoundingClientRect().top;

@@ -33,6 +33,7 @@ class StepperBar(anywidget.AnyWidget, StepperPart):
     step = T.Int(0).tag(sync=True)
     n = T.Int(0).tag(sync=True)
     n_forward = T.Int(0).tag(sync=True)
+    version = T.Int(0).tag(sync=True)               # bumped with every new trace in view
     counter = T.Unicode("").tag(sync=True)
     counter_chars = T.Int(0).tag(sync=True)         # its longest text: the controls never shift
     locked = T.Bool(False).tag(sync=True)           # predict mode: no slider, no Play
@@ -73,6 +74,8 @@ class StepperBar(anywidget.AnyWidget, StepperPart):
             return
         if "move" in content:
             k, how = content["move"], content.get("how")
+            if content.get("v", self.version) != self.version:
+                return          # asked for in a trace no longer shown (a view switch came first)
             if isinstance(k, int) and not isinstance(k, bool) and how in MOVES:
                 self.stepper.move(k, from_slider=how != "button")
         elif content.get("granularity") in GRANULARITIES:
@@ -129,6 +132,8 @@ class StepperBar(anywidget.AnyWidget, StepperPart):
             if predicting:
                 self.playing = False
             self.granularity = m.granularity
+            if what == "trace":
+                self.version += 1
             if what in ("trace", "all", "failed"):
                 self.expand_options = [["none", "none"]] + [
                     [mi.name, f"{mi.name} = {mi.label}"] for mi in m.expandable()]
@@ -178,7 +183,7 @@ class GraphPanel(anywidget.AnyWidget, StepperPart):
             return
         if "hello" in content:
             self._sent = {}
-            self.refresh("hello")
+            self.refresh_safely("hello")
         elif isinstance(content.get("inspect"), str):
             self.stepper.inspector.pick(content["inspect"])
 
