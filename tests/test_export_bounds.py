@@ -18,6 +18,7 @@ import backpropviz as bpv
 from backpropviz.display import draw, engines, export
 from backpropviz.display.layout import forget_layouts
 
+from helpers import chain
 from test_render import ENGINES  # noqa: E402 (the engines found here, one list for both files)
 
 pytestmark = pytest.mark.engine
@@ -34,15 +35,6 @@ def notes_trace():
     net = bpv.Sequential([bpv.MM(W1, np.zeros(2)), bpv.ReLU(), bpv.MM(W2, np.zeros(1)),
                           bpv.Sigmoid()], loss=bpv.SquaredLoss())
     return net.backprop(np.array([1.0, 2.0]), [1.0])
-
-
-def chain(n):
-    """A tall graph: n scalar operations one after the other (4n + 3 nodes)."""
-    def f(z):
-        for i in range(n):
-            z = (z * 1.01).sin() if i % 2 else z + 0.1
-        return z.sum()
-    return bpv.trace(f, np.array([0.3, -0.2]))
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import backpropviz as bpv
+from helpers import refused as _refused
 from backpropviz.core import checks
 from backpropviz.core.errors import brief
 from backpropviz.lab.train import Training
@@ -24,13 +25,7 @@ SHORT = 600                   # characters: every message here is at most this l
 
 
 def refused(fn, *fragments) -> str:
-    with pytest.raises(bpv.BackpropError) as info:
-        fn()
-    msg = str(info.value)
-    for f in fragments:
-        assert f in msg, (f, msg)
-    assert len(msg) <= SHORT, (len(msg), msg[:200])
-    return msg
+    return _refused(fn, *fragments, short=SHORT)
 
 
 def ident(value):

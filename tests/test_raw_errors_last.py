@@ -13,6 +13,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import backpropviz as bpv
+from helpers import refused
 from backpropviz.teach.quiz import Question
 from backpropviz.teach.rebuild import check_sizes, parse_array, parse_sizes
 from backpropviz.teach.stepper import StepperModel
@@ -26,15 +27,6 @@ def ident(value):
     return (f"{'a negative' if value < 0 else 'an'} int of about "
             f"{round(value.bit_length() * 0.30103)} digits"
             if isinstance(value, int) and abs(value) > 10 ** 30 else None)
-
-
-def refused(fn, *fragments) -> str:
-    with pytest.raises(bpv.BackpropError) as info:
-        fn()
-    msg = str(info.value)
-    for f in fragments:
-        assert f in msg, (f, msg)
-    return msg
 
 
 def model():

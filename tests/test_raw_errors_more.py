@@ -14,18 +14,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import backpropviz as bpv
+from helpers import refused
 from backpropviz.core import expr as E
 
 X = np.array([1.0, 2.0])
-
-
-def refused(fn, *fragments) -> str:
-    with pytest.raises(bpv.BackpropError) as info:
-        fn()
-    msg = str(info.value)
-    for f in fragments:
-        assert f in msg, (f, msg)
-    return msg
 
 
 # --- 1. a value with thousands of users --------------------------------------------------------
