@@ -237,7 +237,12 @@ class StepperModel:
         return f"step {self.step}/{self.n} · forward {f}/{nf} · backward {b}/{self.n - nf}"
 
     def view(self) -> StepView:
-        return present(self.trace, self.step)
+        """The current step's presentation, made once per step (the equation panel, the graph
+        and the screen reader all read it)."""
+        kept = getattr(self, "_view", None)
+        if kept is None or kept[0] is not self.trace or kept[1] != self.step:
+            kept = self._view = (self.trace, self.step, present(self.trace, self.step))
+        return kept[2]
 
     @property
     def net(self) -> Sequential | None:

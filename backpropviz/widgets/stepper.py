@@ -89,8 +89,7 @@ class Stepper(ClosesParts, ipw.VBox):
             self.predict_box.feedback.value = ""
         self.say("")                         # a message from before is stale once the learner moves
         self.bar.say("")
-        if m.go(k) != k or k != self.bar.step:
-            self.bar.refresh("step")         # the slider went past a prediction: put it back
+        m.go(k)             # a slider stopped before a prediction is put back by the bar's {done}
 
     def refresh_all(self):
         parts = (self.bar, self.equation_panel, self.graph, self.inspector, self.predict_box)
