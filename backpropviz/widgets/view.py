@@ -90,22 +90,23 @@ class StepperBar(anywidget.AnyWidget, StepperPart):
 
     def set_granularity(self, value: str):
         m = self.model
-        if m.set_granularity(value):
-            self.stepper.predict_box.feedback.value = ""
-            c = m.circuit_trace
-            self.say(f"{m.granularity}: {m.n} steps, now at step {m.step}"
-                     + (f" ({c.counts.forward} operations)" if m.in_circuit and c is not None
-                        else ""))
-        else:
-            self.say(m.error, error=True)
-            self.refresh("failed")
+        ok = m.set_granularity(value)
+        c = m.circuit_trace
+        self._switched(ok, f"{m.granularity}: ", f" ({c.counts.forward} operations)"
+                       if ok and m.in_circuit and c is not None else "")
 
     def set_expanded(self, value: str):
         m = self.model
-        if m.set_expanded(None if value == "none" else value):
+        ok = m.set_expanded(None if value == "none" else value)
+        self._switched(ok, f"{m.expanded} expanded: " if m.expanded else "modules: ")
+
+    def _switched(self, ok: bool, what: str, more: str = ""):
+        """After a view switch: where the learner now is, or why it was refused (the controls
+        then show the view in force)."""
+        m = self.model
+        if ok:
             self.stepper.predict_box.feedback.value = ""
-            self.say(f"{m.expanded} expanded: {m.n} steps, now at step {m.step}"
-                     if m.expanded else f"modules: {m.n} steps, now at step {m.step}")
+            self.say(f"{what}{m.n} steps, now at step {m.step}{more}")
         else:
             self.say(m.error, error=True)
             self.refresh("failed")
