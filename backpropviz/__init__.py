@@ -33,7 +33,8 @@ _LAZY = {"render": (".display.draw", "render"), "show": (".display.draw", "show"
          "trace_text": (".display.presentation", "trace_text"),
          "circuit": (".theory.circuit", "circuit"), "cost": (".theory.cost", None),
          "Stepper": (".widgets.stepper", "Stepper"), "StepperModel": (".teach.stepper", "StepperModel"),
-         "Question": (".teach.quiz", "Question"), "CheckReport": (".teach.exercise", "CheckReport"),
+         "Question": (".teach.quiz", "Question"), "exit_questions": (".teach.exits", "exit_questions"),
+         "CheckReport": (".teach.exercise", "CheckReport"),
          "TrainingLab": (".widgets.trainlab", "TrainingLab"), "Training": (".lab.train", "Training"),
          "datasets": (".lab.datasets", None), "labfile": (".lab.labfile", None),
          # modules a rule's author or a lesson reads from: bpv.expr.Sym, bpv.text.shape_text

@@ -102,13 +102,26 @@ def is_graded(nb: dict) -> bool:
     return any("nbgrader" in c.get("metadata", {}) for c in nb.get("cells", ()))
 
 
+TEACHER_TAG = "teacher"       # a cell only the teacher's copy has: an exit question's answer sheet
+
+
+def without_teacher_cells(nb: dict) -> dict:
+    """The notebook without its cells tagged 'teacher' (nbconvert's TagRemovePreprocessor with
+    remove_cell_tags={'teacher'} does the same)."""
+    nb = copy.deepcopy(nb)
+    nb["cells"] = [c for c in nb.get("cells", [])
+                   if TEACHER_TAG not in c.get("metadata", {}).get("tags", [])]
+    return nb
+
+
 def student_version(nb: dict) -> dict:
-    """The notebook as `nbgrader generate_assignment` releases it to students (its ClearSolutions,
+    """The notebook as `nbgrader generate_assignment` releases it to students, its cells tagged
+    'teacher' removed first (the course's nbgrader_config.py in the teacher's guide) (its ClearSolutions,
     ClearHiddenTests, LockCells and ClearOutput steps, with nbgrader's default settings), without
     nbgrader: solution regions become `# YOUR CODE HERE` / `raise NotImplementedError()` (text:
     YOUR ANSWER HERE), hidden tests go, grade and read-only cells are locked, outputs are
     cleared."""
-    nb = copy.deepcopy(nb)
+    nb = without_teacher_cells(nb)
     for cell in nb["cells"]:
         meta = cell.setdefault("metadata", {})
         grader = meta.get("nbgrader", {})
@@ -141,9 +154,8 @@ def lesson_files(teacher: bool = False) -> dict[str, bytes]:
         data = path.read_bytes()
         if not teacher and path.suffix == ".ipynb":
             nb = json.loads(data)
-            if is_graded(nb):
-                data = (json.dumps(student_version(nb), indent=1, ensure_ascii=False)
-                        + "\n").encode("utf-8")
+            nb = student_version(nb) if is_graded(nb) else without_teacher_cells(nb)
+            data = (json.dumps(nb, indent=1, ensure_ascii=False) + "\n").encode("utf-8")
         files[path.name] = data
     return files
 
@@ -341,8 +353,9 @@ COPIES = _wrap(
     "05_exercises with its solutions inside nbgrader's solution markers, the form nbgrader's "
     "`generate_assignment` takes as its source. The student copies (the default) have "
     "05_exercises as that command releases it: each solution replaced by "
-    "`raise NotImplementedError()`, its test cells locked, its outputs cleared. The other "
-    f"lessons are the same in both copies. Both come with the teacher's guide, {GUIDE}.", KEEP)
+    "`raise NotImplementedError()`, its test cells locked, its outputs cleared. Only the "
+    "teacher's copies have the cells that give the exit questions' answers (tagged 'teacher'). "
+    f"Both come with the teacher's guide, {GUIDE}.", KEEP)
 
 
 def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:

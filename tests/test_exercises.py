@@ -490,8 +490,9 @@ def test_nbgrader_releases_without_solutions_and_grades_solved_full_unanswered_n
     (course / "source" / "ps1").mkdir(parents=True)
     home.mkdir()
     db = f"sqlite:///{course / 'gradebook.db'}"
-    (course / "nbgrader_config.py").write_text(textwrap.dedent(f"""\
-        c = get_config()
+    # the course configuration the teacher's guide gives (classroom/nbgrader_config.py)
+    (course / "nbgrader_config.py").write_text(
+        (ROOT / "classroom" / "nbgrader_config.py").read_text() + textwrap.dedent(f"""
         c.CourseDirectory.course_id = "backpropviz"
         c.CourseDirectory.root = {str(course)!r}
         c.CourseDirectory.db_url = {db!r}
@@ -537,3 +538,18 @@ def test_nbgrader_releases_without_solutions_and_grades_solved_full_unanswered_n
     assert scores["solved"] == (15.0, 15.0)
     assert scores["blank"] == (0.0, 15.0)
     assert scores["partial"] == (3.0, 15.0) and by_cell["sigmoid_backward_test"] == 3.0
+
+
+def test_v_at_z_T_on_flat_arrays_is_named_as_that_slip_and_numpys_words_are_translated():
+    """Lesson 05 asks for v zᵀ with @ and .T; on 1-D arrays v @ z.T is a dot product or fails."""
+    class FlatOuter(bpv.MM):
+        def grad_W(self, z, v):
+            return v @ z.T
+    text = str(bpv.check(FlatOuter))
+    assert "Likely slip (v zᵀ with 1-D arrays)" in text and "np.outer(v, z)" in text
+    assert "gufunc" not in text and "@ could not multiply: the inner sizes differ" in text
+
+    class Right(bpv.MM):
+        def grad_W(self, z, v):
+            return v[:, None] @ z[None, :] if z.ndim == 1 else v @ z.T
+    assert "1-D arrays" not in str(bpv.check(Right))

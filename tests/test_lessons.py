@@ -149,7 +149,7 @@ def test_a_lesson_says_what_it_teaches_and_ends_with_checked_exit_questions(nb):
     tail = "\n".join(c.source for c in book.cells[-6:])
     assert re.search(r"(?i)summary", "\n".join(md[-4:]))
     assert re.search(r"(?i)exit question", tail)
-    assert "bpv.Question(" in tail and ".check(" in tail
+    assert "bpv.exit_questions(" in tail and "quiz.key()" in tail
 
 
 @pytest.mark.parametrize("nb", NOTEBOOKS, ids=lambda p: p.stem)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import copy
 import math
+import re
 import traceback
 import warnings
 
@@ -115,6 +116,10 @@ def _describe(err: Exception, fn, method: str) -> str:
                 f"`raise NotImplementedError()` with your code)")
     text = err_text(err, 100_000).strip()
     msg = err_text(text.splitlines()[0]) if text else ""
+    sizes = re.search(r"^matmul: .*\(size (\d+) is different from (\d+)\)", msg)
+    if sizes:       # numpy's gufunc wording, in the words of a learner of the notes
+        msg = (f"@ could not multiply: the inner sizes differ ({sizes[2]} and {sizes[1]}); "
+               f"in A @ B, A's columns must be as many as B's rows")
     return f"{method} raised {type(err).__name__}" + (f": {msg}" if msg else "") \
         + _learner_line(err, fn)
 

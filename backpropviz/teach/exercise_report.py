@@ -230,11 +230,26 @@ def _worst_entry(got, want) -> str:
     return f"{where} is off most: numerical {fnum(want[idx])}, yours {fnum(got[idx])}"
 
 
+def _flat_outer(c) -> bool:
+    """The outer product v zᵀ (7.65) written as v @ z.T on 1-D v and z: a dot product (a number)
+    where the sizes agree, numpy's refusal where they do not."""
+    flat = [val for sym, val in c.inputs if sym in ("v", "z")]
+    if c.expected.ndim != 2 or len(flat) != 2 or any(np.ndim(x) != 1 for x in flat):
+        return False
+    return (c.error is None and c.got.ndim == 0) or (c.error is not None and
+                                                     "@ could not multiply" in c.error)
+
+
 def _explain(f: FunctionReport) -> list[str]:
     c = f.counterexample
     lines = [f"✘ {f.method}, {f.name}, is wrong."]
     if c.slip is not None:
         lines.append(f"  Likely slip ({c.slip.name}): " + c.slip.hint.replace("{rule}", c.rule))
+    elif _flat_outer(c):
+        lines.append("  Likely slip (v zᵀ with 1-D arrays): for a 1-D array .T changes nothing, "
+                     "so v @ z.T is a dot product (one number), or fails when v and z differ "
+                     "in size. Make v a column and z a row: np.outer(v, z), or "
+                     "v[:, None] @ z[None, :] (7.65).")
     elif c.error is None and c.got.shape != c.expected.shape:
         flipped = c.got.ndim == 2 and c.got.shape[::-1] == c.expected.shape
         grad = K.text(Key.gradient(f.wrt))

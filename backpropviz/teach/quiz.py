@@ -22,11 +22,18 @@ def _plain(text) -> str:
                    .split())
 
 
+def _shown(a) -> str:
+    """A right answer as the question would print it: a whole number in full (20000, not 2e+04)."""
+    if a.ndim == 0 and float(a).is_integer() and abs(float(a)) < 1e15:
+        return str(int(a))
+    return inline(a)
+
+
 class Question:
     """A question with a right answer: numbers (any shape) or one of ``choices``."""
 
     def __init__(self, prompt: str, answer, choices: list[str] | None = None, why: str = "",
-                 hint: str = ""):
+                 hint: str = "", wrong: dict[str, str] | None = None):
         for what, text in (("the prompt", prompt), ("why", why), ("the hint", hint)):
             if not isinstance(text, str):
                 raise BackpropError(f"Question: {what} is text; got {brief(text)}")
@@ -44,20 +51,58 @@ class Question:
             self.answer = answer
         else:
             self.answer = numeric(answer, "Question: the answer")
+        self.wrong = self._typical(wrong or {})
+
+    def _typical(self, wrong) -> list[tuple[str, str]]:
+        """Typical wrong answers (as typed) and their hints: each must parse and be wrong."""
+        if not isinstance(wrong, dict) or not all(isinstance(k, str) and isinstance(v, str) and
+                                                  v.strip() for k, v in wrong.items()):
+            raise BackpropError(f"Question: wrong maps a typical wrong answer (text) to its hint "
+                                f"(text); got {brief(wrong)}")
+        for typed in wrong:
+            if self._judge(typed)[0] is not False:
+                raise BackpropError(f"Question: the typical wrong answer {typed!r} is "
+                                    f"{'right' if self._judge(typed)[0] else 'not an answer'}")
+        return [(typed, hint[0].upper() + hint[1:]) for typed, hint in wrong.items()]
 
     def check(self, text) -> tuple[bool, str]:
-        """(right, message) for an answer typed as text."""
+        """(right, message) for an answer typed as text; a typical wrong answer gets its hint."""
+        ok, msg = self._judge(text)
+        if ok is None:
+            return False, msg
+        if not ok:
+            for typed, hint in self.wrong:
+                if self._same(text, typed):
+                    return False, ("Not this one. " if self.choices else "Not quite. ") + hint
+        return ok, msg
+
+    def _same(self, text, typed: str) -> bool:
+        """Whether the answer typed is this typical wrong one (as close as a right one would be)."""
         if self.choices is not None:
-            got = _plain(text if isinstance(text, str) else brief(text))
-            match = [c for c in self.choices if got in (_plain(c), _plain(c.split()[0]))]
-            if not got or not match:
-                return False, "Choose one of: " + "; ".join(self.choices)
-            ok = match[0] == self.answer
+            return self._choice(text) == typed
+        try:
+            got, want = parse_array(text, "your answer"), parse_array(typed, "a wrong answer")
+        except BackpropError:
+            return False
+        return got.shape == want.shape and bool(close(got, want))
+
+    def _choice(self, text) -> str | None:
+        got = _plain(text if isinstance(text, str) else brief(text))
+        match = [c for c in self.choices if got in (_plain(c), _plain(c.split()[0]))]
+        return match[0] if got and match else None
+
+    def _judge(self, text) -> tuple[bool | None, str]:
+        """(True, …) right, (False, …) wrong, (None, why) not an answer to this question."""
+        if self.choices is not None:
+            choice = self._choice(text)
+            if choice is None:
+                return None, "Choose one of: " + "; ".join(self.choices)
+            ok = choice == self.answer
             return ok, ("Right. " + self.why if ok else "Not this one. " + self.hint).strip()
         try:
             got = parse_array(text, "your answer")
         except BackpropError as e:
-            return False, str(e)
+            return None, str(e)
         want = self.answer
         if got.size == want.size and want.ndim <= 1 and (got.ndim <= 1 or
                                                          got.shape == (want.size, 1)):
@@ -66,7 +111,7 @@ class Question:
             return False, (f"Wrong shape: you gave {shape_words(got)}; the answer is "
                            f"{shape_words(want)}.")
         if close(got, want):
-            return True, f"Right: {inline(want)}. {self.why}".strip()
+            return True, f"Right: {_shown(want)}. {self.why}".strip()
         return False, f"Not quite ({tolerance_text()}). {self.hint}".strip()
 
     def __repr__(self):
