@@ -31,10 +31,13 @@ _LAZY = {"render": (".display.draw", "render"), "show": (".display.draw", "show"
          "EngineMissing": (".display.draw", "EngineMissing"),
          "step_text": (".display.presentation", "step_text"),
          "trace_text": (".display.presentation", "trace_text"),
+         "algorithm3_line": (".display.presentation", "algorithm3_line"),
+         "algorithm3_names": (".display.notation", "algorithm3_names"),
          "circuit": (".theory.circuit", "circuit"), "cost": (".theory.cost", None),
          "Stepper": (".widgets.stepper", "Stepper"), "StepperModel": (".teach.stepper", "StepperModel"),
          "Question": (".teach.quiz", "Question"), "exit_questions": (".teach.exits", "exit_questions"),
          "CheckReport": (".teach.exercise", "CheckReport"),
+         "TeacherView": (".widgets.teacher", "TeacherView"), "ClassStore": (".live.store", "ClassStore"),
          "TrainingLab": (".widgets.trainlab", "TrainingLab"), "Training": (".lab.train", "Training"),
          "datasets": (".lab.datasets", None), "labfile": (".lab.labfile", None),
          # modules a rule's author or a lesson reads from: bpv.expr.Sym, bpv.text.shape_text

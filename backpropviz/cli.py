@@ -24,9 +24,11 @@ import importlib.util
 import json
 import os
 import re
+import secrets
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 from . import __version__
@@ -36,6 +38,9 @@ MANIFEST = ".backpropviz-lessons.json"
 GUIDE = "README.md"
 FIRST = "00_start_here.ipynb"          # what `lab` opens
 APP = "06_classroom.ipynb"             # what `classroom` pre-heats (classroom/voila.json)
+TEACHER_APP = "09_teacher.ipynb"       # the class's live view: teacher's copies only
+DEFAULT_TEACHER_DIR = "backpropviz-teacher"
+TEACHER_PORT = 8867
 MAX_STUDENTS = 200                     # one machine: ~75 MB per pre-heated kernel (README)
 DEFAULT_LAB_DIR = "backpropviz-lessons"
 DEFAULT_CLASS_DIR = "backpropviz-classroom"
@@ -151,6 +156,8 @@ def lesson_files(teacher: bool = False) -> dict[str, bytes]:
     """File name → content of the copy (the student copies unless `teacher`)."""
     files = {}
     for path in lesson_sources():
+        if not teacher and path.name == TEACHER_APP:
+            continue                     # the class's answers are the teacher's to see
         data = path.read_bytes()
         if not teacher and path.suffix == ".ipynb":
             nb = json.loads(data)
@@ -370,12 +377,16 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
                "  lessons DIR [--teacher]              copy the lessons and the teacher's guide\n"
                "  lab [DIR] [--teacher] [ARGS]         ... and open JupyterLab on them\n"
                "  classroom [DIR] [--students N] [ARGS]\n"
-               "                                       ... and serve the classroom app (Voilà)\n\n"
+               "                                       ... and serve the classroom app (Voilà)\n"
+               "                                       (--class CLASS_DIR: keep the class's answers)\n"
+               "  teacher CLASS_DIR [ARGS]             the teacher's live view of the class\n"
+               "  class open|list|close|forget CLASS_DIR   the classes of a class folder\n\n"
                + _wrap("`backpropviz COMMAND --help` says more. `lab` and `classroom` need the "
                        "[lab] extra: pip install 'backpropviz[lab]'."))
     top.add_argument("--version", action="version", version=f"backpropviz {__version__}")
     top.add_argument("command", nargs="?", metavar="COMMAND",
-                     choices=["lessons", "lab", "classroom"], help="lessons, lab or classroom")
+                     choices=["lessons", "lab", "classroom", "teacher", "class"],
+                     help="lessons, lab, classroom, teacher or class")
     sub = {}
     sub["lessons"] = p = argparse.ArgumentParser(
         prog="backpropviz lessons", formatter_class=fmt,
@@ -418,7 +429,102 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
                    help=f"the lessons' folder (default: ./{DEFAULT_CLASS_DIR})")
     p.add_argument("--students", type=students_count, default=1, metavar="N",
                    help=f"the class size: N pre-heated kernels (1 to {MAX_STUDENTS}; default 1)")
+    p.add_argument("--class", dest="class_dir", type=Path, metavar="CLASS_DIR",
+                   help="keep the class's predictions in CLASS_DIR (made if missing, with a "
+                        "class open): the students join with its code, the teacher watches with "
+                        "`backpropviz teacher CLASS_DIR`")
+
+    sub["teacher"] = p = argparse.ArgumentParser(
+        prog="backpropviz teacher", formatter_class=fmt,
+        description=_wrap(
+            "Serve the teacher's live view of a class (09_teacher) with Voilà, on its own port "
+            f"({TEACHER_PORT}) and with its own token (printed), from the teacher's copies of "
+            "the lessons. It shows, every 1.5 s, what the students of the class predicted.",
+            "Other arguments go to Voilà (e.g. --port=8870 --token=WORD)."))
+    p.add_argument("class_dir", metavar="CLASS_DIR", type=Path,
+                   help="the class folder given to `backpropviz classroom --class`")
+    p.add_argument("--code", help="the class to show (default: the open one)")
+    p.add_argument("--lessons", type=Path, default=Path(DEFAULT_TEACHER_DIR), metavar="DIR",
+                   help=f"the teacher's copies of the lessons (default: ./{DEFAULT_TEACHER_DIR})")
+
+    sub["class"] = p = argparse.ArgumentParser(
+        prog="backpropviz class", formatter_class=fmt,
+        description=_wrap("A class folder's classes: open a new one (a new code), list them, "
+                          "close them (they take no more answers), or forget answers older "
+                          "than some days."))
+    p.add_argument("action", choices=["open", "list", "close", "forget"])
+    p.add_argument("dir", metavar="CLASS_DIR", type=Path)
+    p.add_argument("codes", nargs="*", metavar="CODE", help="close: these classes (default: all)")
+    p.add_argument("--days", type=float, default=30.0,
+                   help="forget: answers older than this many days (default 30)")
     return top, sub
+
+
+# --- a class's live view (backpropviz/live) -------------------------------------------------------
+def open_class(folder) -> str:
+    """The open class of the store in folder (made, with a new class, if there is none)."""
+    from .live.store import ClassStore, StoreError
+    try:
+        store = ClassStore(folder, create=True)
+        open_now = [c["code"] for c in store.classes() if c["closed"] is None]
+        code = open_now[-1] if open_now else store.open_class()
+        store.close()
+        return code
+    except StoreError as e:
+        raise CommandError(str(e)) from None
+
+
+def class_command(ns) -> int:
+    from .live.events import EventError
+    from .live.store import ClassStore, StoreError
+    try:
+        if ns.action == "open":
+            store = ClassStore(ns.dir, create=True)
+            code = store.open_class()
+            print(f"class {code} is open in {ns.dir}: give the students this code")
+        elif ns.action == "list":
+            store = ClassStore(ns.dir)
+            for c in store.classes():
+                state = "open" if c["closed"] is None else "closed"
+                print(f"{c['code']}  {state:6}  {store.count(c['code'])} answers  opened "
+                      f"{time.strftime('%Y-%m-%d %H:%M', time.localtime(c['opened']))}")
+        elif ns.action == "close":
+            store = ClassStore(ns.dir)
+            for code in ns.codes or [c["code"] for c in store.classes() if c["closed"] is None]:
+                store.close_class(code)
+                print(f"class {code.upper()} is closed")
+        else:                                            # forget: the retention, by hand
+            store = ClassStore(ns.dir)
+            n = store.forget_before(ns.days * 86400)
+            print(f"forgot {n} answers older than {ns.days:g} days")
+        return 0
+    except (StoreError, EventError) as e:
+        print(f"backpropviz class: {e}", file=sys.stderr)
+        return 2
+
+
+def teacher_command(lessons: Path, args: list[str]) -> list[str]:
+    """Voilà on the teacher's live view alone (its own server, port and token)."""
+    return [sys.executable, "-m", "voila", str(Path(lessons).expanduser().resolve() / TEACHER_APP),
+            "--no-browser", *args]
+
+
+def teacher(ns, extra: list[str]) -> int:
+    code = ns.code or open_class(ns.class_dir)
+    report(ns.lessons, copy_lessons(ns.lessons, teacher=True), True, brief=True)
+    os.environ["BPV_CLASS_DIR"] = str(Path(ns.class_dir).expanduser().resolve())
+    os.environ["BPV_CLASS_CODE"] = code
+    args = list(extra)
+    token = next((a.split("=", 1)[1] for a in args if a.startswith("--token=")), None)
+    if token is None:
+        token = secrets.token_urlsafe(12)
+        args.append(f"--token={token}")
+    if not any(a.startswith("--port=") for a in args):
+        args.append(f"--port={TEACHER_PORT}")
+    port = next(a.split("=", 1)[1] for a in args if a.startswith("--port="))
+    print(f"class {code}: your live view is http://localhost:{port}/?token={token} "
+          f"(keep this link to yourself: it shows every student's answers)")
+    return _run(teacher_command(ns.lessons, args))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -433,8 +539,10 @@ def main(argv: list[str] | None = None) -> int:
         ns, extra = sub[command].parse_args(rest), []
     else:
         ours = {"--teacher"} if command == "lab" else set()
-        mine, extra = _split(rest, ours | {"-h", "--help"},
-                             {"--students"} if command == "classroom" else set())
+        valued = {"classroom": {"--students", "--class"}, "teacher": {"--code", "--lessons"}}
+        mine, extra = _split(rest, ours | {"-h", "--help"}, valued.get(command, set()))
+        if command == "class":
+            mine, extra = rest, []
         ns = sub[command].parse_args(mine)
     try:
         if command == "lessons":
@@ -444,10 +552,19 @@ def main(argv: list[str] | None = None) -> int:
             _need("jupyterlab", "JupyterLab")
             report(ns.dir, copy_lessons(ns.dir, ns.teacher), ns.teacher, brief=True)
             return _run(lab_command(ns.dir, extra))
+        if command == "class":
+            return class_command(ns)
         _need("voila", "Voilà")
+        if command == "teacher":
+            return teacher(ns, extra)
         report(ns.dir, copy_lessons(ns.dir), False, brief=True)
         print(f"the classroom app: a pool of {ns.students} pre-heated kernel"
               f"{'s' * (ns.students != 1)} (--students {ns.students})")
+        if ns.class_dir is not None:
+            code = open_class(ns.class_dir)
+            os.environ["BPV_CLASS_DIR"] = str(Path(ns.class_dir).expanduser().resolve())
+            print(f"the class: code {code} (students type it in their Stepper's predict box); "
+                  f"your live view: backpropviz teacher {ns.class_dir}")
         if subprocess.call(warm_command(ns.dir)) != 0:
             print("could not lay out the classroom's graphs ahead; continuing", file=sys.stderr)
         return _run(classroom_command(ns.dir, ns.students, extra))

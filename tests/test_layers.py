@@ -10,7 +10,7 @@ import pytest
 import backpropviz as bpv
 
 PKG = pathlib.Path(bpv.__file__).parent
-LAYERS = ["core", "theory", "display", "teach", "lab", "widgets"]     # from the bottom up
+LAYERS = ["core", "theory", "display", "teach", "live", "lab", "widgets"]     # from the bottom up
 
 
 def modules() -> dict[str, pathlib.Path]:

@@ -40,27 +40,36 @@ def _say(slip, trace, spec) -> str:
 
 
 def hint(trace: Trace, spec: StepSpec, got: np.ndarray) -> str:
+    """What a learner who predicted ``got`` for this step is told."""
+    return diagnose(trace, spec, got)[1]
+
+
+def diagnose(trace: Trace, spec: StepSpec, got: np.ndarray) -> tuple[str, str]:
+    """(the slip, the hint) for a wrong prediction: the slip is the rule's slip that matches
+    ('transpose', 'forgot σ′', 'forgot 1/B', …), else 'wrong shape', 'sign' or 'other'."""
     want = np.asarray(trace[spec.writes], dtype=float)
     vals = symbol_values(trace, spec)
     lhs = K.text(spec.writes)
     if got.shape != want.shape:
         for slip in spec.rule.slips:
             if slip is TRANSPOSE and slip.matches(got, vals, want):
-                return f"Wrong shape: you gave {shape_words(got)}. {_say(slip, trace, spec)}"
+                return slip.name, f"Wrong shape: you gave {shape_words(got)}. {_say(slip, trace, spec)}"
         flipped = got.shape[::-1] == want.shape and got.ndim == 2
-        return (f"Wrong shape: you gave {shape_words(got)}, but {lhs} has the shape of "
-                f"{spec.node} itself: {shape_words(want)} (§7.4.1)"
-                + (". A missing or extra transpose?" if flipped else ""))
+        return ("transpose" if flipped else "wrong shape"), (
+            f"Wrong shape: you gave {shape_words(got)}, but {lhs} has the shape of "
+            f"{spec.node} itself: {shape_words(want)} (§7.4.1)"
+            + (". A missing or extra transpose?" if flipped else ""))
     for slip in spec.rule.slips:
         try:
             if slip.matches(got, vals, want):
-                return _say(slip, trace, spec)
+                return slip.name, _say(slip, trace, spec)
         except (KeyError, ValueError):          # the slip needs a symbol this step lacks
             continue
     err = np.abs(got - want)
     idx = np.unravel_index(int(np.argmax(err)), want.shape) if want.ndim else ()
     sign = bool(np.allclose(got, -want, rtol=RTOL, atol=ATOL))
-    where = f"entry {list(map(int, idx))}" if idx else "your number"
-    return ("Not quite: " + ("every sign is flipped; " if sign else "")
-            + f"the rule is {formula(trace, spec)} {spec.tag}. Check {where}: you have "
-            + f"{fnum(got[idx])}.")
+    where = f"entry ({', '.join(str(int(i) + 1) for i in idx)})"  # 1-based, as the notes count if idx else "your number"
+    return ("sign" if sign else "other"), (
+        "Not quite: " + ("every sign is flipped; " if sign else "")
+        + f"the rule is {formula(trace, spec)} {spec.tag}. Check {where}: you have "
+        + f"{fnum(got[idx])}.")

@@ -14,9 +14,9 @@ import numpy as np
 from ..core import keys as K
 from ..core.errors import BackpropError, brief, shape_str
 from ..core.numerics import close
-from .hints import hint
+from .hints import diagnose
 from ..core.networks import Sequential
-from ..display.presentation import StepView, present
+from ..display.presentation import NOTATIONS, StepView, check_notation, node_details, present
 from .rebuild import Rebuilder, parse_array
 from ..core.trace import Trace
 from ..display.text import inline
@@ -53,13 +53,21 @@ class StepperModel:
     (``granularity`` "modules" or "scalar circuit"). Switching maps the step to the matching
     place in the other view (``to_circuit``/``to_modules``); rebuilds change the module network
     and, in the circuit view, the circuit is rebuilt from the new pass.
+
+    Notation (``notation``, one of ``notations``): "modules" (u[i], M_i), or "algorithm3" for an
+    MLP on one example, each step written as its line of the notes' Algorithm 3 with z[k], a[k]
+    (display/presentation.py); it applies to the module-level view (the scalar circuit and an
+    expanded module are shown in the tool's names).
     """
 
-    def __init__(self, net_or_trace, x=None, y=None):
+    def __init__(self, net_or_trace, x=None, y=None, notation: str = "modules"):
         self.error = ""
         self.step = 0
+        self.notation = NOTATIONS[0]
         self._revealed: dict = {}     # view (a trace) → its steps whose prediction was revealed
         self._observers = []
+        self._wrong: dict = {}        # view (a trace) → step → wrong predictions so far
+        self._attempt_listeners = []
         self.rebuilder: Rebuilder | None = None
         self.granularity = GRANULARITIES[0]
         self.circuit_trace = None
@@ -83,6 +91,43 @@ class StepperModel:
             raise BackpropError("Stepper: give a network and x, y (Stepper(net, x, y)) or a trace "
                                 f"(Stepper(trace)); got {type(net_or_trace).__name__}")
         self.module_trace = self.trace
+        if notation != NOTATIONS[0]:
+            self.notation = check_notation(self.module_trace, notation)
+
+    # --- notation: the tool's names, or Algorithm 3's ------------------------------------------------
+    @property
+    def notations(self) -> tuple[str, ...]:
+        """The notations this pass can be written in: "modules", and "algorithm3" for an MLP."""
+        ok = []
+        for n in NOTATIONS:
+            try:
+                ok.append(check_notation(self.module_trace, n))
+            except BackpropError:
+                pass
+        return tuple(ok)
+
+    @property
+    def shown_notation(self) -> str:
+        """The notation of the view shown: ``notation`` where it applies (the module-level view
+        of a pass it fits), else "modules"."""
+        if self.notation == NOTATIONS[0] or self.trace is not self.module_trace or \
+                self.notation not in self.notations:
+            return NOTATIONS[0]
+        return self.notation
+
+    def set_notation(self, notation: str) -> bool:
+        """Write the steps in ``notation`` (see ``notations``); on failure ``error`` says why, the
+        notation stays and False is returned."""
+        try:
+            notation = check_notation(self.module_trace, notation)
+        except BackpropError as e:
+            self.error = str(e)
+            return False
+        self.error = ""
+        if notation != self.notation:
+            self.notation = notation
+            self._changed("notation")
+        return True
 
     # --- granularity: modules ↔ scalar circuit -----------------------------------------------------
     @property
@@ -240,8 +285,10 @@ class StepperModel:
         """The current step's presentation, made once per step (the equation panel, the graph
         and the screen reader all read it)."""
         kept = getattr(self, "_view", None)
-        if kept is None or kept[0] is not self.trace or kept[1] != self.step:
-            kept = self._view = (self.trace, self.step, present(self.trace, self.step))
+        notation = self.shown_notation
+        if kept is None or kept[0] is not self.trace or kept[1] != self.step or \
+                kept[2].notation != notation:
+            kept = self._view = (self.trace, self.step, present(self.trace, self.step, notation))
         return kept[2]
 
     @property
@@ -252,8 +299,11 @@ class StepperModel:
     def settings(self):
         return self.rebuilder.settings if self.rebuilder else None
 
-    def inspect(self, name: str) -> dict:
-        """A node's value and gradient (None until known at this step), with its shape."""
+    def inspect(self, name: str, entry=None) -> dict:
+        """A node's value and gradient (None until known at this step), with its shape, and
+        ``details``: the lines of ``display.presentation.node_details`` (its names in the notes,
+        how its gradient was computed entry by entry, with the numbers of ``entry``, a 0-based
+        index, default the first)."""
         tr, k = self.trace, self.step
         if not isinstance(name, str):
             raise BackpropError(f"inspect: a node is named by text such as 'u[1]'; "
@@ -262,7 +312,8 @@ class StepperModel:
         vkey, gkey = K.Key(name), K.Key.gradient(name)
         return {"name": name, "value": tr[vkey] if tr.is_known(vkey, k) else None,
                 "grad": tr[gkey] if tr.is_known(gkey, k) else None,
-                "shape": shape_str(tr[vkey]), "has_grad": gkey in tr}
+                "shape": shape_str(tr[vkey]), "has_grad": gkey in tr,
+                "details": node_details(tr, name, k, entry)}
 
     # --- rebuilding ---------------------------------------------------------------------------------
     def rebuild(self, **kwargs) -> bool:
@@ -287,7 +338,7 @@ class StepperModel:
             except BackpropError as e:
                 self.expanded = None
                 self.error = f"rebuilt, shown as modules: {e}"
-        self._revealed = {}
+        self._revealed, self._wrong = {}, {}
         if self.in_circuit:                          # the circuit of the new pass
             from ..theory.circuit import to_circuit
             try:
@@ -311,6 +362,7 @@ class StepperModel:
         """Keep the revealed steps of the views one can switch back to, and drop the rest."""
         keep = (self.module_trace, self.circuit_trace, self.trace)
         self._revealed = {t: r for t, r in self._revealed.items() if any(t is k for k in keep)}
+        self._wrong = {t: w for t, w in self._wrong.items() if any(t is k for k in keep)}
 
 
     def needs_prediction(self, k: int) -> bool:
@@ -335,14 +387,45 @@ class StepperModel:
                 got.ndim <= 1 or got.shape == (want.size, 1)):
             # 0.5 and [0.5] mean the same for a 1-vector; a vector may be typed as a column
             got = got.reshape(want.shape)
+        wrong = self._wrong.setdefault(self.trace, {})
         if close(got, want):
+            first = k not in self.revealed
             self.revealed.add(k)
             self._changed("revealed")
+            if first:
+                self._attempt(k, "right after a hint" if wrong.get(k) else "right first time",
+                              None, got)
             return True, f"Right: {K.text(spec.writes)} = {inline(want)} {spec.tag}"
-        return False, hint(self.trace, spec, got)
+        slip, said = diagnose(self.trace, spec, got)
+        if k not in self.revealed:
+            wrong[k] = wrong.get(k, 0) + 1
+            self._attempt(k, "wrong", slip, got)
+        return False, said
 
     def reveal(self, k: int | None = None):
         k = self.step + 1 if k is None else step_number(k, self.n)
         if 1 <= k <= self.n:
+            first = k not in self.revealed
             self.revealed.add(k)
             self._changed("revealed")
+            if first and self.trace.specs[k - 1].kind in ("B1", "B2", "acc"):
+                self._attempt(k, "revealed", None, None)
+
+    # --- attempts, for a class's live view (live/): what was predicted where, and how it went ------
+    OUTCOMES = ("right first time", "right after a hint", "wrong", "revealed")
+
+    def on_attempt(self, fn) -> None:
+        """Call fn(attempt) after each checked prediction or reveal of a step not yet revealed:
+        a dict with the view, step, what it writes, the rule's kind and tag, the outcome (one of
+        OUTCOMES), the slip the hints recognised (wrong answers) and the numbers typed."""
+        self._attempt_listeners.append(fn)
+
+    def _attempt(self, k: int, outcome: str, slip: str | None, got) -> None:
+        spec = self.trace.specs[k - 1]
+        attempt = {"view": self.granularity if self.expanded is None else "expanded",
+                   "step": k, "writes": K.text(spec.writes), "kind": spec.kind,
+                   "tag": spec.tag, "outcome": outcome, "slip": slip,
+                   "answer": None if got is None else np.asarray(got, dtype=float).ravel()
+                   .tolist()}
+        for fn in list(self._attempt_listeners):
+            fn(attempt)             # a listener keeps its own errors (live/link.py: never raises)

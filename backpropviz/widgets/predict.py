@@ -12,6 +12,7 @@ from ..core.errors import shape_str
 from ..display.presentation import rhs
 from ..teach.hints import tolerance_text
 from .base import NO_MATH, button, shown_in_widget
+from .classjoin import ClassJoin
 from .parts import StepperPart
 
 
@@ -35,9 +36,10 @@ class PredictBox(ipw.VBox, StepperPart):
                             layout=ipw.Layout(align_items="center", flex_flow="row wrap"))
         # feedback first: after a right answer it confirms the step just revealed, above the
         # question for the next one
-        super().__init__([self.predict_toggle, self.feedback, self.ask])
-        self.add_class("bpv-predict")
         self._attach(stepper)
+        self.join = ClassJoin(self.model)      # shown only where the server keeps a class
+        super().__init__([self.predict_toggle, self.join, self.feedback, self.ask])
+        self.add_class("bpv-predict")
         self.tries: dict[int, int] = {}
         self.outcome: dict[int, str] = {}     # step → "first", "hint" (after a wrong try), "revealed"
         self.check_btn.on_click(self._on_check)

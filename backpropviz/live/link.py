@@ -1,0 +1,161 @@
+"""A student's link to a class: each attempt of their Stepper becomes an event, queued and sent by
+a thread of its own, so that a slow, full or absent store never blocks the lesson.
+
+Where events go is the server's business, read from the kernel's environment:
+``BPV_CLASS_DIR`` (one server: the class's folder, written directly) or ``BPV_CLASS_URL`` (the
+JupyterHub service, with the student's own ``JUPYTERHUB_API_TOKEN``). Without either, there is no
+class to join and the Stepper works as it always did.
+"""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import secrets
+import threading
+import time
+import urllib.error
+import urllib.request
+
+from .events import EventError, new_id, normal_code, normal_student
+from .store import ClassStore, StoreError
+
+QUEUE = 1000            # events waiting at most (then the newest are refused, with a notice)
+RETRY = (0.5, 1, 2, 5, 10)   # seconds between tries when the store does not answer
+TIMEOUT = 5.0
+
+
+class Folder:
+    """One server: the class's SQLite database in a folder on this machine."""
+
+    def __init__(self, folder):
+        self.folder = folder
+        self._store = None
+
+    def _open(self) -> ClassStore:
+        if self._store is None:
+            self._store = ClassStore(self.folder)
+        return self._store
+
+    def check(self, code: str) -> None:
+        if not self._open().is_open(code):
+            raise EventError(f"there is no open class {code}: check the code with your teacher")
+
+    def post(self, event: dict) -> None:
+        self._open().add(event)
+
+
+class Hub:
+    """JupyterHub: the class service, reached with the student's own hub token."""
+
+    def __init__(self, url: str, token: str):
+        self.url, self.token = url.rstrip("/"), token
+
+    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+        data = None if body is None else json.dumps(body).encode("utf-8")
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers={
+            "Authorization": f"token {self.token}", "Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
+                return json.loads(r.read(65536) or b"{}")
+        except urllib.error.HTTPError as e:
+            try:
+                said = json.loads(e.read(4096)).get("message", "")
+            except ValueError:
+                said = ""
+            if 400 <= e.code < 500:
+                raise EventError(str(said)[:200] or f"the class service refused it ({e.code})") \
+                    from None
+            raise StoreError(f"the class service failed ({e.code})") from None
+        except (OSError, ValueError) as e:
+            raise StoreError(f"the class service does not answer ({type(e).__name__})") from None
+
+    def check(self, code: str) -> None:
+        self._call("GET", f"/classes/{code}")
+
+    def post(self, event: dict) -> None:
+        self._call("POST", "/events", event)
+
+
+def from_environment():
+    """The server's class destination (Folder or Hub), or None when it has none."""
+    if os.environ.get("BPV_CLASS_DIR"):
+        return Folder(os.environ["BPV_CLASS_DIR"])
+    if os.environ.get("BPV_CLASS_URL") and os.environ.get("JUPYTERHUB_API_TOKEN"):
+        return Hub(os.environ["BPV_CLASS_URL"], os.environ["JUPYTERHUB_API_TOKEN"])
+    return None
+
+
+class ClassLink:
+    """One student in one class: ``send(attempt, fingerprint)`` queues an event; a thread sends
+    it, retrying while the store does not answer. ``status()`` says how it goes, in words."""
+
+    def __init__(self, destination, code: str, student: str | None = None, on_status=None):
+        self.destination, self.code = destination, normal_code(code)
+        self.student = normal_student(student) if student and student.strip() \
+            else f"student-{secrets.token_hex(2)}"
+        destination.check(self.code)                 # a wrong code is said at once
+        self.sent = self.done = self.stored = 0
+        self.notice = ""
+        self._on_status = on_status
+        self._queue: queue.Queue = queue.Queue(QUEUE)
+        self._thread = threading.Thread(target=self._run, name="bpv-class-link", daemon=True)
+        self._thread.start()
+
+    def send(self, attempt: dict, fingerprint: str) -> None:
+        event = {"id": new_id(), "code": self.code, "student": self.student,
+                 "fingerprint": fingerprint, "time": time.time(),
+                 **{k: attempt[k] for k in ("view", "step", "writes", "kind", "tag", "outcome",
+                                            "slip", "answer")}}
+        if event["answer"] is not None:
+            event["answer"] = event["answer"][:64]
+        try:
+            self._queue.put_nowait(event)
+            self.sent += 1
+        except queue.Full:
+            self._say("too many answers are waiting for the class; new ones are not sent")
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every queued event is answered (stored or refused) (tests, a kernel closing)."""
+        end = time.monotonic() + timeout
+        while self.done < self.sent and time.monotonic() < end:
+            time.sleep(0.02)
+        return self.done >= self.sent
+
+    def status(self) -> str:
+        said = f"class {self.code} as {self.student}: {self.stored} of {self.sent} " \
+               f"answer{'s' * (self.sent != 1)} received"
+        return said + (f" · {self.notice}" if self.notice else "")
+
+    def _say(self, notice: str) -> None:
+        self.notice = notice
+        if self._on_status is not None:
+            try:
+                self._on_status(self.status())
+            except Exception:       # noqa: BLE001 — a closed page must not stop the sending
+                pass
+
+    def _run(self) -> None:
+        while True:
+            event = self._queue.get()
+            for wait in (*RETRY, None):
+                try:
+                    self.destination.post(event)
+                    self.stored += 1
+                    self.done += 1
+                    self._say("")
+                    break
+                except EventError as e:        # refused for good: said once, not retried
+                    self.done += 1
+                    self._say(f"not sent: {e}")
+                    break
+                except StoreError as e:
+                    if wait is None:
+                        self.done += 1
+                        self._say(f"an answer was not kept: {e}")
+                        break
+                    self._say(f"the class store does not answer yet; retrying ({e})")
+                    time.sleep(wait)
+
+
+__all__ = ["ClassLink", "Folder", "Hub", "from_environment"]

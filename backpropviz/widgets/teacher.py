@@ -1,0 +1,242 @@
+"""The teacher's live view of a class: for the step the class is on, how many answered, the share
+right first time, the slips the hints recognised and a histogram of the numbers typed; a table of
+every step; the students still stuck. Refreshed from the class's store every ~1.5 s, without
+reloading the page. Projector mode shows aggregates only, never a pseudonym."""
+from __future__ import annotations
+
+import asyncio
+import html
+import time
+
+import ipywidgets as ipw
+
+from ..core.errors import BackpropError
+from ..live.events import normal_code
+from ..live.store import ClassStore, StoreError
+from ..live.summary import ClassSummary, StepSummary, summarize
+from .base import button
+from .classjoin import fingerprint
+from .pagestyle import HERE, PageStyle
+
+REFRESH = 1.5          # seconds between reads of the store
+
+
+class TeacherStyle(PageStyle):
+    _css = HERE / "teacher.css"
+
+
+def _pct(x) -> str:
+    return "–" if x is None else f"{100 * x:.0f} %"
+
+
+def _n(n: int, what: str) -> str:
+    return f"{n} {what}{'s' * (n != 1)}"
+
+
+def _e(text) -> str:
+    return html.escape(str(text))
+
+
+class TeacherView(ipw.VBox):
+    """``TeacherView(folder, code, stepper=None)``: the class ``code`` of the store in ``folder``;
+    ``stepper`` (the teacher's own Stepper of the class's network) is moved to a step by the
+    'open' buttons."""
+
+    def __init__(self, folder=None, code: str | None = None, stepper=None,
+                 refresh: float = REFRESH):
+        self.store, self.code, problem = None, None, ""
+        try:
+            if not folder:
+                raise StoreError("this server keeps no class: start it with `backpropviz teacher "
+                                 "CLASS_DIR` (or `./dev teacher`), the class folder of "
+                                 "`backpropviz classroom --class CLASS_DIR`")
+            self.store = ClassStore(folder)
+            open_now = [c["code"] for c in self.store.classes() if c["closed"] is None]
+            self.code = normal_code(code) if code else (open_now[-1] if open_now else
+                                                        self.store.open_class())
+        except (StoreError, BackpropError) as e:
+            problem = str(e)
+        self.stepper, self.every = stepper, refresh
+        self.summary: ClassSummary | None = None
+        self.count = -1
+        self.title = ipw.HTML().add_class("bpv-t-title")
+        self.projector = ipw.ToggleButton(description="projector", tooltip="projector mode: "
+                                          "the class's aggregates only, large, no names",
+                                          value=False).add_class("bpv-t-projector")
+        self.reset_btn = button("reset", "forget this class's answers (press twice)",
+                                "bpv-t-reset")
+        self.close_btn = button("close class", "stop taking answers for this class (press "
+                                "twice)", "bpv-t-close")
+        self.message = ipw.HTML().add_class("bpv-t-message")
+        self.now = ipw.HTML().add_class("bpv-t-now")
+        self.open_now = button("open in my Stepper", "show this step in your own Stepper",
+                               "bpv-t-open-now")
+        self.table = ipw.VBox().add_class("bpv-t-table")
+        self.students = ipw.HTML().add_class("bpv-t-students")
+        bar = ipw.HBox([self.title, self.projector, self.reset_btn, self.close_btn, self.message],
+                       layout=ipw.Layout(flex_flow="row wrap", align_items="center"))
+        super().__init__([TeacherStyle(), bar, self.now, self.open_now, self.table,
+                          self.students])
+        self.add_class("bpv-teacher")
+        self._armed = None
+        self._rows: dict[int, ipw.Button] = {}
+        self.projector.observe(lambda _: self._projector(), names="value")
+        self.reset_btn.on_click(lambda _: self._twice("reset"))
+        self.close_btn.on_click(lambda _: self._twice("close"))
+        self.open_now.on_click(lambda _: self.open_step(self.summary and self.summary.current))
+        self._task = None
+        if self.store is None:
+            self.now.value = f'<div class="bpv-t-card" role="alert">{_e(problem)}</div>'
+            self.open_now.layout.display = "none"
+            return
+        self.update(force=True)
+        if refresh:
+            try:
+                self._task = asyncio.get_event_loop().create_task(self._loop())
+            except RuntimeError:          # no running loop (a plain script): update() by hand
+                self._task = None
+
+    async def _loop(self):
+        while True:
+            await asyncio.sleep(self.every)
+            self.update()
+
+    # --- reading the class ----------------------------------------------------------------------
+    def update(self, force: bool = False) -> bool:
+        """Read the store; redraw if anything arrived. False (and a message) if it cannot be read."""
+        try:
+            n = self.store.count(self.code)
+            if n == self.count and not force:
+                self._title()
+                return True
+            events = self.store.events(self.code)
+        except StoreError as e:
+            self.message.value = f'<span role="alert">{_e(e)}</span>'
+            return False
+        self.count, self.summary = n, summarize(events)
+        self._events = events
+        self._draw()
+        return True
+
+    def _title(self):
+        s = self.summary
+        closed = not self.store.is_open(self.code)
+        self.title.value = (f"<b>class {_e(self.code)}</b>{' (closed)' if closed else ''} · "
+                            f"{_n(s.students if s else 0, 'student')} · {_n(s.events if s else 0, 'answer')} · "
+                            f"read {time.strftime('%H:%M:%S')}")
+
+    def _draw(self):
+        self._title()
+        s = self.summary
+        cur = s.step(s.current) if s.current is not None else None
+        self.now.value = self._now_html(cur, s)
+        self.open_now.layout.display = "none" if (cur is None or self.stepper is None) else ""
+        self._table(s)
+        self.students.value = "" if self.projector.value else self._students_html()
+
+    def _now_html(self, st: StepSummary | None, s: ClassSummary) -> str:
+        if st is None:
+            return ('<div class="bpv-t-card" role="status"><p>No answers yet. Students join with '
+                    f'the class code <b>{_e(self.code)}</b> in their Stepper.</p></div>')
+        slips = "".join(f"<li>{_e(name)}: <b>{n}</b></li>" for name, n in st.slips) or \
+            "<li>none</li>"
+        top = max((n for _, n, _ in st.histogram), default=1) or 1
+        bars = "".join(
+            f'<div class="bpv-t-bar{" bpv-t-right" if right else ""}">'
+            f'<span class="bpv-t-label">{_e(label)}{" ✔" if right else ""}</span>'
+            f'<span class="bpv-t-fill" style="width:{int(100 * n / top)}%"></span>'
+            f'<span class="bpv-t-count">{n}</span></div>' for label, n, right in st.histogram)
+        left = f"<p>{s.left_out} answers about another network or view are not counted.</p>" \
+            if s.left_out else ""
+        if self.stepper is not None and s.fingerprint != fingerprint(
+                self.stepper.model.module_trace):
+            left += ("<p>Your Stepper shows another network than the one the class answers "
+                     "about: set the same network, example and seed as the classroom app.</p>")
+        return (f'<div class="bpv-t-card" role="status" aria-label="the step the class is on">'
+                f"<h3>the class is on step {st.step}: {_e(st.writes)} {_e(st.tag)}</h3>"
+                f'<div class="bpv-t-figures"><span>answered <b>{st.answered}</b> of '
+                f"{s.students}</span><span>right first time <b>{_pct(st.share_right_first)}"
+                f"</b></span><span>after a hint <b>{st.right_after_hint}</b></span>"
+                f"<span>revealed <b>{st.revealed}</b></span><span>stuck <b>{st.stuck}</b>"
+                f"</span></div>"
+                f'<div class="bpv-t-parts"><div><h4>slips</h4><ul>{slips}</ul></div>'
+                f'<div class="bpv-t-hist" role="img" aria-label="the numbers typed (first '
+                f'entry), one bar per value">'
+                f"<h4>numbers typed (first entry)</h4>{bars}</div></div>{left}</div>")
+
+    def _table(self, s: ClassSummary):
+        head = ipw.HTML('<div class="bpv-t-row bpv-t-head" role="row"><span>step</span>'
+                        "<span>computes</span><span>answered</span><span>right first</span>"
+                        "<span>most common slip</span><span>stuck</span><span></span></div>")
+        rows = [head]
+        for st in s.steps:
+            slip = f"{st.slips[0][0]} ({st.slips[0][1]})" if st.slips else "–"
+            here = " bpv-t-here" if st.step == s.current else ""
+            cells = ipw.HTML(f'<div class="bpv-t-row{here}" role="row"><span>{st.step}</span>'
+                             f"<span>{_e(st.writes)} {_e(st.tag)}</span><span>{st.answered}"
+                             f"</span><span>{_pct(st.share_right_first)}</span>"
+                             f"<span>{_e(slip)}</span><span>{st.stuck}</span></div>")
+            parts = [cells]
+            if self.stepper is not None:
+                if st.step not in self._rows:
+                    b = button(f"open {st.step}", f"show step {st.step} in your own Stepper",
+                               "bpv-t-open")
+                    b.on_click(lambda _, k=st.step: self.open_step(k))
+                    self._rows[st.step] = b
+                parts.append(self._rows[st.step])
+            rows.append(ipw.HBox(parts, layout=ipw.Layout(align_items="center")))
+        self.table.children = rows
+
+    def _students_html(self) -> str:
+        latest: dict[str, dict] = {}
+        for e in self._events:
+            latest[e["student"]] = e
+        if not latest:
+            return ""
+        rows = "".join(f"<tr><td>{_e(name)}</td><td>{e['step']}</td><td>{_e(e['outcome'])}"
+                       f"{' (' + _e(e['slip']) + ')' if e['slip'] else ''}</td></tr>"
+                       for name, e in sorted(latest.items()))
+        return ('<details><summary>each student\'s last answer (not in projector mode)'
+                '</summary><table><thead><tr><th scope="col">student</th><th scope="col">step'
+                '</th><th scope="col">last answer</th></tr></thead>'
+                f"<tbody>{rows}</tbody></table></details>")
+
+    # --- the teacher's buttons ------------------------------------------------------------------
+    def open_step(self, k) -> None:
+        if self.stepper is None or k is None:
+            return
+        self.stepper.model.go(int(k))
+        self.message.value = f'<span role="status">your Stepper shows step {int(k)}</span>'
+
+    def _projector(self):
+        if self.projector.value:
+            self.add_class("bpv-t-big")
+        else:
+            self.remove_class("bpv-t-big")
+        self.students.layout.display = "none" if self.projector.value else ""
+        self._draw() if self.summary is not None else None
+
+    def _twice(self, what: str):
+        if self._armed != what:
+            self._armed = what
+            self.message.value = (f'<span role="alert">press {what} again to '
+                                  f'{"forget every answer of" if what == "reset" else "close"} '
+                                  f"class {_e(self.code)}</span>")
+            return
+        self._armed = None
+        try:
+            if what == "reset":
+                n = self.store.reset(self.code)
+                said = f"forgot {n} answers"
+            else:
+                self.store.close_class(self.code)
+                said = f"class {self.code} is closed: it takes no more answers"
+        except StoreError as e:
+            said = str(e)
+        self.message.value = f'<span role="status">{_e(said)}</span>'
+        self.update(force=True)
+
+    def close(self):
+        if self._task is not None:
+            self._task.cancel()
+        super().close()

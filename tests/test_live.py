@@ -1,0 +1,248 @@
+"""A class's predictions, live (backpropviz/live): events, their store, the summary the teacher
+sees, and a student's link from the Stepper. The one-server path end to end is
+benchmarks/bench_classroom.py --class (figures in the README); the browser test of the teacher's
+view is in test_browser_teacher.py."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import backpropviz as bpv
+from backpropviz.live import store as S
+from backpropviz.live.events import EventError, new_id, normal_code, validate
+from backpropviz.live.link import ClassLink, Folder
+from backpropviz.live.summary import histogram, summarize
+from backpropviz.teach.stepper import StepperModel
+
+
+def event(code, **kw):
+    e = {"id": new_id(), "code": code, "student": "ada", "fingerprint": "0" * 16,
+         "view": "modules", "step": 7, "writes": "∂J/∂W[2]", "kind": "B2", "tag": "(7.65)",
+         "outcome": "wrong", "slip": "transpose", "answer": [0.5, -1.0], "time": time.time()}
+    e.update(kw)
+    return e
+
+
+@pytest.fixture
+def store(tmp_path):
+    s = S.ClassStore(tmp_path / "class", create=True)
+    yield s
+    s.close()
+
+
+# --- events: everything checked on the way in ----------------------------------------------------
+@pytest.mark.parametrize("change, said", [
+    ({"id": "x"}, "id"), ({"code": "0OIL11"}, "class code"), ({"student": "<script>"}, "name"),
+    ({"student": "x" * 33}, "name"), ({"fingerprint": "zz"}, "fingerprint"),
+    ({"step": 0}, "step"), ({"step": True}, "step"), ({"step": 2.0}, "step"),
+    ({"view": "3d"}, "view"), ({"outcome": "great"}, "outcome"),
+    ({"answer": [float("nan")]}, "answer"), ({"answer": [1.0] * 65}, "answer"),
+    ({"answer": "[1]"}, "answer"), ({"time": -1}, "time"), ({"writes": ""}, "writes"),
+    ({"tag": "x" * 25}, "tag"), ({"extra": 1}, "no field"), ({"slip": "s" * 5000}, "4096"),
+])
+def test_a_bad_event_is_refused_with_one_sentence(store, change, said):
+    code = store.open_class()
+    with pytest.raises(EventError, match=said):
+        store.add({**event(code), **change})
+    assert store.count() == 0
+
+
+def test_a_code_is_read_as_typed_and_validated_events_keep_only_known_fields(store):
+    code = store.open_class()
+    assert normal_code(" " + code.lower()[:3] + " " + code.lower()[3:]) == code
+    e = validate(event(code))
+    assert set(e) == {"id", "code", "student", "fingerprint", "view", "step", "writes", "kind",
+                      "tag", "outcome", "slip", "answer", "time"}
+
+
+# --- the store -----------------------------------------------------------------------------------
+def test_an_event_is_stored_once_and_a_closed_class_takes_no_more(store):
+    code = store.open_class()
+    e = event(code)
+    assert store.add(e) is True and store.add(e) is False
+    assert store.count(code) == 1 and store.events(code)[0]["answer"] == [0.5, -1.0]
+    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    store.close_class(code)
+    with pytest.raises(EventError, match="no open class"):
+        store.add(event(code))
+    with pytest.raises(EventError, match="no open class"):
+        store.add(event("ABCDEF"))
+    assert store.reset(code) == 1 and store.count(code) == 0
+
+
+def test_the_hub_service_checks_the_sender_is_the_events_student(store):
+    code = store.open_class()
+    with pytest.raises(EventError, match="its own student"):
+        store.add(event(code, student="bob"), student="ada")
+    assert store.add(event(code), student="ada")
+
+
+def test_a_full_store_says_so_and_keeps_what_it_had(tmp_path, monkeypatch):
+    monkeypatch.setattr(S, "MAX_BYTES", 96 * 1024)
+    s = S.ClassStore(tmp_path / "small", create=True)
+    code = s.open_class()
+    kept = 0
+    with pytest.raises(S.StoreError, match="full"):
+        for _ in range(10_000):
+            s.add(event(code, slip="x" * 40))
+            kept += 1
+    assert kept > 10 and s.count(code) == kept
+
+
+def test_a_folder_without_a_store_is_named(tmp_path):
+    with pytest.raises(S.StoreError, match="no class store in"):
+        S.ClassStore(tmp_path / "none")
+
+
+KILLED = """
+import sys, time
+from backpropviz.live.store import ClassStore
+from backpropviz.live.events import new_id
+s = ClassStore(sys.argv[1])
+for i in range(100000):
+    e = {"id": new_id(), "code": sys.argv[2], "student": "ada", "fingerprint": "0" * 16,
+         "view": "modules", "step": 1 + i % 9, "writes": "u", "kind": "B1", "tag": "(7.63)",
+         "outcome": "wrong", "slip": None, "answer": [1.0], "time": time.time()}
+    s.add(e)
+    print(e["id"], flush=True)          # acknowledged: stored and committed
+"""
+
+
+def test_a_killed_writer_loses_nothing_it_acknowledged(store):
+    code = store.open_class()
+    proc = subprocess.Popen([sys.executable, "-c", KILLED, str(store.folder), code],
+                            stdout=subprocess.PIPE, text=True)
+    acked = []
+    while len(acked) < 200:
+        acked.append(proc.stdout.readline().strip())
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    acked += [line.strip() for line in proc.stdout.read().splitlines() if line.strip()]
+    stored = {e["id"] for e in S.ClassStore(store.folder).events(code)}
+    assert set(acked) <= stored
+
+
+# --- the summary ---------------------------------------------------------------------------------
+def test_the_summary_counts_students_outcomes_slips_and_the_step_the_class_is_on():
+    c = "ABCDEF"
+    evs = [event(c, student="a", step=7, outcome="right first time", slip=None, answer=[2.0]),
+           event(c, student="b", step=7, outcome="wrong", slip="transpose", answer=[3.0]),
+           event(c, student="b", step=7, outcome="right after a hint", slip=None, answer=[2.0]),
+           event(c, student="c", step=7, outcome="wrong", slip="forgot σ′", answer=[9.0]),
+           event(c, student="c", step=7, outcome="wrong", slip="forgot σ′", answer=[9.0]),
+           event(c, student="d", step=7, outcome="revealed", slip=None, answer=None),
+           event(c, student="a", step=8, outcome="wrong", slip="sign", answer=[-1.0]),
+           event(c, student="b", step=8, outcome="right first time", slip=None, answer=[1.0]),
+           event(c, student="e", step=3, outcome="wrong", fingerprint="1" * 16)]
+    s = summarize(evs)
+    assert (s.students, s.events, s.left_out, s.current) == (4, 9, 1, 8)
+    st = s.step(7)
+    assert (st.answered, st.right_first, st.right_after_hint, st.revealed, st.stuck) == \
+        (4, 1, 1, 1, 1)
+    assert st.share_right_first == 0.25
+    assert st.slips == [("forgot σ′", 2), ("transpose", 1)]
+    assert st.histogram == [("2", 2, True), ("3", 1, False), ("9", 2, False)]
+    assert s.step(8).slips == [("sign", 1)]
+
+
+def test_a_histogram_of_many_values_has_bins_and_marks_the_right_one():
+    bars = histogram(list(np.linspace(0, 1, 50)), right=0.5, bins=8)
+    assert len(bars) == 8 and sum(n for _, n, _ in bars) == 50
+    assert [right for *_, right in bars].count(True) == 1
+
+
+# --- a student's Stepper, joined to a class --------------------------------------------------------
+def _model():
+    net = bpv.mlp([2, 3, 1], activation="sigmoid", loss="logistic", seed=0)
+    return StepperModel(net, np.array([1.0, -2.0]), 1.0)
+
+
+def _step(m, kind, node_prefix):
+    return next(k for k in range(1, m.n + 1) if m.trace.specs[k - 1].kind == kind
+                and m.trace.specs[k - 1].node.startswith(node_prefix))
+
+
+def test_each_slip_the_hints_recognise_reaches_the_class_by_name(store):
+    code = store.open_class()
+    m = _model()
+    link = ClassLink(Folder(store.folder), code, "ada")
+    m.on_attempt(lambda a: link.send(a, "0" * 16))
+    kW = _step(m, "B2", "W[2]")
+    want = np.asarray(m.trace[m.trace.specs[kW - 1].writes])
+    m.check_prediction(json.dumps(want.T.tolist()), kW)        # transposed: a missing ᵀ
+    m.check_prediction(json.dumps((-want).tolist()), kW)        # every sign flipped
+    m.check_prediction("[1, 2, 3, 4]", kW)                      # a wrong shape
+    m.check_prediction(json.dumps(want.tolist()), kW)           # right, after hints
+    kz = _step(m, "B1", "u[1]")                                 # σ's (B1): σ′ forgotten = v
+    spec = m.trace.specs[kz - 1]
+    v = np.asarray(m.trace[dict(spec.subs)["v"]])
+    m.check_prediction(json.dumps(v.tolist()), kz)
+    m.reveal(kz)
+    assert link.flush()
+    s = summarize(store.events(code))
+    slips = dict(s.step(kW).slips)
+    assert slips == {"transpose": 1, "sign": 1, "wrong shape": 1}, slips
+    assert dict(s.step(kz).slips) == {"forgot σ′": 1}
+    assert s.step(kW).right_after_hint == 1 and s.step(kz).revealed == 1
+    assert link.stored == link.sent == 6
+
+
+class Broken:
+    def check(self, code):
+        pass
+
+    def post(self, event):
+        raise S.StoreError("the class store is full (test)")
+
+
+def test_a_full_store_is_a_quiet_notice_and_the_lesson_goes_on(monkeypatch):
+    from backpropviz.live import link as L
+    monkeypatch.setattr(L, "RETRY", (0.01,))
+    net = bpv.mlp([2, 3, 1], activation="sigmoid", loss="logistic", seed=0)
+    s = bpv.Stepper(net, np.array([1.0, -2.0]), 1.0, predict=True)
+    join = s.predict_box.join
+    join.destination = Broken()
+    join.code.value, join.name.value = "abcdef", "ada"
+    join.join()
+    m = s.model
+    k = next(k for k in range(1, m.n + 1) if m.needs_prediction(k))
+    assert m.check_prediction("[1, 2, 3]", k)[0] is False       # the lesson answers at once
+    assert join.link.flush(5)
+    assert "not kept" in join.status.value and "full" in join.status.value
+    assert "0 of 1" in join.status.value
+
+
+def test_a_wrong_code_is_said_in_the_widget_and_nothing_is_joined(store):
+    net = bpv.mlp([2, 3, 1], activation="sigmoid", loss="logistic", seed=0)
+    s = bpv.Stepper(net, np.array([1.0, -2.0]), 1.0, predict=True)
+    join = s.predict_box.join
+    join.destination = Folder(store.folder)
+    for code, said in (("abc", "6 letters"), ("ABCDEF", "no open class")):
+        join.code.value = code
+        join.join()
+        assert join.link is None and said in join.status.value
+    assert s.predict_box.join.layout.display == "none"       # no class on this server
+
+
+def test_the_teachers_view_escapes_what_a_student_sent(store):
+    code = store.open_class()
+    store.add(event(code, writes="<img src=x onerror=alert(1)>", student="ada"))
+    view = bpv.TeacherView(store.folder, code, refresh=0)
+    text = view.now.value + "".join(getattr(c, "value", "") for row in view.table.children
+                                    for c in getattr(row, "children", [row]))
+    assert "<img" not in text and "&lt;img" in text
+    assert "ada" in view.students.value
+    view.projector.value = True
+    assert view.students.layout.display == "none" and "ada" not in view.students.value
+
+
+def test_the_teachers_view_without_a_class_says_how_to_start_one():
+    view = bpv.TeacherView(None, refresh=0)
+    assert "backpropviz teacher" in view.now.value
