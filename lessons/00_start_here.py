@@ -9,9 +9,11 @@
 #
 # **What you need:** the lecture notes, §7.4 (their notation is the tool's: modules $M_i$, values
 # $u^{[i]}$ with $u^{[0]} = x$, parameters $\theta^{[i]}$, the backward function
-# $\mathcal{B}[M, z](v)$), and about ten minutes. The next lessons follow the notes section by
+# $\mathcal{B}[M, z](v)$), and about 12 minutes. The next lessons follow the notes section by
 # section: 01 the chain rule (7.4.1), 02 the general strategy (7.4.2), 03 the basic modules
-# (7.4.3), 04 backprop for MLPs (7.4.4), 05 exercises, 06 the classroom app.
+# (7.4.3), 04 backprop for MLPs (7.4.4), 05 exercises, 06 the classroom app, 07 the cost of
+# backprop (Theorem 7.4.1), 08 training. Sections marked *(core)* are the lesson's thread;
+# *(optional)* ones can be skipped on a first reading.
 #
 # The three rules of §7.4.2:
 # * forward (F): $u^{[i]} = M_i(u^{[i-1]})$
@@ -41,7 +43,7 @@ print(f"{len(trace)} steps: {trace.n_forward} forward, {len(trace) - trace.n_for
 # $M_3 = \mathrm{MM}[W^{[2]}, b^{[2]}]$, $M_4 = \sigma$ and the squared loss $M_5$, so
 # $J = u^{[5]}$. (Lesson 04 reproduces this example of the notes number for number.)
 #
-# ## Every step of the pass
+# ## Every step of the pass *(core)*
 #
 # One line per step. The number on the left is the step number you will see everywhere: in the
 # stepper's counter, on its slider and in code (`bpv.step_text(trace, 9)` is step 9). Step 0 is
@@ -52,13 +54,13 @@ print(f"{len(trace)} steps: {trace.n_forward} forward, {len(trace) - trace.n_for
 print(bpv.trace_text(trace))
 
 # %% [markdown]
-# Steps 1–5 are the forward pass (F). Step 6 starts the backward pass with
+# Steps 1–5 are the forward pass (F). Step 6, the *seed*, starts the backward pass with
 # $\partial J/\partial u^{[5]} = 1$: the 1 that the loss's backward function is applied to,
 # $\mathcal{B}[\ell, \cdot](1)$ in (7.73) (lesson 04). Then each module, from $M_5$ back to $M_1$,
 # applies (B2) for its parameters and (B1) for its input — except $M_1$, whose input is $x$:
 # the notes' backward pass does not need $\partial J/\partial x$, so $M_1$ only applies (B2).
 #
-# ## One step, drawn
+# ## One step, drawn *(core)*
 #
 # `bpv.show(trace, step=k)` draws the graph as known after step $k$. Boxes are values
 # ($u^{[i]}$, $\theta^{[i]}$, $y$) with their shape; ovals are modules. Blue, solid: the forward
@@ -81,7 +83,7 @@ bpv.show(trace, step=9)
 print(bpv.step_text(trace, 9))
 
 # %% [markdown]
-# ## Your turn: step through it
+# ## Your turn: step through it *(core)*
 #
 # | control | what it does |
 # |---|---|
@@ -93,8 +95,12 @@ print(bpv.step_text(trace, 9))
 # | *inspect* | a node's value and gradient; it follows the current step unless you pick a node |
 # | *change the example or the network* | new $x$, $y$, sizes, activation, seed, weights or loss, then *rebuild* |
 #
-# Try it: step to step 9 and check the picture above; then tick *predict, then reveal*, reset,
-# and predict $\partial J/\partial u^{[4]}$ at step 7 before it is shown.
+# Try it: step to step 9 and check the picture above. Then tick *predict, then reveal*, reset,
+# and predict two gradients before they are shown:
+# * step 6, $\partial J/\partial u^{[5]}$: $u^{[5]}$ *is* $J$, so this needs no rule at all;
+# * step 7, $\partial J/\partial u^{[4]}$: it applies the squared loss's backward function
+#   $\mathcal{B}[\ell_\text{sq}, t](v) = (t - y)\,v$ with $t = u^{[4]}$ (lesson 03 derives it).
+#   With $u^{[4]} = 0.4256$ from the list above, $y = 1$ and $v = 1$ from step 6, what is it?
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -102,7 +108,9 @@ stepper = bpv.Stepper(net, x, y_true)
 stepper
 
 # %% [markdown]
-# Behind the widget is a plain model you can drive from code, with the same step numbers:
+# Behind the widget is a plain model you can drive from code, with the same step numbers. Here
+# it goes to step 9 and checks two predictions of step 10, $\partial J/\partial b^{[2]}$, as the
+# *check* button does:
 
 # %%
 model = bpv.StepperModel(net, x, y_true)
@@ -112,11 +120,13 @@ view = model.view()
 print(view.symbolic)
 print("=", view.numbers)
 print("=", view.result)
-print(model.check_prediction("[-0.2, 0.3]", 10))       # a wrong prediction of step 10
-print(model.check_prediction("[-0.1404]", 10))          # the right one
+right, message = model.check_prediction("[-0.2, 0.3]", 10)   # a wrong prediction of step 10
+print(message)
+right, message = model.check_prediction("[-0.1404]", 10)      # the right one
+print(message)
 
 # %% [markdown]
-# ## Is backprop right? Its numerical twin
+# ## Is backprop right? Its numerical twin *(optional)*
 #
 # Every gradient has a numerical twin: `bpv.gradcheck` compares each one with central finite
 # differences $(J(\theta + \varepsilon e_j) - J(\theta - \varepsilon e_j)) / 2\varepsilon$.
@@ -140,20 +150,11 @@ print("largest difference below 1e-8:", max(r.max_abs_err for r in report.rows) 
 # Type your answer and press *check*; the tool checks it.
 
 # %%
-q1 = bpv.Question("How many steps does the backward pass of this network take?",
-                  answer=len(trace) - trace.n_forward,
-                  why="One start; (B1) for M_5, M_4, M_3, M_2; (B2) twice for M_3 and M_1.")
-q2 = bpv.Question("At which step number is ∂J/∂b[2] computed?", answer=10,
-                  why="M_3 applies (B2) for W[2] at step 9 (7.65), then for b[2] at step 10 (7.66).")
-
-# %%
 # NBVAL_IGNORE_OUTPUT
-q1
+quiz = bpv.exit_questions("00_start_here", trace)
+quiz
 
-# %%
-# NBVAL_IGNORE_OUTPUT
-q2
-
-# %%
-print(q1.check("9"))
-print(q2.check("9"))
+# %% tags=["teacher"]
+# The teacher's copy only (a student's copy has no such cell): each answer, and what the tool
+# tells each typical wrong answer, by the same check as the boxes.
+print(quiz.key())

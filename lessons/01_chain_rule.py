@@ -14,7 +14,8 @@
 # * why backprop never builds the full Jacobian (Remark 7.4.2).
 #
 # **What you need**: partial derivatives, vectors and matrices, a little numpy. Lesson 00 helps but
-# is not required. About 15 minutes. Run the cells from top to bottom (Shift+Enter).
+# is not required. About 25 minutes. Run the cells from top to bottom (Shift+Enter). Sections
+# marked *(core)* are the lesson's thread; *(optional)* ones can be skipped on a first reading.
 
 # %%
 import numpy as np
@@ -23,7 +24,7 @@ from backpropviz.display.text import inline, fnum
 from IPython.display import display
 
 # %% [markdown]
-# ## 1. One function after another (7.52)
+# ## 1. One function after another (7.52) *(core)*
 #
 # A loss is built from simple pieces. Start with two: $g$ turns $z$ into $u$, and $f$ turns $u$
 # into the single number $J$:
@@ -51,7 +52,7 @@ print('J:', J)
 # %% [markdown]
 # So $u = [1, 4, 9]$ and $J = 14$, as in the notes. Here $m = n = 3$.
 #
-# ## 2. The chain rule, entry by entry (7.53)
+# ## 2. The chain rule, entry by entry (7.53) *(core)*
 #
 # $J$ depends on $z_i$ only *through* the entries $u_1, \dots, u_n$. Nudge $z_i$: each $u_j$ moves
 # by $\partial g_j/\partial z_i$ times the nudge, and each move of $u_j$ moves $J$ by
@@ -84,7 +85,7 @@ for i in range(3):
 # %% [markdown]
 # Only the term $j = i$ survives: $z_i$ reaches $J$ through $u_i$ alone.
 #
-# ## 3. The same step in backpropviz
+# ## 3. The same step in backpropviz *(optional)*
 #
 # `bpv.trace` runs a function on a traced value and records every piece as a module $M_i$ with
 # output $u^{[i]}$. Here $M_1 = (\cdot)^2$ is our $g$ and $M_2 = \Sigma$ is our $f$. Mind the names:
@@ -96,8 +97,8 @@ print(bpv.trace_text(chain))
 
 # %% [markdown]
 # Steps 1–2 are the forward pass. The backward pass starts from $\partial J/\partial J = 1$
-# (step 3, tagged (7.73): the 1 that the last module's backward function is applied to, as in the
-# notes' $\mathcal{B}[\ell, a^{[r]}](1)$; lesson 04). Step 4 goes back through $\Sigma$: every
+# (step 3, the *seed*: the 1 that the last module's backward function is applied to, as in the
+# notes' $\mathcal{B}[\ell, a^{[r]}](1)$ of (7.73); lesson 04). Step 4 goes back through $\Sigma$: every
 # $u_j$ gets $\partial J/\partial u_j = 1$ (the tool writes "∂J/∂u[2] 𝟏": the number
 # ∂J/∂u[2] times the vector of ones 𝟏, here [1, 1, 1]).
 #
@@ -129,10 +130,11 @@ print(model.counter())
 view = bpv.present(chain, 5)
 print(view.header)
 print(view.symbolic, "=", view.numbers, "=", view.result)
-print("a prediction of [2, 4, 6] for this step:", model.check_prediction("[2, 4, 6]", k=5))
+right, message = model.check_prediction("[2, 4, 6]", k=5)
+print("a prediction of [2, 4, 6] for this step:", message)
 
 # %% [markdown]
-# ## 4. The Jacobian (7.54) and the backward function (7.57)–(7.59)
+# ## 4. The Jacobian (7.54) and the backward function (7.57)–(7.59) *(core)*
 #
 # Write $v = \partial J/\partial u$ as a column ($n \times 1$). The sums (7.53) for all $i$ at once
 # are a matrix times $v$, with one row per $z_i$ and one column per $u_j$ ($m \times n$):
@@ -182,14 +184,14 @@ print("B[(·)², z](v) = 2z⊙v =", inline(by_module))
 A = np.array([[1.0, 2.0, 3.0],
               [4.0, 5.0, 6.0]])
 v2 = np.array([1.0, 1.0])              # ∂J/∂u for J = Σ_j u_j, a 2 × 1 column
-print("A is", A.shape, "; Aᵀ is", A.T.shape, "; v is a column of", v2.size)
+print(f"A is {A.shape[0]} × {A.shape[1]}; Aᵀ is {A.shape[1]} × {A.shape[0]}; v is {v2.size} × 1")
 print("(7.59) Aᵀ v =", inline(A.T @ v2, "column"), "(3 × 1, the shape of z)")
 
 lin = bpv.trace(lambda z: (A @ z).sum(), np.array([1.0, 2.0, 3.0]))
 print("backpropviz: ∂J/∂u[0] =", inline(lin.grad("u[0]")))
 
 # %% [markdown]
-# ## 5. $\mathcal{B}[g, z]$ is linear in $v$, but depends on $z$
+# ## 5. $\mathcal{B}[g, z]$ is linear in $v$, but depends on $z$ *(optional)*
 #
 # For a fixed $z$, every entry of (7.58) is a fixed weighted sum of the $v_j$. So
 # $\mathcal{B}[g, z]$ is a **linear map** from $\mathbb{R}^n$ to $\mathbb{R}^m$:
@@ -220,7 +222,7 @@ print("B[g, [1, 2, 3]]([1, 1, 1])  =", inline(B(ones, np.array([1.0, 2.0, 3.0]))
 print("B[g, [-1, 0, 5]]([1, 1, 1]) =", inline(B(ones, np.array([-1.0, 0.0, 5.0]))))
 
 # %% [markdown]
-# ## 6. Only $g$ and $z$ are needed (7.56)
+# ## 6. Only $g$ and $z$ are needed (7.56) *(core)*
 #
 # Here is the key point of §7.4.1. To turn $\partial J/\partial u$ into $\partial J/\partial z$,
 # (7.54) uses only the derivatives of $g$ at $z$. It never looks inside $f$:
@@ -246,15 +248,21 @@ print("backpropviz's ∂J/∂u[0]      =", inline(other.grad("u[0]")))
 # In a network, $g$ will be one module $M_i$ and $f$ everything after it: however big $f$ is, each
 # module only needs its own backward function. That is lesson 02.
 #
-# ## 7. When $z$ is a matrix (7.55)
+# ## 7. When $z$ is a matrix (7.55) *(core)*
 #
 # **Shape convention:** $\partial J/\partial z$ always has the shape of $z$. For
-# $z \in \mathbb{R}^{2 \times 3}$, its $(i, k)$ entry is $\partial J/\partial z_{ik}$. Writing
+# $z \in \mathbb{R}^{p \times s}$, its $(i, k)$ entry is $\partial J/\partial z_{ik}$. Writing
 # (7.54) would mean flattening $z$ into a vector, but (7.53) just runs over both indices:
 #
 # $$\forall i, k, \quad \frac{\partial J}{\partial z_{ik}} = \sum_{j=1}^n \frac{\partial J}{\partial u_j} \frac{\partial g_j}{\partial z_{ik}}. \tag{7.55}$$
 #
-# Example: $u = g(z) = z\,c$ with a fixed column $c \in \mathbb{R}^3$, and $J = \sum_j u_j^2$.
+# **A slip in the notes.** The notes introduce (7.55) with "$z \in \mathbb{R}^{k \times s}$" and
+# then write $\forall i, k$: the letter $k$ is both the number of rows and the column index (and
+# §7.4.2 uses $k$ again for the number of modules). Here the rows are counted by $p$: $i$ runs
+# from 1 to $p$ (the row), $k$ from 1 to $s$ (the column).
+#
+# Example: $p = 2$, $s = 3$, $u = g(z) = z\,c$ with a fixed column $c \in \mathbb{R}^3$, and
+# $J = \sum_j u_j^2$.
 # Since $u_j = \sum_k z_{jk} c_k$, we get $\partial g_j/\partial z_{ik} = c_k$ if $j = i$, else $0$.
 
 # %%
@@ -267,7 +275,8 @@ print()
 print("z is", bpv.text.shape_text(Z), "; ∂J/∂z is", bpv.text.shape_text(mat.grad("u[0]")))
 
 # %% [markdown]
-# Now (7.55) by hand, with $\partial J/\partial u$ from the trace:
+# Now (7.55) by hand, with $\partial J/\partial u$ from the trace. (In the code, Python counts
+# from 0: `by_755[i, k]` is the notes' entry $(i + 1, k + 1)$.)
 
 # %%
 dJ_du = mat.grad("u[1]")               # ∂J/∂u, u = z c
@@ -282,7 +291,7 @@ print("backpropviz    :", inline(mat.grad("u[0]")))
 # Step 7 of the trace writes this as $\partial J/\partial u^{[1]}\, c^\top$: a $2 \times 1$ column
 # times a $1 \times 3$ row gives a $2 \times 3$ matrix, the shape of $z$.
 #
-# ## 8. Why not build the Jacobian? (Remark 7.4.2)
+# ## 8. Why not build the Jacobian? (Remark 7.4.2) *(optional; lesson 07 counts it in full)*
 #
 # **A slip in the notes.** Remark 7.4.2 ends with "we can compute the gradient in $O(N)$ time, which
 # might be potentially even much smaller than the size of the full Jacobian, which is $O(N^2)$
@@ -327,18 +336,10 @@ for N in (10, 100, 1000):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-q1 = bpv.Question("Take g(z) = z³ (elementwise), f = Σ and z = [1, 2, 3]. What is ∂J/∂z?",
-                  answer=[3.0, 12.0, 27.0], why="(7.53): ∂J/∂z_i = 1 · 3 z_i².")
-q2 = bpv.Question("J = Σ_ik z_ik² for the 2×2 matrix z = [[1, 2], [3, 4]]. What is ∂J/∂z? "
-                  "(type a matrix as [[a, b], [c, d]])",
-                  answer=[[2.0, 4.0], [6.0, 8.0]], why="∂J/∂z has the shape of z (7.55).")
-q3 = bpv.Question("To compute B[g, z](v), what must you know besides v?",
-                  answer="g and z", choices=["g and z", "f and u", "f, g and z"],
-                  why="(7.56): only g and its input z; nothing about f.")
-display(q1, q2, q3)
+quiz = bpv.exit_questions("01_chain_rule")
+quiz
 
-# %%
-print(q1.check("[3, 12, 27]"))
-print(q2.check("[2, 4, 6, 8]"))       # right numbers, wrong shape
-print(q2.check("[[2, 4], [6, 8]]"))
-print(q3.check("g and z"))
+# %% tags=["teacher"]
+# The teacher's copy only (a student's copy has no such cell): each answer, and what the tool
+# tells each typical wrong answer, by the same check as the boxes.
+print(quiz.key())

@@ -15,7 +15,9 @@
 # * how big a module should be: matrix-level modules vs atomic operations (Remark 7.4.3).
 #
 # **What you need**: lesson 01 (the backward function $\mathcal{B}[g, z](v)$ and the chain rule
-# (7.53)), and an MLP with weights $W^{[1]}, b^{[1]}, \dots$ from the course. About 15 minutes.
+# (7.53)), and an MLP with weights $W^{[1]}, b^{[1]}, \dots$ from the course. About 25 minutes.
+# Sections marked *(core)* are the lesson's thread; *(optional)* ones can be skipped on a first
+# reading.
 
 # %%
 import numpy as np
@@ -24,7 +26,7 @@ from backpropviz.display.text import inline, shape_text
 from IPython.display import display
 
 # %% [markdown]
-# ## 1. The loss as a chain of modules (7.60)
+# ## 1. The loss as a chain of modules (7.60) *(core)*
 #
 # If every piece of a network has a backward function, we can treat the whole loss as pieces in a
 # row: the notes' building blocks MM, $\sigma$, Conv2D, LN, … (in some copies of the notes $\sigma$
@@ -60,7 +62,7 @@ for m in trace.modules:
     print(f"{m.name} = {m.label:<15} θ[{i}] = {theta}")
 
 # %% [markdown]
-# ## 2. The forward pass (F)
+# ## 2. The forward pass (F) *(core)*
 #
 # Name every intermediate value. Then the forward pass is $k$ simple steps:
 #
@@ -77,28 +79,31 @@ print(bpv.trace_text(trace))
 # which the next sections explain. (Step 6 is $\sigma(u^{[3]}) - y = 0.4256 - 1$: the notes' $a_2$
 # minus the label.)
 #
-# ## 3. Why the forward pass keeps every $u^{[i]}$
+# ## 3. Why the forward pass keeps every $u^{[i]}$ *(optional; lesson 07 §5 too)*
 #
 # The notes say the forward pass must "save all the intermediate variables $u^{[i]}$ in the
 # memory". The reason: backward steps read them again. For each value, here are the backward steps
 # that read it:
 
 # %%
-print(f"{'value':<6} {'shape':<7} {'numbers':>7} {'bytes':>6}   read again by")
-total_n = total_b = 0
+print(f"{'value':<6} {'numbers':>7} {'bytes':>6}   read again by")
+kept_n = kept_b = 0
 for i in range(len(trace.modules) + 1):
     name = f"u[{i}]"
     u = trace.value(name)
     readers = [f"step {s.number} {s.tag}" for s in trace.steps
                if s.phase == "backward" and bpv.Key(name) in s.reads]
-    total_n, total_b = total_n + u.size, total_b + u.nbytes
-    print(f"{name:<6} {shape_text(u):<7} {u.size:>7} {u.nbytes:>6}   {', '.join(readers) or '-'}")
-print(f"{'total':<14} {total_n:>7} {total_b:>6}   (8 bytes per float64 number)")
+    if readers:                                 # kept only if a backward step reads it
+        kept_n, kept_b = kept_n + u.size, kept_b + u.nbytes
+    print(f"{name:<6} {u.size:>7} {u.nbytes:>6}   {', '.join(readers) or 'no backward step'}")
+print(f"kept for the backward pass: {kept_n} numbers = {kept_b} bytes (8 bytes per number)")
 
 # %% [markdown]
 # Every $u^{[i]}$ before $J$ is read again by the backward pass. Without them we would have to
-# recompute the forward pass. Here that is 64 bytes. For a real network it is a lot more: the same
-# count for a 784–256–10 MLP on a batch of 32 images (one image per column):
+# recompute the forward pass. $J = u^{[4]}$ itself is read by no backward step (the backward pass
+# starts from $\partial J/\partial J = 1$), so it need not be kept: here the forward pass keeps
+# 7 numbers, 56 bytes (lesson 07 counts the same 56 bytes). For a real network it is a lot more:
+# the same count for a 784–256–10 MLP on a batch of 32 images (one image per column):
 
 # %%
 big = bpv.mlp([784, 256, 10], activation="relu", loss="cross_entropy", seed=0)
@@ -119,7 +124,7 @@ print(f"kept for the backward pass (u[0] … u[3], not J): {sum(u.size for u in 
 # This memory grows with the batch size and the depth. It is why training needs much more memory
 # than prediction.
 #
-# ## 4. The backward pass: (7.61), (B1), (B2)
+# ## 4. The backward pass: (7.61), (B1), (B2) *(core)*
 #
 # Now use lesson 01 inside the chain. Take $z = u^{[i-1]}$, $g = M_i$ and $u = u^{[i]}$, and let
 # $f$ be everything after $M_i$. We never need to know $f$: by (7.56), turning
@@ -140,7 +145,7 @@ print(f"kept for the backward pass (u[0] … u[3], not J): {sum(u.size for u in 
 #
 # $$\frac{\partial J}{\partial \theta^{[i]}} = \mathcal{B}[M_i, \theta^{[i]}]\left(\frac{\partial J}{\partial u^{[i]}}\right). \tag{B2}$$
 #
-# The pass starts from $\partial J/\partial u^{[k]} = 1$ (step 5, which the tool tags (7.73)) and
+# The pass starts from $\partial J/\partial u^{[k]} = 1$ (step 5, the seed) and
 # goes from $M_k$ back to $M_1$. For each module, the tool does (B2) first and then (B1), the order of
 # the notes' Algorithm 3 (lesson 04). Here are a (B2) step and a (B1) step:
 
@@ -198,11 +203,13 @@ model.to_backward()
 print(model.counter(), "·", model.view().symbolic)
 model.go(8)
 print(model.counter())
-print(model.check_prediction("[-0.5744, 0]"))          # a wrong guess gets a hint
-print(model.check_prediction("[-0.2872, 0.2872]"))
+right, message = model.check_prediction("[-0.5744, 0]")        # a wrong guess gets a hint
+print(message)
+right, message = model.check_prediction("[-0.2872, 0.2872]")
+print(message)
 
 # %% [markdown]
-# ## 5. A value with two users: contributions add up (7.53)
+# ## 5. A value with two users: contributions add up (7.53) *(core)*
 #
 # In a chain, every $u^{[i]}$ is read by one module. Real networks also reuse values, for example
 # in a *skip connection* $J = \sum_j \big(\mathrm{MM}[W, b](z) + z\big)_j^2$. Here $z$ feeds both
@@ -247,7 +254,7 @@ print("sum matches:", np.allclose(via_1 + via_2, numeric, atol=1e-6),
       "· via M_1 alone matches:", np.allclose(via_1, numeric, atol=1e-6))
 
 # %% [markdown]
-# ## 6. How big is a module? (Remark 7.4.3)
+# ## 6. How big is a module? (Remark 7.4.3) *(optional)*
 #
 # The notes prove Theorem 7.4.1 with **atomic** modules: $+$, $\times$, $x^2$, each with a backward
 # function as cheap as the operation itself. In practice, modules are bigger, such as a whole
@@ -256,56 +263,43 @@ print("sum matches:", np.allclose(via_1 + via_2, numeric, atol=1e-6),
 #
 # * module level: $\mathrm{MM}[W, b]$, then $(\cdot)^2$, then $\Sigma$;
 # * matrix ops: `W @ z`, `+ b`, $(\cdot)^2$, $\Sigma$, with $W$, $z$, $b$ as inputs;
-# * atomic: every entry a separate number, $a_1 = W_{11} z_1 + W_{12} z_2 + b_1$, …, and
-#   $J = a_1^2 + a_2^2$.
+# * atomic: every entry a separate number, $a_1 = W_{11} z_1 + W_{12} z_2 + b_1$,
+#   $a_2 = W_{21} z_1 + W_{22} z_2 + b_2$, and $J = a_1^2 + a_2^2$: 4 products, 4 additions,
+#   2 squares and one last addition, 11 atomic modules.
+#
+# `bpv.circuit` rewrites a module-level trace in atomic operations (lesson 07 uses it for
+# Theorem 7.4.1). In its names, $u^{[0]}_k$ is entry $k$ of $u^{[0]} = z$, and $W^{[1]}_{ik}$ is
+# entry $(i, k)$ of $W$; `module_grad` gathers the entries' gradients back into a vector or matrix.
 
 # %%
 W = np.array([[0.5, -1.0], [2.0, 0.25]])
 b = np.array([0.1, -0.1])
 z = np.array([1.0, 0.5])
 
-
-def atomic(n):
-    """J = Σ_i (Σ_k W_ik z_k + b_i)² on n² + 2n separate numbers W11, …, z1, …, b1, …"""
-    def f(*s):
-        Wr = [s[i * n:(i + 1) * n] for i in range(n)]
-        zs, bs = s[n * n:n * n + n], s[n * n + n:]
-        J = None
-        for i in range(n):
-            a = Wr[i][0] * zs[0]
-            for k in range(1, n):
-                a = a + Wr[i][k] * zs[k]
-            sq = (a + bs[i]) ** 2
-            J = sq if J is None else J + sq
-        return J
-    names = ([f"W{i + 1}{k + 1}" for i in range(n) for k in range(n)]
-             + [f"z{k + 1}" for k in range(n)] + [f"b{i + 1}" for i in range(n)])
-    return f, names
-
-
 mod_tr = bpv.trace(lambda z: (bpv.MM(W, b)(z) ** 2).sum(), z)
 ops_tr = bpv.trace(lambda W, z, b: ((W @ z + b) ** 2).sum(), W, z, b, names=["W", "z", "b"])
-f_atomic, names = atomic(2)
-atom_tr = bpv.trace(f_atomic, *W.ravel(), *z, *b, names=names)
+atom_tr = bpv.circuit(mod_tr)                 # the same pass, one module per atomic operation
 
 for label, t in [("module level (MM)", mod_tr), ("matrix ops (@)", ops_tr), ("atomic", atom_tr)]:
     print(f"{label:<18} {len(t.modules):>3} modules {len(t):>3} steps   J = {t.loss:.4g}")
 print()
 print("∂J/∂z:", inline(mod_tr.grad("u[0]")), "|", inline(ops_tr.grad("z")), "|",
-      inline([atom_tr.grad("z1"), atom_tr.grad("z2")]))
+      inline(atom_tr.module_grad("u[0]")))
 print("∂J/∂W:", inline(mod_tr.grad("W[1]")), "|", inline(ops_tr.grad("W")), "|",
-      inline([[atom_tr.grad(f"W{i}{k}") for k in (1, 2)] for i in (1, 2)]))
+      inline(atom_tr.module_grad("W[1]")))
 print("∂J/∂b:", inline(mod_tr.grad("b[1]")), "|", inline(ops_tr.grad("b")), "|",
-      inline([atom_tr.grad("b1"), atom_tr.grad("b2")]))
+      inline(atom_tr.module_grad("b[1]")))
 
 # %% [markdown]
 # Same $J$, same gradients; 9 steps against 34. In the atomic circuit every $z_k$ is read by two
-# multiplications, so its gradient is again a sum over users (7.53):
+# multiplications, so its gradient is again a sum over users (7.53). ($M_{1.2}$ is the second
+# atomic operation of $M_1$, the product $W_{12} z_2$; $M_{1.6}$ is $W_{22} z_2$.)
 
 # %%
 for s in atom_tr.steps:
-    if s.kind == "acc" and s.node in ("z1", "z2"):
-        print(bpv.present(atom_tr, s.number).symbolic, "=", bpv.present(atom_tr, s.number).result)
+    if s.kind == "acc":                       # a sum over users (7.53)
+        view = bpv.present(atom_tr, s.number)
+        print(view.symbolic, "=", view.result)
 
 # %% [markdown]
 # As $W$ grows to $n \times n$, the module-level trace keeps 3 modules (its arrays grow), while the
@@ -320,11 +314,9 @@ for n in (2, 3, 4, 8):
     rng = np.random.default_rng(n)
     Wn, zn, bn = rng.normal(size=(n, n)), rng.normal(size=n), rng.normal(size=n)
     t_mod = bpv.trace(lambda z: (bpv.MM(Wn, bn)(z) ** 2).sum(), zn)
-    f_n, names_n = atomic(n)
-    t_atom = bpv.trace(f_n, *Wn.ravel(), *zn, *bn, names=names_n)
-    gW = np.array([[t_atom.grad(f"W{i + 1}{k + 1}") for k in range(n)] for i in range(n)])
-    print(f"{n:>3} {len(t_mod):>13} {len(t_atom.modules):>15} {len(t_atom):>13} "
-          f"{str(np.allclose(gW, t_mod.grad('W[1]'))):>11}")
+    t_atom = bpv.circuit(t_mod)
+    same = np.allclose(t_atom.module_grad("W[1]"), t_mod.grad("W[1]"))
+    print(f"{n:>3} {len(t_mod):>13} {len(t_atom.modules):>15} {len(t_atom):>13} {str(same):>11}")
 
 # %% [markdown]
 # ## Summary
@@ -345,19 +337,10 @@ for n in (2, 3, 4, 8):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-q1 = bpv.Question("z feeds two modules. The backward pass gives ∂J/∂z via M_1 = [1, 2] and "
-                  "∂J/∂z via M_2 = [0.5, -1]. What is ∂J/∂z?",
-                  answer=[1.5, 1.0], why="(7.53): one contribution per user, summed.")
-q2 = bpv.Question("bpv.mlp([3, 4, 1], loss='logistic') on one example: how many numbers do "
-                  "u[0], u[1], u[2], u[3], u[4] hold together?",
-                  answer=13, why="3 + 4 + 4 + 1 + 1: x, MM, σ, MM, and J.")
-q3 = bpv.Question("M_2 = ReLU at u[1] = [0.5, -1.1], with some upstream gradient "
-                  "v = ∂J/∂u[2] = [-0.2872, 0.2872]. What is B[ReLU, u[1]](v)?",
-                  answer=[-0.2872, 0.0],
-                  why="(B1) needs u[i-1]: ReLU passes v only where u[1] > 0.")
-display(q1, q2, q3)
+quiz = bpv.exit_questions("02_strategy")
+quiz
 
-# %%
-print(q1.check("[1.5, 1]"))
-print(q2.check("13"))
-print(q3.check("[-0.2872, 0]"))
+# %% tags=["teacher"]
+# The teacher's copy only (a student's copy has no such cell): each answer, and what the tool
+# tells each typical wrong answer, by the same check as the boxes.
+print(quiz.key())

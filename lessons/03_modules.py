@@ -22,12 +22,14 @@
 # * the backward function $\mathcal{B}[g, z](v)$ of (7.57)–(7.59) and the rules (B1), (B2)
 #   (lessons 01–02);
 # * the convention of §7.4.1: $\partial J/\partial z$ has the same shape as $z$;
-# * numpy basics (`@`, `.T`, shapes). About 15 minutes.
+# * numpy basics (`@`, `.T`, shapes). About 30 minutes. Sections marked *(core)* are the
+#   lesson's thread; *(optional)* ones can be skipped on a first reading.
 
 # %% [markdown]
 # Throughout, a vector is a **column**: $z \in \mathbb{R}^n$ is an $n \times 1$ matrix. That is what
 # makes $W^\top v$ and $v z^\top$ mean what they say. In numpy code, where a transpose is involved,
-# we write vectors as columns explicitly (shape `(n, 1)`).
+# we write vectors as columns explicitly, as $n \times 1$ arrays such as `np.array([[5.0], [6.0]])`:
+# numpy's `.T` does nothing to a flat (1-D) array.
 #
 # Recall the recipe (7.58): for a module $u = g(z)$,
 #
@@ -40,7 +42,7 @@ import numpy as np
 import backpropviz as bpv
 
 # %% [markdown]
-# ## 1. MM with respect to its input: $W^\top v$ (7.62)–(7.63)
+# ## 1. MM with respect to its input: $W^\top v$ (7.62)–(7.63) *(core)*
 #
 # Take $\mathrm{MM}_{W,b}(z) = Wz + b$ with $W \in \mathbb{R}^{m \times n}$, so $z \in \mathbb{R}^n$
 # and $v \in \mathbb{R}^m$. Written as the matrix of (7.59), the backward function is
@@ -73,7 +75,7 @@ print(np.round(M762, 6))
 print("equal to W.T:", np.allclose(M762, W.T))
 
 # %% [markdown]
-# Now the notes' own example of (7.63), exactly as the notes print it:
+# Now the notes' own code for (7.63), unchanged:
 
 # %%
 # Backward for matrix multiplication (the notes' code, §7.4.3)
@@ -86,8 +88,9 @@ backward_z = W.T @ v
 print('Backward for MM, dJ/dz:', backward_z)
 
 # %% [markdown]
-# The notes print `Backward for MM, dJ/dz: [4 6]`. backpropviz's MM module gives the same numbers.
-# It stores $W$ as floats, so numpy writes `4.` with a point; the values are equal:
+# It prints `[4 6]`, the numbers the notes' (7.63) promises: $W^\top v = [1 + 3, 2 + 4]$. (The
+# notes show this code but not its output.) backpropviz's MM module gives the same numbers. It
+# stores $W$ as floats, so numpy writes `4.` with a point; the values are equal:
 
 # %%
 mm = bpv.MM(W)                                   # b defaults to zeros
@@ -95,7 +98,7 @@ print('Backward for MM, dJ/dz:', mm.backward(z, v))
 print('same numbers as the notes:', np.array_equal(mm.backward(z, v), backward_z))
 
 # %% [markdown]
-# ## 2. MM with respect to $W$: $v z^\top$ (7.64)–(7.65)
+# ## 2. MM with respect to $W$: $v z^\top$ (7.64)–(7.65) *(core)*
 #
 # $W$ is a matrix, so the matrix of (7.59) would be a 4th-order tensor. Instead, use the sum (7.58)
 # in the matrix form (7.55): entry $(i, j)$ of the gradient sums over all $m$ outputs $k$:
@@ -133,9 +136,10 @@ by_index = np.array([[v[i, 0] * z[j, 0] for j in range(2)] for i in range(3)])  
 outer = v @ z.T                                                                 # (7.65)
 print("entry by entry, v_i z_j:")
 print(by_index)
-print("v @ z.T, shape", outer.shape, "(the shape of W):")
+print(f"v @ z.T, {outer.shape[0]} × {outer.shape[1]} (the shape of W):")
 print(outer)
-print("z @ v.T would have shape", (z @ v.T).shape, "- not the shape of W")
+wrong = z @ v.T
+print(f"z @ v.T would be {wrong.shape[0]} × {wrong.shape[1]}: not the shape of W")
 
 # %% [markdown]
 # Is it really the gradient? Take the simplest $J$ whose gradient at the output is $v$:
@@ -153,7 +157,7 @@ print(from_module)
 print("all three agree:", np.allclose(numeric, outer) and np.allclose(from_module, outer))
 
 # %% [markdown]
-# ## 3. MM with respect to $b$: just $v$ (7.66)
+# ## 3. MM with respect to $b$: just $v$ (7.66) *(core)*
 #
 # Output $i$ depends on $b_j$ only when $i = j$, with slope $1$: the (7.59) matrix for $b$ is the
 # identity, so
@@ -167,7 +171,7 @@ print("bpv.MM(W, b).grad_b(z, v) =", bpv.MM(W, b).grad_b(z.ravel(), v.ravel()))
 print("v                         =", v.ravel())
 
 # %% [markdown]
-# ## 4. What a backward function costs: count the multiplications
+# ## 4. What a backward function costs: count the multiplications *(optional)*
 #
 # The notes say the backward function of MM costs $O(mn)$, the same as the forward $Wz$, up to a
 # constant. Rather than time it (timings depend on the machine), **count** the multiplications.
@@ -195,7 +199,8 @@ def count_outer(a, c):
 
 
 rng = np.random.default_rng(0)
-print(f"{'m × n':>9} {'forward Wz':>11} {'(7.63) Wᵀv':>11} {'(7.65) v zᵀ':>12} {'(7.66)':>7}")
+print(f"{'m × n':>9} {'forward Wz':>11} {'(7.63) Wᵀv':>11} {'(7.65) v zᵀ':>12} {'(7.66)':>7}"
+      f" {'backward, all':>14}")
 for m, n in [(2, 2), (3, 4), (30, 50)]:
     Wr = rng.normal(size=(m, n))
     zr, vr = rng.normal(size=(n, 1)), rng.normal(size=(m, 1))    # columns
@@ -203,11 +208,15 @@ for m, n in [(2, 2), (3, 4), (30, 50)]:
     bz, c_z = count_matvec(Wr.T, vr[:, 0])
     bW, c_W = count_outer(vr, zr)
     assert np.allclose(bz, Wr.T @ vr[:, 0]) and np.allclose(bW, vr @ zr.T)
-    print(f"{f'{m} × {n}':>9} {c_f:>11} {c_z:>11} {c_W:>12} {0:>7}")
+    print(f"{f'{m} × {n}':>9} {c_f:>11} {c_z:>11} {c_W:>12} {0:>7} {c_z + c_W:>14}")
 
 # %% [markdown]
-# All three are exactly $mn$ multiplications (the bias costs none): the backward pass through MM
-# costs what the forward pass did. This is the point behind Theorem 7.4.1. (Remark 7.4.2 in the
+# Each of $W^\top v$ and $v z^\top$ is exactly $mn$ multiplications, as many as the forward $Wz$,
+# and the bias costs none: MM's backward functions together take $2mn$ multiplications, **twice**
+# the forward's $mn$. Counting the additions too, as lesson 07 does, the forward $Wz + b$ is $2mn$
+# operations and the backward $3mn - n$, about 1.5 times. Either way the backward pass through MM
+# costs a small constant times the forward pass, $O(mn)$ as the notes say, whatever $m$ and $n$
+# are. This is the point behind Theorem 7.4.1. (Remark 7.4.2 in the
 # notes garbles it as "gradient in $O(N)$ time … Jacobian $O(N^2)$ time"; what it means is that
 # applying a backward function to **one vector** $v$ costs about as much as the module itself,
 # whereas forming the full Jacobian would cost $O(N^2)$.) We meet the Jacobian next.
@@ -215,7 +224,7 @@ for m, n in [(2, 2), (3, 4), (30, 50)]:
 # *Try it:* add a row `(100, 1)` to the list. How many multiplications does $v z^\top$ take?
 
 # %% [markdown]
-# ## 5. Activations: a diagonal Jacobian (7.67)–(7.69)
+# ## 5. Activations: a diagonal Jacobian (7.67)–(7.69) *(core)*
 #
 # An elementwise activation $\sigma$ (ReLU, sigmoid, tanh) computes output $i$ from input $i$ only.
 # So in the (7.59) matrix,
@@ -273,7 +282,12 @@ for n in [3, 10, 100]:
 # %% [markdown]
 # So the backward function of an activation costs $O(n)$, like the activation itself.
 #
-# Now the notes' ReLU example, exactly as the notes print it. For ReLU, $\sigma'(z)$ is $1$ where
+# **A slip in the notes.** The notes say that "at the first sight, equation (7.69) appears to
+# indicate the backward function takes $O(n^2)$ time". It is (7.67)–(7.68), the matrix lines, that
+# look like $O(n^2)$; (7.69), $\sigma'(z) \odot v$, is already the $O(n)$ form. The paragraph above
+# says it that way.
+#
+# Now the notes' ReLU code, unchanged. For ReLU, $\sigma'(z)$ is $1$ where
 # $z > 0$ and $0$ elsewhere: the gradient passes where the unit was on and is blocked where it was off.
 
 # %%
@@ -288,13 +302,14 @@ dJ_dz = relu_prime(z) * v
 print('Backward for ReLU, dJ/dz:', dJ_dz)
 
 # %% [markdown]
-# The notes print `Backward for ReLU, dJ/dz: [0.  0.5 0.5]`. The ReLU module:
+# It prints `[0.  0.5 0.5]`: the gradient is blocked at $z_1 = -1$ and passes at $z_2$, $z_3$.
+# (Again the notes show the code, not its output.) The ReLU module:
 
 # %%
 print('Backward for ReLU, dJ/dz:', bpv.ReLU().backward(z, v))
 
 # %% [markdown]
-# ## 6. Losses: a module with a scalar output
+# ## 6. Losses: a module with a scalar output *(core)*
 #
 # A loss takes a vector $t$ (the network's output) and gives one number. By (7.59) its backward
 # function takes a **scalar** $v$ and returns a vector:
@@ -335,8 +350,9 @@ dJ_dt = (sigmoid(t) - y) * v
 print('Backward for logistic loss, dJ/dt:', dJ_dt)
 
 # %% [markdown]
-# The notes print `Backward for logistic loss, dJ/dt: [-0.450166    0.26894142 -0.37754067]`.
-# The module (whose $v$ is the scalar $1$ by default), and finite differences of the loss itself:
+# It prints `[-0.450166    0.26894142 -0.37754067]`: $\sigma(0.2) - 1$, $\sigma(-1) - 0$,
+# $\sigma(0.5) - 1$. The module (whose $v$ is the scalar $1$ by default), and finite differences of
+# the loss itself:
 
 # %%
 logistic = bpv.LogisticLoss()
@@ -352,12 +368,11 @@ print('finite differences              :', np.round(bpv.numerical_grad(lambda tt
 #
 # $$\mathcal{B}[\ell_{\text{ce}}, t](v) = \frac{\partial \ell_{\text{ce}}}{\partial t}\, v = (\hat y - y)\, v, \quad \hat y = \operatorname{softmax}(t). \tag{7.71}$$
 #
-# You need several outputs to see it work. Three logits, true class $c = 2$ (counting from 0):
+# You need several outputs to see it work. Three logits, true class $c = 3$, so $y = e_3$:
 
 # %%
 t = np.array([1.0, 2.0, 0.5])
-c = 2
-y = np.eye(3)[c]                            # one-hot: [0, 0, 1]
+y = np.array([0.0, 0.0, 1.0])               # one-hot e_3: the true class is class 3
 y_hat = np.exp(t) / np.exp(t).sum()         # softmax
 print("softmax(t)      =", y_hat)
 print("(ŷ - y) * 1     =", (y_hat - y) * 1)
@@ -367,18 +382,19 @@ print("finite diffs    =", np.round(bpv.numerical_grad(lambda tt: ce(tt, y), t),
 print("entries sum to  =", f"{(y_hat - y).sum():.1f}")
 
 # %% [markdown]
-# The gradient pushes the true class's logit up (negative entry: increasing $t_2$ lowers $J$) and
+# The gradient pushes the true class's logit up (negative entry: increasing $t_3$ lowers $J$) and
 # the others down, in proportion to how much probability they wrongly get. Its entries sum to $0$.
 #
-# *Note on the tool:* the label can be given as the one-hot $y = e_2$ or as the class index 2:
-# `ce(t, 2)`, `ce.backward(t, 2)` and a network (below) turn the index into $e_2$ for you.
+# *Note on the tool:* the label can be given as the one-hot $y = e_3$, as here, or as the class's
+# Python index, which counts from 0: class 3 is index 2, so `ce(t, 2)` and `ce.backward(t, 2)`
+# mean $y = e_3$.
 
 # %% [markdown]
-# ## 7. The same rules inside a network
+# ## 7. The same rules inside a network *(optional)*
 #
 # Now put the modules together: $x \in \mathbb{R}^2$ → MM → ReLU → MM → three logits →
-# cross-entropy, with true class $2$. The tool records every step with the tag of the rule it
-# applies. The second hidden unit is off (its input is negative), so watch ReLU block it.
+# cross-entropy, with true class 3 ($y = e_3$). The tool records every step with the tag of the
+# rule it applies. The second hidden unit is off (its input is negative), so watch ReLU block it.
 
 # %%
 x = np.array([1.0, 2.0])
@@ -389,7 +405,8 @@ b2 = np.array([0.0, 0.1, -0.1])
 
 net = bpv.Sequential([bpv.MM(W1, b1), bpv.ReLU(), bpv.MM(W2, b2)],
                      loss=bpv.CrossEntropyLoss())
-trace = net.backprop(x, 2)          # the label as a class index
+y = np.array([0.0, 0.0, 1.0])       # one-hot e_3: class 3
+trace = net.backprop(x, y)
 print(bpv.trace_text(trace))
 
 # %% [markdown]
@@ -425,13 +442,12 @@ print(bpv.step_text(trace, 10))
 # %%
 for loss in [bpv.SquaredLoss(), bpv.LogisticLoss(), bpv.CrossEntropyLoss()]:
     other = bpv.Sequential([bpv.MM(W1, b1), bpv.ReLU(), bpv.MM(W2, b2)], loss=loss)
-    tr = other.backprop(x, np.array([0.0, 0.0, 1.0]))
-    s = tr.steps[6 - 1]
-    print(f"{type(loss).__name__:<17} step {s.number} {s.tag:<9} {s.writes} = "
-          f"{np.array2string(tr[s.writes], precision=4)}")
+    tr = other.backprop(x, y)
+    view = bpv.present(tr, 6)
+    print(f"{tr.module('M_4').label:<11} step 6 {view.tag:<9} {view.symbolic} = {view.result}")
 
 # %% [markdown]
-# ## 8. Your turn: step through it
+# ## 8. Your turn: step through it *(optional)*
 #
 # Press **step ▶** to apply one rule at a time, or **to backward pass** to jump to the seed. Tick
 # *predict, then reveal*: before each backward step, type the gradient you expect. The *loss*
@@ -442,26 +458,28 @@ for loss in [bpv.SquaredLoss(), bpv.LogisticLoss(), bpv.CrossEntropyLoss()]:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-bpv.Stepper(net, x, 2)
+bpv.Stepper(net, x, y)
 
 # %%
 # The widget is driven by a plain model. The same predictions from code:
 # first the forgotten softmax, then the right answer.
-model = bpv.StepperModel(net, x, 2)
+model = bpv.StepperModel(net, x, y)
 model.go(5)                                   # after the seed; step 6 is next
 print(model.counter())
 as_text = lambda a: "[" + ", ".join(f"{e:.6f}" for e in a) + "]"   # what a learner types
-t_out, y_onehot = trace.value("u[3]"), np.array([0.0, 0.0, 1.0])
-print(model.check_prediction(as_text(t_out - y_onehot)))
+t_out = trace.value("u[3]")
+right, message = model.check_prediction(as_text(t_out - y))
+print(message)
 y_hat = np.exp(t_out) / np.exp(t_out).sum()
-print(model.check_prediction(as_text(y_hat - y_onehot)))
+right, message = model.check_prediction(as_text(y_hat - y))
+print(message)
 
 # %% [markdown]
 # ## Summary
 #
 # | module | backward for the input | for the parameters | cost |
 # |---|---|---|---|
-# | $\mathrm{MM}_{W,b}$ | $W^\top v$ (7.62)–(7.63) | $v z^\top$ (7.64)–(7.65), $v$ (7.66) | $mn$ multiplications, as forward |
+# | $\mathrm{MM}_{W,b}$ | $W^\top v$ (7.62)–(7.63) | $v z^\top$ (7.64)–(7.65), $v$ (7.66) | $mn$ multiplications each, $2mn$ in all: twice the forward's $mn$ |
 # | activation $\sigma$ | $\sigma'(z) \odot v$ (7.67)–(7.69) | — | $n$, not $n^2$ |
 # | $\ell_{\text{sq}}$ | $(t - y)v$ (§7.4.3) | — | $n$ |
 # | $\ell_{\text{logistic}}$ | $(\sigma(t) - y)v$ (7.70) | — | $n$ |
@@ -483,19 +501,10 @@ print(model.check_prediction(as_text(y_hat - y_onehot)))
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-q1 = bpv.Question("MM with W of shape 2×3, input z = [1, 0, -1] and v = [2, -1]. "
-                  "What is ∂J/∂W = B[MM, W](v)?",
-                  answer=bpv.MM(np.zeros((2, 3))).grad_W(np.array([1.0, 0.0, -1.0]),
-                                                         np.array([2.0, -1.0])))
-q2 = bpv.Question("ReLU with input z = [3, -2, 0.5] and v = [1, 1, -1]. What is B[σ, z](v)?",
-                  answer=bpv.ReLU().backward(np.array([3.0, -2.0, 0.5]), np.array([1.0, 1.0, -1.0])))
-q3 = bpv.Question("W is 3×4. How many multiplications does the backward function Wᵀv take?",
-                  answer=12)
-display(q1, q2, q3)
+quiz = bpv.exit_questions("03_modules")
+quiz
 
-# %%
-# Sample answers, checked by the same code as the boxes (the first is the mirror-image slip z vᵀ)
-print("q1, z vᵀ:        ", q1.check("[[2, -1], [0, 0], [-2, 1]]"))
-print("q1, v zᵀ:        ", q1.check("[[2, 0, -2], [-1, 0, 1]]"))
-print("q2:              ", q2.check("[1, 0, -1]"))
-print("q3, n² = 16:     ", q3.check("16"))
+# %% tags=["teacher"]
+# The teacher's copy only (a student's copy has no such cell): each answer, and what the tool
+# tells each typical wrong answer, by the same check as the boxes.
+print(quiz.key())

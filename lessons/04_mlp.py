@@ -20,14 +20,15 @@
 #
 # * lesson 03: $W^\top v$ (7.63), $v z^\top$ (7.65), $v$ (7.66), $\sigma'(z) \odot v$ (7.69), and
 #   the loss rules (7.70), (7.71);
-# * the rules (B1), (B2) of §7.4.2. About 15 minutes.
+# * the rules (B1), (B2) of §7.4.2. About 30 to 35 minutes. Sections marked *(core)* are the
+#   lesson's thread; *(optional)* ones can be skipped on a first reading.
 
 # %%
 import numpy as np
 import backpropviz as bpv
 
 # %% [markdown]
-# ## 1. The forward pass (7.72) and its names
+# ## 1. The forward pass (7.72) and its names *(core)*
 #
 # An $r$-layer MLP with the logistic loss alternates MM modules and activations $\sigma$; the loss is
 # the last module. The notes number **every value** in order:
@@ -36,9 +37,16 @@ import backpropviz as bpv
 # a^{[3]} = \mathrm{MM}_{W^{[2]}, b^{[2]}}(a^{[2]}),\quad a^{[4]} = \sigma(a^{[3]}),\ \ldots,\quad
 # J = \ell_{\text{logistic}}(\text{last value}, y). \tag{7.72}$$
 #
-# So in (7.72) odd-numbered values are MM outputs and even-numbered values are activations; the
-# network's output (the last MM's output) is value number $2r - 1$, which the last line of (7.72)
-# simply calls $a^{[r]}$.
+# So in (7.72) odd-numbered values are MM outputs and even-numbered values are activations, and
+# the $r$-th MM's output, the network's output, is value number $2r - 1$.
+#
+# **A slip in the notes.** The last line of (7.72) is printed
+# "$a^{[r]} = \mathrm{MM}_{W^{[r]}, b^{[r]}}(a^{[r-1]})$, $J = \ell_{\text{logistic}}(a^{[r]}, y)$".
+# That does not fit the numbering of the lines above it: the $r$-th MM module reads value
+# $2r - 2$ and writes value $2r - 1$, so the line should read
+# $a^{[2r-1]} = \mathrm{MM}_{W^{[r]}, b^{[r]}}(a^{[2r-2]})$ and
+# $J = \ell_{\text{logistic}}(a^{[2r-1]}, y)$. That is how (7.72) is written above ("last value").
+# (7.73) keeps the notes' name $a^{[r]}$ for the network's output; read it as $a^{[2r-1]}$.
 #
 # **Algorithm 3 uses other names for the same values**: it numbers by *layer* $k$, with
 # $z^{[k]}$ the pre-activation (MM output) and $a^{[k]} = \sigma(z^{[k]})$ the activation, and
@@ -77,17 +85,25 @@ def alg3(name):
     return f"z[{(i + 1) // 2}]" if i % 2 else f"a[{i // 2}]"
 
 
-print(f"{'module':<7} {'op':<13} {'tool':<6} {'(7.72)':<7} {'Algorithm 3':<12} {'shape':<6} parameters")
-print(f"{'':<7} {'input':<13} {'u[0]':<6} {'x':<7} {alg3('u[0]'):<12} {str(x.shape):<6}")
+def shape(a):
+    """A shape as the notes write it: W is m×n, a vector is a column, n×1; J is a scalar."""
+    if np.ndim(a) == 0:
+        return "scalar"
+    rows, cols = (len(a), 1) if np.ndim(a) == 1 else np.shape(a)
+    return f"{rows}×{cols}"
+
+
+print(f"{'module':<7} {'op':<15} {'tool':<6} {'(7.72)':<7} {'Algorithm 3':<12} {'shape':<7} parameters")
+print(f"{'':<7} {'input':<15} {'u[0]':<6} {'x':<7} {alg3('u[0]'):<12} {shape(x):<7}")
 for i in range(1, 2 * r + 1):
     m = trace.module(f"M_{i}")
     eq772 = "J" if i == 2 * r else f"a[{i}]"
-    shape = str(np.shape(trace.value(m.output)))
-    print(f"{m.name:<7} {m.op:<13} {m.output:<6} {eq772:<7} {alg3(m.output):<12} {shape:<6} "
-          + ", ".join(f"{p} {np.shape(trace.value(p))}" for p in m.params))
+    print(f"{m.name:<7} {m.label:<15} {m.output:<6} {eq772:<7} {alg3(m.output):<12} "
+          f"{shape(trace.value(m.output)):<7} "
+          + ", ".join(f"{p} {shape(trace.value(p))}" for p in m.params))
 
 # %% [markdown]
-# ## 2. The first backward step (7.73) and the seed
+# ## 2. The first backward step (7.73) and the seed *(core)*
 #
 # The backward pass starts at the loss. $J$ is the loss's output, so the gradient of $J$ with
 # respect to that output is $\partial J / \partial J = 1$. Feeding this $v = 1$ to the loss's
@@ -96,10 +112,11 @@ for i in range(1, 2 * r + 1):
 # $$\frac{\partial J}{\partial a^{[r]}} = \mathcal{B}[\ell_{\text{logistic}}, a^{[r]}](1)
 # = \frac{1}{1 + \exp(-a^{[r]})} - y = \sigma(a^{[r]}) - y. \tag{7.73}$$
 #
-# (Here $a^{[r]}$ is the last line of (7.72): the network's output, Algorithm 3's $z^{[r]}$.)
+# (Here $a^{[r]}$ is the notes' name for the network's output: $a^{[2r-1]}$ in the numbering of
+# (7.72), Algorithm 3's $z^{[r]}$.)
 #
-# **How the tool shows this.** The tool makes two steps of it. Its first backward step writes
-# $\partial J/\partial u^{[6]} = 1$ and is tagged **(7.73)**: that $1$ is the *argument* of
+# **How the tool shows this.** The tool makes two steps of it. Its first backward step, the
+# **seed**, writes $\partial J/\partial u^{[6]} = 1$: that $1$ is the *argument* of
 # $\mathcal{B}[\ell, a^{[r]}](1)$ in (7.73) (and in (7.76) below), not a gradient of the network's
 # output. The next step applies the loss's backward function to it, and is tagged with the rule it
 # uses, (7.70) for the logistic loss; its result is the right-hand side of (7.73).
@@ -110,7 +127,7 @@ for k in (7, 8):
     print()
 
 # %% [markdown]
-# ## 3. The recursion (7.74) and the parameter gradients (7.75)
+# ## 3. The recursion (7.74) and the parameter gradients (7.75) *(core)*
 #
 # From then on, the backward pass goes back one module at a time, applying (B1) with the module's
 # backward function: (7.63) for MM, (7.69) for $\sigma$. The notes write this as (7.74):
@@ -129,6 +146,11 @@ for k in (7, 8):
 # * each activation, $a^{[2j]} = \sigma(a^{[2j-1]})$:
 #   $\;\dfrac{\partial J}{\partial a^{[2j-1]}} = \sigma'(a^{[2j-1]}) \odot \dfrac{\partial J}{\partial a^{[2j]}}$ (7.69).
 #
+# **Another slip, in the sentence after (7.74).** The notes say these quantities are computed "by
+# repeatedly invoking equations (7.69) and (7.65)". (7.65) is MM's rule for $W$, $v z^\top$; the
+# MM line of (7.74), the gradient at MM's *input*, is (7.63), $W^\top v$, as the first bullet says.
+# (7.65) belongs to (7.75) below.
+#
 # The parameters of MM module $j$ come from (B2), with the gradient at that module's output:
 #
 # $$\frac{\partial J}{\partial W^{[j]}} = \mathcal{B}[\mathrm{MM}, W^{[j]}]\Big(\frac{\partial J}{\partial a^{[2j-1]}}\Big) = \frac{\partial J}{\partial a^{[2j-1]}}\, a^{[2j-2]\top},\qquad
@@ -139,7 +161,7 @@ for k in (7, 8):
 # Each parameter gradient needs only the gradient at its own module's output, so (7.75) can be
 # interleaved with (7.74); the tool does exactly that.
 #
-# ## 4. Algorithm 3
+# ## 4. Algorithm 3 *(core)*
 #
 # Putting (7.72), (7.74) and (7.75) together gives the notes' algorithm. (The sentence before it
 # calls it "Algorithm 8"; it is the algorithm printed as **Algorithm 3**.) In Algorithm 3's names:
@@ -171,7 +193,7 @@ for k in (7, 8):
 #   to $0$, with $a^{[0]} = x$.
 #
 # The same loop in numpy, for the 3-layer network above, compared with the tool's gradients
-# (vectors are columns of shape `(n, 1)` here, so a vector's ᵀ is always a column's):
+# (vectors are $n \times 1$ columns here, so a vector's ᵀ is always a column's):
 
 # %%
 sigmoid = lambda t: 1 / (1 + np.exp(-t))
@@ -199,11 +221,11 @@ for k in range(r - 1, -1, -1):
 for k in range(1, r + 1):
     same_W = np.allclose(dW[k], trace.grad(f"W[{k}]"), rtol=0, atol=1e-12)
     same_b = np.allclose(db[k].ravel(), trace.grad(f"b[{k}]"), rtol=0, atol=1e-12)
-    print(f"layer {k}: dJ/dW[{k}] shape {dW[k].shape} same as the tool: {same_W}; "
-          f"dJ/db[{k}] same: {same_b}")
+    print(f"layer {k}: ∂J/∂W[{k}] is {shape(dW[k])}, the same as the tool's: {same_W}; "
+          f"∂J/∂b[{k}] the same: {same_b}")
 
 # %% [markdown]
-# ## 5. The notes' final example, digit for digit
+# ## 5. The notes' final example, digit for digit *(optional)*
 #
 # The notes end §7.4 with a 2-layer example in numpy. **Say it plainly: it is not the MLP of
 # (7.72).** Its output goes through a sigmoid, $a_2 = \sigma(z_2)$, and the loss is the *squared*
@@ -271,7 +293,7 @@ print('dloss/db1:', dloss_db1)
 # %% [markdown]
 # The same network in backpropviz: MM, ReLU, MM, σ, then the squared loss. In the tool's names
 # $z_1, a_1, z_2, a_2$ are $u^{[1]}, \ldots, u^{[4]}$ and the loss is $J = u^{[5]}$. We print the
-# tool's numbers through the same numpy printing (8 significant digits):
+# tool's numbers through the same numpy printing (8 significant digits), each in its own shape:
 
 # %%
 example = bpv.Sequential([bpv.MM(W1, b1), bpv.ReLU(), bpv.MM(W2, b2), bpv.Sigmoid()],
@@ -282,44 +304,60 @@ print('a1:', ex.value('u[2]'))
 print('z2:', ex.value('u[3]'))
 print('a2:', ex.value('u[4]'))
 print('loss:', np.atleast_1d(ex.value('u[5]')))
-print('dloss/dW2:', ex.grad('W[2]').ravel())
+print('dloss/dW2:', ex.grad('W[2]'))
 print('dloss/db2:', ex.grad('b[2]'))
 print('dloss/dW1:', ex.grad('W[1]'))
 print('dloss/db1:', ex.grad('b[1]'))
 
 # %% [markdown]
-# Two printing details. The tool's $J$ is a number (a 0-d array), while the notes' `loss` is an
-# array of shape (1,); `np.atleast_1d` prints it the same way. And the notes' `dloss_dW2` is
-# flat (`dloss_dz2 * a1` has shape (2,)), whereas the tool's $\partial J/\partial W^{[2]}$ is
-# $1 \times 2$, the shape of $W^{[2]}$ as §7.4.1 requires; `.ravel()` flattens it for printing.
+# One printing detail: the tool's $J$ is a number, while the notes' `loss` is a list of one number
+# (because `y_true` is); `np.atleast_1d` prints the number the same way.
 #
-# Line by line, are the printed digits the same?
+# **A slip in the notes' code: the shape of `dloss_dW2`.** The notes compute
+# `dloss_dW2 = dloss_dz2 * a1`, which is flat: 2 numbers in a row, not a matrix. But a gradient has
+# the shape of its parameter (§7.4.1): $W^{[2]}$ is $1 \times 2$, so $\partial J/\partial W^{[2]}$ is
+# $1 \times 2$, the $v z^\top$ of (7.65) with $v = $ `dloss_dz2` ($1 \times 1$) and $z = $ `a1`
+# ($2 \times 1$). In numpy that is `np.outer(dloss_dz2, a1)`, as the notes' own code does for
+# `dloss_dW1`. The digits are right; the shape is not, and the Stepper says so if you type the
+# notes' flat answer at step 9:
+
+# %%
+check_W2 = bpv.StepperModel(example, x, y_true)
+check_W2.go(8)                                        # step 9, ∂J/∂W[2], is next
+for answer in (dloss_dW2, np.outer(dloss_dz2, a1)):   # the notes' line, then (7.65)'s v zᵀ
+    right, message = check_W2.check_prediction(str(answer.tolist()))
+    print(message)
+
+# %% [markdown]
+# Line by line, are the printed digits the same, and the shapes?
 
 # %%
 pairs = [("z1:", z1, ex.value("u[1]")), ("a1:", a1, ex.value("u[2]")),
          ("z2:", z2, ex.value("u[3]")), ("a2:", a2, ex.value("u[4]")),
          ("loss:", loss, np.atleast_1d(ex.value("u[5]"))),
-         ("dloss/dW2:", dloss_dW2, ex.grad("W[2]").ravel()),
+         ("dloss/dW2:", dloss_dW2, ex.grad("W[2]")),
          ("dloss/db2:", dloss_db2, ex.grad("b[2]")),
          ("dloss/dW1:", dloss_dW1, ex.grad("W[1]")),
          ("dloss/db1:", dloss_db1, ex.grad("b[1]"))]
 for label, notes_value, tool_value in pairs:
-    same = str(notes_value) == str(tool_value)
-    print(f"{label:<11} notes {str(notes_value).replace(chr(10), ''):<40} same digits: {same}")
+    digits = str(np.ravel(notes_value)) == str(np.ravel(tool_value))
+    same_shape = np.shape(notes_value) == np.shape(tool_value)
+    print(f"{label:<11} notes {str(notes_value).replace(chr(10), ''):<40} same digits: {digits}, "
+          f"same shape: {same_shape}")
 largest = max(np.max(np.abs(np.ravel(nv) - np.ravel(tv))) for _, nv, tv in pairs)
 print("all values agree to 1e-12:", bool(largest < 1e-12))
 
 # %% [markdown]
-# Every printed digit agrees. (The floats can differ in the last bit, about $10^{-17}$, because the
-# tool computes $\sigma$ in a way that cannot overflow.)
+# Every printed digit agrees; every shape too, except the notes' flat `dloss_dW2`. (The floats can
+# differ in the last bit, about $10^{-17}$, because the tool computes $\sigma$ in a way that cannot
+# overflow.)
 #
 # **Where the example sits in Algorithm 3.** $z_1 = z^{[1]}$, $a_1 = a^{[1]}$, $z_2 = z^{[2]}$, and
 # then the example adds one more module, $a_2 = \sigma(z_2)$, that Algorithm 3 does not have. Its
-# backward pass therefore starts differently: the seed (step 6, tagged (7.73) here too: it is the
-# same $1$), then the squared loss's backward function $(t - y)v$ (step 7, tagged (§7.4.3), in place
-# of (7.70)), then an extra (7.69) step for the output sigmoid (step 8). From step 9 on it is
-# Algorithm 3's loop with $r = 2$: (7.77), (7.78), (7.79), (7.80) for $k = 1$, then (7.77), (7.78)
-# for $k = 0$.
+# backward pass therefore starts differently: the seed (step 6, the same $1$), then the squared
+# loss's backward function $(t - y)v$ (step 7, tagged (§7.4.3), in place of (7.70)), then an
+# extra (7.69) step for the output sigmoid (step 8). From step 9 on it is Algorithm 3's loop with
+# $r = 2$: (7.77), (7.78), (7.79), (7.80) for $k = 1$, then (7.77), (7.78) for $k = 0$.
 
 # %%
 print(bpv.trace_text(ex))
@@ -330,7 +368,7 @@ print(bpv.trace_text(ex))
 # `bpv.Sequential([bpv.MM(W1, b1), bpv.ReLU(), bpv.MM(W2, b2)], loss=bpv.LogisticLoss())` and
 # compare $\partial J/\partial u^{[3]}$ with the $-0.1404$ above.
 #
-# ## 6. A 3-layer network, step by step
+# ## 6. A 3-layer network, step by step *(core)*
 #
 # Back to the 3-layer network of section 1: $x \in \mathbb{R}^2$, two hidden layers of 3 sigmoid
 # units, one logit, the logistic loss, label $y = 1$, weights drawn with `seed=0`. Six forward
@@ -338,7 +376,7 @@ print(bpv.trace_text(ex))
 
 # %%
 x, y = np.array([1.0, -2.0]), 1.0
-print(net)
+print(" → ".join(["x"] + [trace.module(f"M_{i}").label for i in range(1, 2 * r + 1)]))
 print(bpv.trace_text(trace))
 
 # %% [markdown]
@@ -396,7 +434,7 @@ for k in (11, 12):
     print()
 
 # %% [markdown]
-# ## 7. Your turn: step through it
+# ## 7. Your turn: step through it *(optional)*
 #
 # Press **to backward pass**, then **step ▶** through the loop and name each step's line of
 # Algorithm 3 before you read its tag. Tick *predict, then reveal* to type each gradient first.
@@ -418,11 +456,13 @@ print(model.counter())
 a_1 = col(trace.value("u[2]"))                # a[1], a 3 × 1 column
 dz_2 = col(trace.grad("u[3]"))                # ∂J/∂z[2], a 3 × 1 column
 as_text = lambda M: "[" + ", ".join("[" + ", ".join(f"{e:.6f}" for e in row) + "]" for row in M) + "]"
-print("a[1] (∂J/∂z[2])ᵀ:", model.check_prediction(as_text(a_1 @ dz_2.T)))
-print("∂J/∂z[2] a[1]ᵀ:  ", model.check_prediction(as_text(dz_2 @ a_1.T)))
+right, message = model.check_prediction(as_text(a_1 @ dz_2.T))
+print("a[1] (∂J/∂z[2])ᵀ:", message)
+right, message = model.check_prediction(as_text(dz_2 @ a_1.T))
+print("∂J/∂z[2] a[1]ᵀ:  ", message)
 
 # %% [markdown]
-# ## 8. Is it right? gradcheck
+# ## 8. Is it right? gradcheck *(optional)*
 #
 # `bpv.gradcheck` perturbs each parameter entry by $\pm\varepsilon$, reruns the forward pass and
 # compares $(J(\theta + \varepsilon e_j) - J(\theta - \varepsilon e_j)) / 2\varepsilon$ with
@@ -431,8 +471,7 @@ print("∂J/∂z[2] a[1]ᵀ:  ", model.check_prediction(as_text(dz_2 @ a_1.T)))
 # %%
 report = bpv.gradcheck(net, x, y)
 for row in report.rows:
-    shape = "×".join(map(str, row.shape))
-    print(f"{row.name:<5} {shape:>4}  agrees with finite differences: {row.ok}  "
+    print(f"{row.name:<5} {shape(trace.grad(row.name)):>4}  agrees with finite differences: {row.ok}  "
           f"(largest difference below 1e-8: {row.max_abs_err < 1e-8})")
 print("gradcheck passed:", report.ok)
 
@@ -442,7 +481,7 @@ print("gradcheck passed:", report.ok)
 # * Forward (7.72): store every value. The tool's $u^{[i]}$ is (7.72)'s $a^{[i]}$; in Algorithm 3,
 #   $u^{[2k-1]} = z^{[k]}$ (pre-activation) and $u^{[2k]} = a^{[k]}$ (activation); $\theta^{[2k-1]} = (W^{[k]}, b^{[k]})$.
 # * Start (7.73)/(7.76): feed $1 = \partial J/\partial J$ to the loss's backward function, giving
-#   $\sigma(z^{[r]}) - y$. The tool shows the $1$ as its own step tagged (7.73).
+#   $\sigma(z^{[r]}) - y$. The tool shows the $1$ as its own step, the seed.
 # * Loop, $k = r-1$ down to $0$: (7.77) $= $ (7.65), (7.78) $= $ (7.66), and for $k \ge 1$
 #   (7.79) $= $ (7.63), (7.80) $= $ (7.69). Corrected: $\partial J/\partial W^{[k+1]} = \partial J/\partial z^{[k+1]} a^{[k]\top}$,
 #   $\partial J/\partial a^{[k]} = W^{[k+1]\top} \partial J/\partial z^{[k+1]}$,
@@ -458,17 +497,10 @@ print("gradcheck passed:", report.ok)
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-q1 = bpv.Question("Algorithm 3's line (7.79) multiplies by W[k+1]ᵀ. Which gradient does it compute?",
-                  answer="∂J/∂a[k]", choices=["∂J/∂a[k]", "∂J/∂z[k]", "∂J/∂W[k+1]"])
-q2 = bpv.Question("In the 3-layer network, W[3] is 1×3. What is the shape of ∂J/∂W[3] = ∂J/∂z[3] a[2]ᵀ?",
-                  answer="1×3", choices=["1×3", "3×1", "3×3"])
-q3 = bpv.Question("A 4-layer MLP (r = 4) with the logistic loss: how many backward steps does the "
-                  "tool's trace have, the seed included?", answer=16)
-display(q1, q2, q3)
+quiz = bpv.exit_questions("04_mlp")
+quiz
 
-# %%
-# Sample answers, checked by the same code as the boxes; q3's count comes from the tool itself
-print("q1, ∂J/∂z[k] (the notes' printed line):", q1.check("∂J/∂z[k]"))
-print("q2, 3×1:", q2.check("3×1"))
-deep = bpv.mlp([2, 3, 3, 3, 1], activation="sigmoid", loss="logistic", seed=0).backprop(x, y)
-print("q3, the tool's count:", q3.check(str(len(deep) - deep.n_forward)))
+# %% tags=["teacher"]
+# The teacher's copy only (a student's copy has no such cell): each answer, and what the tool
+# tells each typical wrong answer, by the same check as the boxes.
+print(quiz.key())

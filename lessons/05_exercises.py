@@ -17,11 +17,17 @@
 #
 # * the notes' §7.4.3, and lesson 00 (*start here*) for the notation: $u^{[i]}$, $M_i$,
 #   $\theta^{[i]}$, $\mathcal{B}[M, z](v)$, $v = \partial J/\partial u$;
-# * numpy: `np.exp`, `@` (matrix product), `.T` (transpose), `.sum(axis=...)`, `.ndim`;
-# * about 45 minutes.
+# * numpy: `np.exp`, `@` (matrix product), `.T` (transpose), `.sum(axis=...)`, `.ndim`. Mind one
+#   trap: a single example is a flat (1-D) array, and numpy's `.T` does nothing to a flat array, so
+#   for flat `v` and `z`, `v @ z.T` is a dot product $\sum_i v_i z_i$, a single number (or an
+#   error, when $v$ and $z$ differ in length), not the matrix $v z^\top$. Make the column and the
+#   row yourself: `np.outer(v, z)`, or
+#   `v[:, None] @ z[None, :]` (`v[:, None]` is $v$ as an $m \times 1$ column, `z[None, :]` is
+#   $z^\top$ as a $1 \times n$ row);
+# * 45 to 60 minutes. Every section is *(core)*, except the Stepper at the end *(optional)*.
 #
-# **How it is graded.** This copy is the teacher's, with the solutions inside nbgrader's solution
-# markers. In the student version (made by nbgrader, see the
+# **How it is graded.** The teacher's copy of this notebook has the solutions inside nbgrader's
+# solution markers. In the student copy (made by nbgrader or by `backpropviz lessons`, see the
 # teacher's guide) each solution is replaced by `# YOUR CODE HERE` and `raise NotImplementedError()`:
 # write your code there (delete the `raise`); do not change the test cells, which are locked. Each test cell
 # runs `bpv.check` on your module and a few direct asserts: when it passes it prints one line;
@@ -109,7 +115,9 @@ assert np.allclose(MySigmoid().backward(np.zeros(3), np.array([1.0, 2.0, -4.0]))
 #
 # * `backward`: $\mathcal{B}[\mathrm{MM}, z](v) = W^\top v \in \mathbb{R}^n$ (7.63);
 # * `grad_W`: $\mathcal{B}[\mathrm{MM}, W](v) = v z^\top \in \mathbb{R}^{m \times n}$ (7.65), the
-#   outer product: rows follow $v$, columns follow $z$; the shape of $W$;
+#   outer product: rows follow $v$, columns follow $z$; the shape of $W$. For a single example
+#   ($z$ and $v$ flat), `v @ z.T` is a dot product, not $v z^\top$: write `np.outer(v, z)` or
+#   `v[:, None] @ z[None, :]` (see *What you need*);
 # * `grad_b`: $\mathcal{B}[\mathrm{MM}, b](v) = v$ (7.66).
 #
 # **A batch.** With $B$ examples as the columns of $z \in \mathbb{R}^{n \times B}$, the output and
@@ -221,7 +229,7 @@ class MyCrossEntropyLoss(bpv.CrossEntropyLoss):
 report = bpv.check(MyCrossEntropyLoss)
 print(report.verdict)
 assert report.ok, report
-# t = log [1, 1, 2]: softmax(t) = [1/4, 1/4, 1/2]; the label is class 2
+# t = log [1, 1, 2]: softmax(t) = [1/4, 1/4, 1/2]; the label is class 3, y = e_3
 got = MyCrossEntropyLoss().backward(np.log([1.0, 1.0, 2.0]), np.array([0.0, 0.0, 1.0]))
 assert np.allclose(got, [0.25, 0.25, -0.5])
 
@@ -254,7 +262,7 @@ assert bpv.gradcheck(yours, x, y).ok
 print(f"J = {mine.loss:.6f}; every gradient equals the built-in network's; gradcheck passed")
 
 # %% [markdown]
-# Step through it: the Stepper shows your modules like any other (their rules come from the
+# *(optional)* Step through it: the Stepper shows your modules like any other (their rules come from the
 # classes you extended, so the equations carry the notes' tags).
 
 # %%
@@ -292,20 +300,10 @@ for p in ["W[1]", "b[1]", "W[2]", "b[2]"]:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-q1 = bpv.Question("W is 3×2 and a batch has B = 5 examples. What is the shape of ∂J/∂W?",
-                  answer="3×2", choices=["3×2", "2×3", "3×2×5", "5×3×2"],
-                  why="A gradient has the shape of what it differentiates (§7.4.1); v zᵀ (7.65) "
-                      "adds up the batch's outer products.")
-q2 = bpv.Question("The logistic loss on one example with t = [0, 2], y = [1, 0] and v = 1: "
-                  "what is ∂J/∂t (7.70)?", answer=[-0.5, 1 / (1 + np.exp(-2.0))],
-                  why="(σ(t) − y) v with σ(0) = 0.5 and σ(2) ≈ 0.8808.")
-q3 = bpv.Question("bpv.check passes your cross-entropy backward on single examples but, on "
-                  "batches, your numbers are B times too big. Which slip is it?",
-                  answer="forgot 1/B",
-                  choices=["forgot 1/B", "missing transpose", "forgot σ′(z)", "forgot to squash"],
-                  why="J is the mean over the batch, so (7.71) carries 1/B.")
-display(q1, q2, q3)
+quiz = bpv.exit_questions("05_exercises")
+quiz
 
-# %%
-for q, answer in [(q1, "3×2"), (q2, "[-0.5, 0.881]"), (q3, "forgot 1/B")]:
-    print(q.check(answer))
+# %% tags=["teacher"]
+# The teacher's copy only (a student's copy has no such cell): each answer, and what the tool
+# tells each typical wrong answer, by the same check as the boxes.
+print(quiz.key())

@@ -6,6 +6,10 @@
 # `[0.1, -0.2]`, a matrix such as `[[0.1, 0.2, 0.3]]`) and press **check**. A wrong shape, a
 # missing transpose or a forgotten $\sigma'(z)$ each get their own hint, and after a first wrong
 # try the rule itself is shown. **reveal** shows the answer and moves on.
+#
+# You need the backward functions of lesson 03 — $W^\top v$ (7.63), $v z^\top$ (7.65), $v$ (7.66),
+# $\sigma'(z) \odot v$ (7.69), $(\sigma(t) - y)\,v$ (7.70) — and the order of Algorithm 3
+# (lesson 04). The second part, a value used twice, needs the sum over users (7.53) of lesson 02.
 
 # %%
 # NBVAL_IGNORE_OUTPUT

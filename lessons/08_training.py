@@ -15,7 +15,9 @@
 # * what the learning rate $\alpha$ and the batch size $B$ change, seen in the loss curve;
 # * how to send your teacher exactly what you see: the lab's state in one file.
 #
-# **What you need**: lesson 04 (the MLP (7.72), Algorithm 3 and (7.73)–(7.80)). About 20 minutes.
+# **What you need**: lesson 04 (the MLP (7.72), Algorithm 3 and (7.73)–(7.80)). About 25 minutes.
+# Sections marked *(core)* are the lesson's thread; *(optional)* ones can be skipped on a first
+# reading.
 
 # %%
 import json
@@ -27,24 +29,24 @@ import backpropviz as bpv
 from IPython.display import display
 
 # %% [markdown]
-# ## 1. The data: two moons
+# ## 1. The data: two moons *(core)*
 #
 # 200 points in the plane, two interleaved half circles, label $y = 0$ or $1$: no straight line
 # separates them, so the network needs its hidden layers. The notes work on one example $x$, a
 # column; for many examples we put the columns side by side: $X$ is $2 \times 200$ (example $j$
 # is column $j$) and $Y$ is $1 \times 200$. The data come from a seed, so everyone gets the same
-# points.
+# points. (In code, Python counts columns from 0: example $j$ is `X[:, j - 1]`.)
 
 # %%
 data = bpv.datasets.make("two_moons", n=200, noise=0.1, seed=0)
 X, Y = data.X, data.Y
 print("X is", "×".join(map(str, X.shape)), " Y is", "×".join(map(str, Y.shape)))
-print("examples 0, 1 (class 0) and 100, 101 (class 1), as columns:")
+print("examples 1, 2 (label 0) and 101, 102 (label 1), as columns:")
 print(np.array2string(X[:, [0, 1, 100, 101]], precision=4, floatmode="fixed"))
 print("their labels y:", " ".join(f"{v:.0f}" for v in Y[0, [0, 1, 100, 101]]))
 
 # %% [markdown]
-# ## 2. One iteration by hand
+# ## 2. One iteration by hand *(core)*
 #
 # The network: $\mathrm{MM}[W^{[1]}, b^{[1]}]$, ReLU, $\mathrm{MM}[W^{[2]}, b^{[2]}]$, ReLU,
 # $\mathrm{MM}[W^{[3]}, b^{[3]}]$ and the logistic loss $\ell_\text{logistic}$ (its backward
@@ -87,7 +89,7 @@ print("same numbers as training used:",
       all(np.array_equal(trace1.grad(p), g) for p, g in tr.grads_at_last().items()))
 
 # %% [markdown]
-# ## 3. The lab
+# ## 3. The lab *(core)*
 #
 # `bpv.TrainingLab` puts this in a widget. It starts from the untrained network, at iteration 0.
 # **▶ train** runs iterations at the **speed** you choose until you press **▮▮ pause**: 10 per
@@ -138,18 +140,20 @@ print(f"after {tr.t} iterations: J = {tr.loss_all():.4f} on all examples, "
       f"accuracy {100 * tr.accuracy():.1f}%")
 
 # %% [markdown]
-# ## 4. Open one iteration in the Stepper
+# ## 4. Open one iteration in the Stepper *(core)*
 #
 # In the lab, pause, choose an iteration $t$ (type it, or click the loss curve there), then click
 # a data point: a ringed point opens in the Stepper as that example of iteration $t$'s batch, with
 # the parameters iteration $t$ used; any other point opens with the parameters as they are now
-# (the message line says so). Or type an example's position in the batch and press **open in the
-# Stepper**, or call `lab.open_iteration(t, example)`. The Stepper shows one example, $J^{j}$ with
-# $B = 1$: (7.70) is $(\sigma(u^{[5]}) - y)\cdot 1$, with no $\frac1B$. Training used the mean over
-# the batch, so **each example's gradient counts $\frac1B$**; **open its whole batch** (or
+# (the message line says so). Or type an example's position in the batch (counted from 0, as
+# Python counts: 0 is the first) and press **open in the Stepper**, or call
+# `lab.open_iteration(t, example)`. The Stepper shows one example, $J^{j}$ with $B = 1$: (7.70)
+# is $(\sigma(u^{[5]}) - y)\cdot 1$, with no $\frac1B$. Training used the mean over the batch,
+# so **each example's gradient counts $\frac1B$**; **open its whole batch** (or
 # `lab.open_iteration(t, None)`) shows the pass training ran, with $\frac1B$ in (7.70).
 #
-# Iteration 300's pass for example 0 of its batch, as the lab's Stepper shows it:
+# Iteration 300's pass for the first example of its batch (position 0), as the lab's Stepper
+# shows it:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -175,8 +179,8 @@ print(f"the whole batch, step {k}:", bpv.step_text(batch, k).splitlines()[1])
 # Equal within rounding, not bit for bit: the batch adds its 200 outer products inside one matrix
 # product, the mean above adds them one at a time, and floating-point sums depend on their order.
 #
-# Example 0's own numbers, as the Stepper shows them at step 8, the loss's backward step (7.70),
-# just after the seed step 7, $\partial J/\partial u^{[6]} = 1$ (7.73): its logit $u^{[5]}$, its
+# The first example's own numbers, as the Stepper shows them at step 8, the loss's backward step (7.70),
+# just after the seed, step 7, $\partial J/\partial u^{[6]} = 1$: its logit $u^{[5]}$, its
 # label, and $\partial J/\partial u^{[5]} = \sigma(u^{[5]}) - y$ (one example: $B = 1$).
 
 # %%
@@ -186,7 +190,7 @@ print(f"u[5] = {e0.value('u[5]')[0]:.4g}, y = {e0.value('y')[0]:.0f}")
 print(bpv.step_text(e0, k))
 
 # %% [markdown]
-# ## 5. The learning rate and the batch size
+# ## 5. The learning rate and the batch size *(core)*
 #
 # The same network and data, 300 iterations, four learning rates. Small: slower. Larger: faster,
 # until the steps overshoot.
@@ -240,7 +244,7 @@ for B in (200, 50, 10):
           f"{r.loss_all():.4f}; last 20 batch losses from {min(last):.4f} to {max(last):.4f}")
 
 # %% [markdown]
-# ## 6. Save, send, load
+# ## 6. Save, send, load *(optional)*
 #
 # **save lab file** gives a link to download the lab's state: network, data, seed, settings,
 # iteration and what the Stepper shows (one example of an iteration's batch). Below, the lab of
@@ -280,22 +284,10 @@ except bpv.BackpropError as err:
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-q1 = bpv.Question("A bias entry is b = 0.3 and its gradient ∂J/∂b = 0.2. With α = 0.5, what is b "
-                  "after one iteration of gradient descent?", answer=0.2,
-                  why="θ ← θ − α ∂J/∂θ = 0.3 − 0.5 × 0.2 = 0.2.")
-q2 = bpv.Question("A batch has 4 examples. For one weight, the Stepper shows the four examples' "
-                  "own gradients (each with B = 1): 0.4, 0.0, −0.2 and 0.2. Which gradient does "
-                  "training use for that weight?",
-                  answer=0.1, why="J is the mean over the batch: (0.4 + 0 − 0.2 + 0.2) / 4 = 0.1.")
-q3 = bpv.Question("200 examples, batch size B = 30: how many iterations make one epoch (every "
-                  "example used once)?", answer=7,
-                  why="⌈200 / 30⌉ = 7: six batches of 30 and a last one of 20.")
-display(q1, q2, q3)
+quiz = bpv.exit_questions("08_training")
+quiz
 
-# %%
-print(q1.check("0.4"))     # added the step instead of subtracting it
-print(q1.check("0.2"))
-print(q2.check("0.4"))     # summed the examples' gradients instead of taking their mean
-print(q2.check("0.1"))
-print(q3.check("6"))       # forgot the last, smaller batch
-print(q3.check("7"))
+# %% tags=["teacher"]
+# The teacher's copy only (a student's copy has no such cell): each answer, and what the tool
+# tells each typical wrong answer, by the same check as the boxes.
+print(quiz.key())

@@ -22,6 +22,13 @@ def _plain(text) -> str:
                    .split())
 
 
+def _sentence(text: str) -> str:
+    """A hint begins as a sentence does, unless it begins with maths ('g′(z) = …', 'v zᵀ …')."""
+    first = text.split(" ", 1)[0]
+    return text[0].upper() + text[1:] if len(first) > 1 and first.isalpha() and \
+        first.islower() else text
+
+
 def _shown(a) -> str:
     """A right answer as the question would print it: a whole number in full (20000, not 2e+04)."""
     if a.ndim == 0 and float(a).is_integer() and abs(float(a)) < 1e15:
@@ -63,7 +70,7 @@ class Question:
             if self._judge(typed)[0] is not False:
                 raise BackpropError(f"Question: the typical wrong answer {typed!r} is "
                                     f"{'right' if self._judge(typed)[0] else 'not an answer'}")
-        return [(typed, hint[0].upper() + hint[1:]) for typed, hint in wrong.items()]
+        return [(typed, _sentence(hint)) for typed, hint in wrong.items()]
 
     def check(self, text) -> tuple[bool, str]:
         """(right, message) for an answer typed as text; a typical wrong answer gets its hint."""
