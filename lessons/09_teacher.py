@@ -20,8 +20,8 @@ net = bpv.mlp([2, 3, 1], activation="relu", loss="logistic", seed=0)
 x, y = np.array([1.0, -2.0]), 1.0
 
 mine = bpv.Stepper(net, x, y)       # your own Stepper: the table's "open" buttons move it
-view = bpv.TeacherView(os.environ.get("BPV_CLASS_DIR"), os.environ.get("BPV_CLASS_CODE"),
-                       stepper=mine)
+# the server's class: BPV_CLASS_DIR (one server), or the hub's class service (BPV_CLASS_URL)
+view = bpv.TeacherView(code=os.environ.get("BPV_CLASS_CODE"), stepper=mine)
 view
 
 # %%

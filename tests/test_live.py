@@ -68,7 +68,7 @@ def test_an_event_is_stored_once_and_a_closed_class_takes_no_more(store):
     e = event(code)
     assert store.add(e) is True and store.add(e) is False
     assert store.count(code) == 1 and store.events(code)[0]["answer"] == [0.5, -1.0]
-    assert store.db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert store.db.run("PRAGMA journal_mode")[1][0][0] == "wal"
     store.close_class(code)
     with pytest.raises(EventError, match="no open class"):
         store.add(event(code))
@@ -77,11 +77,14 @@ def test_an_event_is_stored_once_and_a_closed_class_takes_no_more(store):
     assert store.reset(code) == 1 and store.count(code) == 0
 
 
-def test_the_hub_service_checks_the_sender_is_the_events_student(store):
+def test_a_pseudonym_belongs_to_the_first_sender_who_used_it(store):
     code = store.open_class()
-    with pytest.raises(EventError, match="its own student"):
-        store.add(event(code, student="bob"), student="ada")
-    assert store.add(event(code), student="ada")
+    assert store.add(event(code, student="ada"), owner="hub-user-1")
+    assert store.add(event(code, student="ada"), owner="hub-user-1")
+    with pytest.raises(EventError, match="another student's"):
+        store.add(event(code, student="ada"), owner="hub-user-2")
+    assert store.add(event(code, student="bob"), owner="hub-user-2")
+    assert store.count(code) == 3
 
 
 def test_a_full_store_says_so_and_keeps_what_it_had(tmp_path, monkeypatch):

@@ -52,6 +52,7 @@ class Hub:
         self.url, self.token = url.rstrip("/"), token
 
     def _call(self, method: str, path: str, body: dict | None = None) -> dict:
+        """One request to the service; EventError if it refuses (4xx), StoreError if it fails."""
         data = None if body is None else json.dumps(body).encode("utf-8")
         req = urllib.request.Request(self.url + path, data=data, method=method, headers={
             "Authorization": f"token {self.token}", "Content-Type": "application/json"})
@@ -75,6 +76,53 @@ class Hub:
 
     def post(self, event: dict) -> None:
         self._call("POST", "/events", event)
+
+
+class Remote:
+    """The hub service as a teacher's view reads it: the methods of ClassStore it uses."""
+
+    def __init__(self, hub: Hub):
+        self.hub, self.where = hub, hub.url
+
+    def _get(self, method: str, path: str) -> dict:
+        try:
+            return self.hub._call(method, path)
+        except EventError as e:
+            raise StoreError(str(e)) from None
+
+    def classes(self) -> list[dict]:
+        return self._get("GET", "/classes")["classes"]
+
+    def open_class(self) -> str:
+        return self._get("POST", "/classes")["code"]
+
+    def is_open(self, code: str) -> bool:
+        return bool(self._get("GET", f"/classes/{normal_code(code)}")["open"])
+
+    def count(self, code: str) -> int:
+        return int(self._get("GET", f"/classes/{normal_code(code)}/count")["count"])
+
+    def events(self, code: str) -> list[dict]:
+        return self._get("GET", f"/classes/{normal_code(code)}/events")["events"]
+
+    def reset(self, code: str) -> int:
+        return int(self._get("POST", f"/classes/{normal_code(code)}/reset")["dropped"])
+
+    def close_class(self, code: str) -> None:
+        self._get("POST", f"/classes/{normal_code(code)}/close")
+
+
+def source(folder=None):
+    """What a teacher's view reads: the store in ``folder``, else the server's (BPV_CLASS_DIR, or
+    the hub service of BPV_CLASS_URL); None when the server keeps no class."""
+    if folder:
+        return ClassStore(folder)
+    where = from_environment()
+    if isinstance(where, Folder):
+        return ClassStore(where.folder)
+    if isinstance(where, Hub):
+        return Remote(where)
+    return None
 
 
 def from_environment():
@@ -158,4 +206,4 @@ class ClassLink:
                     time.sleep(wait)
 
 
-__all__ = ["ClassLink", "Folder", "Hub", "from_environment"]
+__all__ = ["ClassLink", "Folder", "Hub", "Remote", "from_environment", "source"]

@@ -31,6 +31,8 @@ CREATE TABLE IF NOT EXISTS events (
   kind TEXT NOT NULL, tag TEXT NOT NULL, outcome TEXT NOT NULL, slip TEXT, answer TEXT,
   time REAL NOT NULL, received REAL NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_class ON events (code, received);
+CREATE TABLE IF NOT EXISTS owners (
+  code TEXT NOT NULL, student TEXT NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (code, student));
 """
 FIELDS = ("id", "code", "student", "fingerprint", "view", "step", "writes", "kind", "tag",
           "outcome", "slip", "answer", "time", "received")
@@ -40,45 +42,96 @@ class StoreError(Exception):
     """The store cannot take or give events (full, unwritable, damaged): one sentence why."""
 
 
-class ClassStore:
-    """The events of the classes kept in one folder (``BPV_CLASS_DIR`` for a Voilà classroom)."""
+class _SQLite:
+    """The store's database on this machine: sqlite3, WAL, synchronous=FULL, bounded in size."""
 
-    def __init__(self, folder, create: bool = False):
-        self.folder = Path(folder).expanduser()
-        self.path = self.folder / DB_NAME
+    def __init__(self, path: Path):
+        self.where = str(path)
+        self.db = sqlite3.connect(path, timeout=BUSY_MS / 1000, isolation_level=None,
+                                  check_same_thread=False)
+        for pragma in (f"busy_timeout = {BUSY_MS}", "journal_mode = WAL", "synchronous = FULL",
+                       f"max_page_count = {MAX_BYTES // PAGE}"):
+            self.db.execute(f"PRAGMA {pragma}")
+
+    def run(self, sql: str, args: tuple = ()) -> tuple[int, list]:
+        cur = self.db.execute(sql, args)
+        return cur.rowcount, cur.fetchall()
+
+    def close(self):
+        self.db.close()
+
+
+class _Alchemy:
+    """Any database SQLAlchemy reaches by URL (PostgreSQL for Zero to JupyterHub): the same SQL,
+    its ? placeholders numbered for SQLAlchemy."""
+
+    def __init__(self, url: str):
+        import sqlalchemy
+        self.sa = sqlalchemy
+        self.engine = sqlalchemy.create_engine(url, pool_pre_ping=True)
+        self.where = self.engine.url.render_as_string(hide_password=True)
+
+    def run(self, sql: str, args: tuple = ()) -> tuple[int, list]:
+        parts = sql.split("?")
+        text = parts[0] + "".join(f":p{i}{rest}" for i, rest in enumerate(parts[1:]))
+        with self.engine.begin() as conn:
+            result = conn.execute(self.sa.text(text), {f"p{i}": a for i, a in enumerate(args)})
+            rows = [tuple(r) for r in result] if result.returns_rows else []
+            return result.rowcount, rows
+
+    def close(self):
+        self.engine.dispose()
+
+
+class ClassStore:
+    """The events of the classes kept in one folder (``BPV_CLASS_DIR`` for a Voilà classroom), or
+    in a database named by URL (``ClassStore.from_url``: the hub service)."""
+
+    def __init__(self, folder=None, create: bool = False, url: str | None = None):
         try:
-            if create:
-                self.folder.mkdir(parents=True, exist_ok=True)
-                os.chmod(self.folder, 0o700)          # the class's answers: its owner only
-            elif not self.path.is_file():
-                raise StoreError(f"no class store in {self.folder} (start one with "
-                                 f"`backpropviz class open {self.folder}`)")
-            self.db = sqlite3.connect(self.path, timeout=BUSY_MS / 1000, isolation_level=None,
-                                      check_same_thread=False)
-            self.db.execute(f"PRAGMA busy_timeout = {BUSY_MS}")
-            self.db.execute("PRAGMA journal_mode = WAL")
-            self.db.execute("PRAGMA synchronous = FULL")
-            self.db.execute(f"PRAGMA max_page_count = {MAX_BYTES // PAGE}")
-            self.db.executescript(SCHEMA)
-        except sqlite3.Error as e:
-            raise StoreError(f"the class store {self.path} cannot be opened: {e}") from None
+            if url is not None and not url.startswith("sqlite:///"):
+                self.folder, self.path = None, None
+                self.db = _Alchemy(url)
+            else:
+                self.folder = Path(url[len("sqlite:///"):]).parent if url else \
+                    Path(folder).expanduser()
+                self.path = Path(url[len("sqlite:///"):]) if url else self.folder / DB_NAME
+                if create:
+                    self.folder.mkdir(parents=True, exist_ok=True)
+                    os.chmod(self.folder, 0o700)          # the class's answers: its owner only
+                elif not self.path.is_file():
+                    raise StoreError(f"no class store in {self.folder} (start one with "
+                                     f"`backpropviz class open {self.folder}`)")
+                self.db = _SQLite(self.path)
+            for statement in SCHEMA.split(";"):
+                if statement.strip():
+                    self.db.run(statement)
+        except StoreError:
+            raise
+        except Exception as e:      # noqa: BLE001 — sqlite3's, SQLAlchemy's or the driver's
+            raise StoreError(f"the class store cannot be opened: {type(e).__name__}: "
+                             f"{str(e).splitlines()[0][:200] if str(e) else ''}") from None
+
+    @classmethod
+    def from_url(cls, url: str) -> "ClassStore":
+        """sqlite:////path/class.sqlite3, postgresql://user@host/db, …"""
+        return cls(url=url, create=url.startswith("sqlite:///"))
 
     def close(self) -> None:
         self.db.close()
+
+    @property
+    def where(self) -> str:
+        return self.db.where
 
     # --- classes -----------------------------------------------------------------------------------
     def open_class(self) -> str:
         """A new class (a code no other class in the folder has), open for events."""
         for _ in range(20):
             code = new_code()
-            try:
-                self.db.execute("INSERT INTO classes (code, opened) VALUES (?, ?)",
-                                (code, time.time()))
+            if self._write("INSERT INTO classes (code, opened) VALUES (?, ?) ON CONFLICT DO "
+                           "NOTHING", (code, time.time())) == 1:
                 return code
-            except sqlite3.IntegrityError:
-                continue
-            except sqlite3.Error as e:
-                raise StoreError(f"could not open a class in {self.path}: {e}") from None
         raise StoreError("could not find a free class code")
 
     def classes(self) -> list[dict]:
@@ -95,27 +148,38 @@ class ClassStore:
 
     def reset(self, code: str) -> int:
         """Forget a class's events (the class stays open); returns how many were dropped."""
-        return self._write("DELETE FROM events WHERE code = ?", (normal_code(code),))
+        code = normal_code(code)
+        self._write("DELETE FROM owners WHERE code = ?", (code,))
+        return self._write("DELETE FROM events WHERE code = ?", (code,))
 
     # --- events ------------------------------------------------------------------------------------
-    def add(self, event: dict, student: str | None = None) -> bool:
+    def add(self, event: dict, owner: str | None = None) -> bool:
         """Store one event (validated here); True if new, False if its id was stored before.
-        ``student``: the name the sender is known by (the hub service), which the event must
-        carry. EventError for a bad event or a closed class; StoreError if it cannot be kept."""
+        ``owner``: who sent it, as the hub service knows them (a hash of their hub name): a
+        pseudonym belongs to the first owner who used it in the class, and no one else may send
+        events under it. EventError for a bad event, a closed class or someone else's pseudonym;
+        StoreError if it cannot be kept."""
         e = validate(event)
-        if student is not None and e["student"] != student:
-            raise EventError("an event is sent by its own student only")
         if not self.is_open(e["code"]):
             raise EventError(f"there is no open class {e['code']}")
+        if owner is not None:
+            self._write("INSERT INTO owners (code, student, owner) VALUES (?, ?, ?) "
+                        "ON CONFLICT DO NOTHING", (e["code"], e["student"], owner))
+            mine = self._read("SELECT owner FROM owners WHERE code = ? AND student = ?",
+                              (e["code"], e["student"]))
+            if not mine or mine[0][0] != owner:
+                raise EventError(f"the name {e['student']!r} is another student's in this class: "
+                                 f"choose another")
         row = [e[f] for f in FIELDS[:-1]]
         row[FIELDS.index("answer")] = None if e["answer"] is None else json.dumps(e["answer"])
-        return self._write(f"INSERT OR IGNORE INTO events ({', '.join(FIELDS)}) VALUES "
-                           f"({', '.join('?' * len(FIELDS))})", (*row, time.time())) == 1
+        return self._write(f"INSERT INTO events ({', '.join(FIELDS)}) VALUES "
+                           f"({', '.join('?' * len(FIELDS))}) ON CONFLICT DO NOTHING",
+                           (*row, time.time())) == 1
 
     def events(self, code: str) -> list[dict]:
         """A class's events in the order they arrived (at most MAX_ROWS)."""
         rows = self._read(f"SELECT {', '.join(FIELDS)} FROM events WHERE code = ? "
-                          f"ORDER BY received, rowid LIMIT {MAX_ROWS}", (normal_code(code),))
+                          f"ORDER BY received, id LIMIT {MAX_ROWS}", (normal_code(code),))
         out = []
         for row in rows:
             e = dict(zip(FIELDS, row))
@@ -137,22 +201,22 @@ class ClassStore:
                     "(SELECT DISTINCT code FROM events)", (cut,))
         return n
 
-    # --- SQLite, its errors in words ---------------------------------------------------------------
+    # --- the database, its errors in words ----------------------------------------------------------
     def _write(self, sql: str, args: tuple) -> int:
         try:
-            return self.db.execute(sql, args).rowcount
-        except sqlite3.OperationalError as e:
-            full = "full" in str(e)
+            return self.db.run(sql, args)[0]
+        except Exception as e:      # noqa: BLE001 — sqlite3's, SQLAlchemy's or the driver's
+            said = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            full = "full" in said
             raise StoreError(f"the class store is {'full' if full else 'not writable'} "
-                             f"({self.path}: {e})") from None
-        except sqlite3.Error as e:
-            raise StoreError(f"the class store {self.path} failed: {e}") from None
+                             f"({self.where}: {said})") from None
 
     def _read(self, sql: str, args: tuple) -> list:
         try:
-            return self.db.execute(sql, args).fetchall()
-        except sqlite3.Error as e:
-            raise StoreError(f"the class store {self.path} cannot be read: {e}") from None
+            return self.db.run(sql, args)[1]
+        except Exception as e:      # noqa: BLE001
+            said = str(e).splitlines()[0][:200] if str(e) else type(e).__name__
+            raise StoreError(f"the class store {self.where} cannot be read: {said}") from None
 
 
 __all__ = ["ClassStore", "EventError", "StoreError", "DB_NAME"]

@@ -12,7 +12,8 @@ import ipywidgets as ipw
 
 from ..core.errors import BackpropError
 from ..live.events import normal_code
-from ..live.store import ClassStore, StoreError
+from ..live.link import source
+from ..live.store import StoreError
 from ..live.summary import ClassSummary, StepSummary, summarize
 from .base import button
 from .classjoin import fingerprint
@@ -38,7 +39,8 @@ def _e(text) -> str:
 
 
 class TeacherView(ipw.VBox):
-    """``TeacherView(folder, code, stepper=None)``: the class ``code`` of the store in ``folder``;
+    """``TeacherView(folder, code, stepper=None)``: the class ``code`` of the store in ``folder``
+    (None: the server's, BPV_CLASS_DIR or the hub service; or a ClassStore or Remote);
     ``stepper`` (the teacher's own Stepper of the class's network) is moved to a step by the
     'open' buttons."""
 
@@ -46,16 +48,19 @@ class TeacherView(ipw.VBox):
                  refresh: float = REFRESH):
         self.store, self.code, problem = None, None, ""
         try:
-            if not folder:
+            self.store = folder if hasattr(folder, "events") else source(folder)
+            if self.store is None:
                 raise StoreError("this server keeps no class: start it with `backpropviz teacher "
                                  "CLASS_DIR` (or `./dev teacher`), the class folder of "
-                                 "`backpropviz classroom --class CLASS_DIR`")
-            self.store = ClassStore(folder)
-            open_now = [c["code"] for c in self.store.classes() if c["closed"] is None]
-            self.code = normal_code(code) if code else (open_now[-1] if open_now else
-                                                        self.store.open_class())
+                                 "`backpropviz classroom --class CLASS_DIR`; on JupyterHub, the "
+                                 "class service (README, 'Teaching a class')")
+            if code:
+                self.code = normal_code(code)
+            else:
+                open_now = [c["code"] for c in self.store.classes() if c["closed"] is None]
+                self.code = open_now[-1] if open_now else self.store.open_class()
         except (StoreError, BackpropError) as e:
-            problem = str(e)
+            self.store, problem = None, str(e)
         self.stepper, self.every = stepper, refresh
         self.summary: ClassSummary | None = None
         self.count = -1
