@@ -30,10 +30,11 @@ def make_xy(loss, n=3, k=2, batch=0, seed=0):
 
 def expected_backward(net, input_grad=False):
     """(rule, tag, module, writes) of every backward step of a Sequential, from the notes:
-    seed, then for M_k, …, M_1: (B2) W, (B2) b for an MM, then (B1) for its input."""
+    seed (no equation tag: ∂J/∂J = 1 is the v = 1 of (7.73)), then for M_k, …, M_1: (B2) W,
+    (B2) b for an MM, then (B1) for its input."""
     mods = net.modules
     k = len(mods)
-    out = [("seed", "(7.73)", None, f"∂J/∂u[{k}]")]
+    out = [("seed", "seed", None, f"∂J/∂u[{k}]")]
     n_mm = sum(isinstance(m, bpv.MM) for m in mods)
     for i in range(k, 0, -1):
         m = mods[i - 1]

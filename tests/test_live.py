@@ -249,3 +249,21 @@ def test_the_teachers_view_escapes_what_a_student_sent(store):
 def test_the_teachers_view_without_a_class_says_how_to_start_one():
     view = bpv.TeacherView(None, refresh=0)
     assert "backpropviz teacher" in view.now.value
+
+
+def test_the_same_store_through_sqlalchemy_as_the_hub_service_runs_it_on_postgresql(tmp_path):
+    """A URL SQLAlchemy reads (sqlite+pysqlite here; postgresql:// on Zero to JupyterHub) runs the
+    same SQL, its placeholders numbered: events once, owners, counts, reset."""
+    pytest.importorskip("sqlalchemy")
+    s = S.ClassStore.from_url(f"sqlite+pysqlite:///{tmp_path / 'hub.sqlite3'}")
+    assert s.path is None and "hub.sqlite3" in s.where
+    code = s.open_class()
+    e = event(code)
+    assert s.add(e, owner="o1") is True and s.add(e, owner="o1") is False
+    with pytest.raises(EventError, match="another student's"):
+        s.add(event(code), owner="o2")
+    assert s.count(code) == 1 and s.events(code)[0]["answer"] == [0.5, -1.0]
+    assert s.is_open(code) and [c["code"] for c in s.classes()] == [code]
+    assert s.reset(code) == 1
+    s.close_class(code)
+    assert not s.is_open(code)

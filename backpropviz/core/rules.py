@@ -25,6 +25,7 @@ from .expr import Expr
 
 TAG_CHAIN = "(7.58)"
 TAG_BACKWARD = "(7.57)"
+SEED_LABEL = "seed: ∂J/∂J = 1"
 
 
 @dataclass(frozen=True)
@@ -71,8 +72,8 @@ class Rule:
 
     @property
     def label(self) -> str:
-        """How the step header names the rule: (F), (B1), (B2), start, sum over users."""
-        return {"F": "(F)", "B1": "(B1)", "B2": "(B2)", "seed": "start",
+        """How the step header names the rule: (F), (B1), (B2), the seed, sum over users."""
+        return {"F": "(F)", "B1": "(B1)", "B2": "(B2)", "seed": SEED_LABEL,
                 "acc": "sum over users"}[self.kind]
 
 
@@ -145,9 +146,11 @@ SUM_USERS = Slip("sum over users", "That is one user's contribution. The value i
 
 # --- rules that belong to no module ------------------------------------------------------------
 
-# ∂J/∂J = 1 starts every backward pass: the 1 that the last module's backward function is applied
-# to, B[ℓ, a[r]](1) in (7.73)/(7.76); one tag for every J, so learners meet one name for it
-SEED = Rule("seed", "(7.73)", E.Const(1.0))
+# ∂J/∂J = 1 starts every backward pass: the v = 1 that the last module's backward function is
+# applied to, as in B[ℓ, a[r]](1) of (7.73) and (7.76). It is no equation of the notes, so it has
+# no equation tag: its name is "seed", the same for every J (a loss, a sum, a circuit's last
+# operation); (7.73) itself is the loss's backward step that uses it (display/presentation.py)
+SEED = Rule("seed", "seed", E.Const(1.0))
 
 
 def _acc_expr(ctx: Context):

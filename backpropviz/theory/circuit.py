@@ -21,8 +21,8 @@ are written in TeX as the notes write entries, W^{[1]}_{1,2} (core/keys.py), and
 of them with × (core/expr.py): ⊙ is the notes' product of vectors.
 
 Steps. The forward steps go module by module and, within a module, entry by entry (the products
-of u[1]₁, then its additions, then those of u[1]₂, …); then the seed ∂J/∂J = 1 (tagged (§7.4.2):
-in the circuit J comes out of an addition or a multiplication, not out of a loss module); then,
+of u[1]₁, then its additions, then those of u[1]₂, …); then the seed ∂J/∂J = 1 (labelled "seed",
+as at module level: in the circuit J comes out of an addition or a multiplication); then,
 for M_N back to M_1, the (B1) step of every input that needs a gradient and the sum (7.53) of
 each number with several users once its last contribution is in: exactly what ``Program`` makes
 of these equations. ``circuit.counts`` counts them (see ``Counts``). ``to_modules`` and

@@ -1,5 +1,6 @@
 """The Stepper's inspector: one node's value and gradient with their shapes, a matrix also as a
-heatmap of numbers."""
+heatmap of numbers, and how the gradient was computed entry by entry (for the entry picked): the
+text of ``display.presentation.node_details``."""
 from __future__ import annotations
 
 import html
@@ -13,27 +14,45 @@ from ..display.text import array_lines, fnum
 from .base import shown_in_widget
 from .parts import StepperPart
 
+MAX_ENTRIES = 64        # a node with more entries offers no entry choice (the first is shown)
+
+
+def entry_options(shape: tuple) -> list[tuple[str, tuple]]:
+    """(label, 0-based index) of each entry of a node of this shape, counted from 1 as the notes
+    write z_i and W_ij ('1', '2,1'); empty for a single number or a large node."""
+    size = int(np.prod(shape)) if shape else 1
+    if size <= 1 or size > MAX_ENTRIES:
+        return []
+    return [(",".join(str(i + 1) for i in ix), tuple(int(i) for i in ix))
+            for ix in np.ndindex(*shape)]
+
 
 class Inspector(ipw.VBox, StepperPart):
-    """One node's value and gradient, with shapes; matrices also as a heatmap."""
+    """One node's value and gradient, with shapes; matrices also as a heatmap; how its gradient
+    was computed, for the entry picked."""
 
     def __init__(self, stepper):
         self.node_pick = ipw.Dropdown(options=self._options(stepper.model),
                                       description="inspect",
                                       layout=ipw.Layout(width="260px")).add_class("bpv-inspect")
+        self.entry_pick = ipw.Dropdown(options=[], description="entry",
+                                       layout=ipw.Layout(width="160px")).add_class("bpv-entry")
         self.follow = ipw.Checkbox(value=True, description="follow the current step",
                                    indent=False).add_class("bpv-follow")
         self.node_info = ipw.HTML().add_class("bpv-node-info")
+        self.node_rules = ipw.HTML().add_class("bpv-node-rules")
         self.heatmap = ipw.HTML(layout=ipw.Layout(max_width="100%", overflow="auto"))
         self.heatmap.add_class("bpv-heatmap")
         wrap = ipw.Layout(flex_flow="row wrap", align_items="flex-start")
-        super().__init__([ipw.HBox([self.node_pick, self.follow], layout=wrap),
-                          ipw.HBox([self.node_info, self.heatmap], layout=wrap)])
+        super().__init__([ipw.HBox([self.node_pick, self.entry_pick, self.follow], layout=wrap),
+                          ipw.HBox([self.node_info, self.heatmap], layout=wrap),
+                          self.node_rules])
         self.add_class("bpv-inspector")
         self._attach(stepper)
         self._busy = False
         self._heat = (None, None, b"")       # (trace, what was drawn, png): drawn once
         self.node_pick.observe(self._on_pick, names="value")
+        self.entry_pick.observe(self._on_entry, names="value")
         self.follow.observe(lambda _: self.refresh_safely("follow"), names="value")
 
     @staticmethod
@@ -56,6 +75,11 @@ class Inspector(ipw.VBox, StepperPart):
         self.follow.value = False        # the learner chose a node: stop following the step
         self.refresh("pick")
 
+    @shown_in_widget
+    def _on_entry(self, change):
+        if not self._busy:               # an entry of the node shown: following goes on
+            self.refresh("entry")
+
     def refresh(self, what):
         m = self.model
         self._busy = True
@@ -67,12 +91,19 @@ class Inspector(ipw.VBox, StepperPart):
                 self.node_pick.value = keep
             if self.follow.value and m.step > 0:
                 self.node_pick.value = m.trace.specs[m.step - 1].node
+            name = self.node_pick.value
+            entries = entry_options(np.shape(m.trace.value(name))) if name is not None else []
+            if list(self.entry_pick.options) != entries:
+                keep = self.entry_pick.value
+                self.entry_pick.options = entries
+                self.entry_pick.value = keep if keep in [e for _, e in entries] else \
+                    (entries[0][1] if entries else None)
+            self.entry_pick.layout.display = "" if entries else "none"
         finally:
             self._busy = False
-        name = self.node_pick.value
         if name is None:
             return
-        info = m.inspect(name)
+        info = m.inspect(name, self.entry_pick.value if entries else None)
 
         def block(title, a):
             if a is None:
@@ -83,6 +114,10 @@ class Inspector(ipw.VBox, StepperPart):
         if info["has_grad"]:
             parts.append(block(K.text(K.Key.gradient(name)), info["grad"]))
         self.node_info.value = "<div>" + "".join(f"<div>{p}</div>" for p in parts) + "</div>"
+        # the rules in the notes' words, each a line of plain text (names escaped)
+        details = "\n".join(info["details"])
+        self.node_rules.value = (f'<pre class="bpv-rules">{html.escape(details)}</pre>'
+                                 if details else "")
         value, grad = info["value"], info["grad"]
         # the heatmap for a node the learner chose (following the step, the graph and this text
         # show it already; a step then sends a few hundred bytes, not tables of colours)

@@ -50,8 +50,10 @@ class EquationPanel(ipw.HTMLMath, StepperPart):
         else:
             # only the $$…$$ line is maths; names and numbers elsewhere are text MathJax skips
             numbers = "" if view.numbers == view.result else f"= {html.escape(view.numbers)}<br>"
+            # in Algorithm 3's names, the same rule in the tool's names beside it
+            aside = f"<div {NO_MATH}>{html.escape(view.aside)}</div>" if view.aside else ""
             body = (head + f"<div>$$ {view.tex} \\quad \\text{{{html.escape(view.tag)}}} $$"
-                    f"</div><div {NO_MATH[:-1]} bpv-num\">{numbers}"
+                    f"</div>{aside}<div {NO_MATH[:-1]} bpv-num\">{numbers}"
                     f"= {html.escape(view.result)}</div>")
         # a box of fixed height (the graph below never moves) that scrolls a long equation, and
         # can be reached by the keyboard to do so

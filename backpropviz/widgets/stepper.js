@@ -1,7 +1,7 @@
 // The Stepper in the page (anywidget): its bar of controls and its graph panel.
 //
 // The kernel decides; this module only shows and asks. The bar sends {move, how}, {granularity},
-// {expand} and shows the model's state from its traits; the graph receives the drawing once per
+// {expand}, {notation} and shows the model's state from its traits; the graph receives the drawing once per
 // graph (trait `drawing`) and then, per step, a message with only the scene entries that changed
 // ({data-id: class, hover text or row markup}, made by display/paint.py's Painter.scene).
 
@@ -54,8 +54,12 @@ function renderBar({ model, el }) {
     title: "open one module into its multiplications, additions, … while the rest stays whole" });
   const expLab = h("label", { class: "bpv-label" }, "expand ");
   expLab.append(expSel);
+  const notSel = h("select", { class: "bpv-notation", "aria-label": "notation",
+    title: "the names of the steps: the tool's u[i], M_i, or the lines of the notes' Algorithm 3 with z[k], a[k]" });
+  const notLab = h("label", { class: "bpv-label" }, "notation ");
+  notLab.append(notSel);
   const proj = btn("bpv-projector", "projector", "projector mode", "", "large text and nodes that follow the step, for the back of a room");
-  views.append(viewLab, expLab, proj);
+  views.append(viewLab, expLab, notLab, proj);
   const msg = h("div", { class: "bpv-bar-message", role: "status" });
   root.append(nav, views, msg);
   el.append(root);
@@ -86,6 +90,7 @@ function renderBar({ model, el }) {
   proj.onclick = () => { model.set("projector", !model.get("projector")); model.save_changes(); };
   viewSel.onchange = () => { waiting = true; ask({ granularity: viewSel.value }); };
   expSel.onchange = () => { waiting = true; ask({ expand: expSel.value }); };
+  notSel.onchange = () => { waiting = true; ask({ notation: notSel.value }); };
   root.addEventListener("focusin", (e) => { lastFocus = e.target; });
 
   // ← → Home End anywhere in the Stepper: heard on the document before JupyterLab (which would
@@ -144,6 +149,8 @@ function renderBar({ model, el }) {
     viewLab.hidden = !model.get("circuit_ok");
     options(expSel, model.get("expand_options"), model.get("expanded"));
     expLab.hidden = !model.get("circuit_ok") || model.get("expand_options").length < 2;
+    options(notSel, model.get("notation_options"), model.get("notation"));
+    notLab.hidden = model.get("notation_options").length < 2;
     msg.textContent = model.get("message");
     msg.classList.toggle("bpv-error", model.get("message_error"));
     msg.setAttribute("role", model.get("message_error") ? "alert" : "status");
@@ -174,7 +181,7 @@ function renderBar({ model, el }) {
   };
   const names = ["step", "n", "n_forward", "counter", "counter_chars", "locked", "interval", "playing", "repeat", "projector",
                  "granularity", "granularities", "circuit_ok", "expand_options", "expanded",
-                 "message", "message_error"];
+                 "notation", "notation_options", "message", "message_error"];
   names.forEach((n) => model.on(`change:${n}`, changed));
   const onMsg = (m) => { if (m && m.done) changed(); };
   model.on("msg:custom", onMsg);

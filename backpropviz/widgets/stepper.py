@@ -32,19 +32,21 @@ class Stepper(ClosesParts, ipw.VBox):
 
     Steps count as on screen: 0 is before the first step, ``len(trace)`` is all done. Parts: the
     navigation bar, the equation panel, predict-then-reveal, messages, the graph, the inspector,
-    and (for an MLP on one example) controls that rebuild the trace.
+    and (for an MLP on one example) controls that rebuild the trace. ``notation="algorithm3"``
+    (an MLP) writes each step as its line of the notes' Algorithm 3, in z[k], a[k], with the
+    module form beside it; the bar's "notation" choice switches it.
     """
 
     def __init__(self, net_or_trace, x=None, y=None, predict: bool = False, interval: int = 900,
-                 projector: bool = False, **kwargs):
+                 projector: bool = False, notation: str = "modules", **kwargs):
         try:
-            self._build(net_or_trace, x, y, predict, interval, projector, kwargs)
+            self._build(net_or_trace, x, y, predict, interval, projector, notation, kwargs)
         except BaseException:
             self.close()
             raise
 
-    def _build(self, net_or_trace, x, y, predict, interval, projector, kwargs):
-        self.model = StepperModel(net_or_trace, x, y)
+    def _build(self, net_or_trace, x, y, predict, interval, projector, notation, kwargs):
+        self.model = StepperModel(net_or_trace, x, y, notation)
         self.message = ipw.HTML().add_class("bpv-message")
         # the graph and the bar first: parts refresh in the order they were made, and a step's
         # scene then leaves the kernel before the equation, which MathJax typesets in the page
@@ -161,7 +163,7 @@ class Stepper(ClosesParts, ipw.VBox):
 _PART_ATTRS = {
     "predict_box": ("predict_toggle", "answer", "check_btn", "reveal_btn", "prompt", "feedback",
                     "ask"),
-    "inspector": ("node_pick", "follow", "node_info", "heatmap"),
+    "inspector": ("node_pick", "entry_pick", "follow", "node_info", "node_rules", "heatmap"),
     "controls": ("x_in", "y_in", "sizes_in", "act_in", "seed_in", "loss_in", "weights_in",
                  "rebuild_btn", "new_weights_btn", "compare", "field_errors"),
 }

@@ -1,7 +1,7 @@
 """The Stepper's parts that live in the page as anywidgets: the bar (navigation, Play, the step
 slider, the view and expand choices, projector mode) and the graph panel. Their front end is
 ``stepper.js`` and ``stepper.css`` beside this file; here is what they show and what they do with
-what the page asks ({move}, {granularity}, {expand}, {inspect}, {hello}).
+what the page asks ({move}, {granularity}, {expand}, {notation}, {inspect}, {hello}).
 
 The graph panel receives a graph's drawing once (``Painter.drawing``) and then, per step, only the
 entries of ``Painter.scene`` that changed: the renderer stays the one source of how each state
@@ -21,11 +21,13 @@ from .parts import StepperPart
 
 HERE = Path(__file__).parent
 MOVES = ("button", "slider", "play")
+NOTATION_LABELS = {"modules": "modules: u[i], M_i", "algorithm3": "Algorithm 3: z[k], a[k]"}
 
 
 class StepperBar(anywidget.AnyWidget, StepperPart):
     """reset, ◀ step, step ▶, to backward pass, end, the counter, Play, repeat, the step slider;
-    the view (modules | scalar circuit), expand one module, projector mode; a message line."""
+    the view (modules | scalar circuit), expand one module, the notation (for an MLP: the tool's
+    u[i], M_i or Algorithm 3's z[k], a[k]), projector mode; a message line."""
 
     _esm = HERE / "stepper.js"
     _css = HERE / "stepper.css"
@@ -46,6 +48,8 @@ class StepperBar(anywidget.AnyWidget, StepperPart):
     circuit_ok = T.Bool(False).tag(sync=True)
     expand_options = T.List([["none", "none"]]).tag(sync=True)    # [value, label] pairs
     expanded = T.Unicode("none").tag(sync=True)
+    notation = T.Unicode("modules").tag(sync=True)
+    notation_options = T.List([["modules", "modules"]]).tag(sync=True)    # [value, label] pairs
     message = T.Unicode("").tag(sync=True)
     message_error = T.Bool(False).tag(sync=True)
 
@@ -61,11 +65,12 @@ class StepperBar(anywidget.AnyWidget, StepperPart):
     def handle(self, content: dict):
         """A request from the page (a click, a key, the slider, Play, a choice); if it changed
         nothing, {done}, so that every control shows the model's state again."""
-        before = (self.step, self.n, self.granularity, self.expanded, self.message)
+        before = (self.step, self.n, self.granularity, self.expanded, self.notation, self.message)
         try:
             self._handle(content)
         finally:   # a change reaches the page as trait updates; a refusal or no-op as {done}
-            if (self.step, self.n, self.granularity, self.expanded, self.message) == before:
+            if (self.step, self.n, self.granularity, self.expanded, self.notation,
+                    self.message) == before:
                 self.send({"done": 1})
 
     @shown_in_widget
@@ -82,6 +87,8 @@ class StepperBar(anywidget.AnyWidget, StepperPart):
             self.set_granularity(content["granularity"])
         elif isinstance(content.get("expand"), str):
             self.set_expanded(content["expand"])
+        elif isinstance(content.get("notation"), str):
+            self.set_notation(content["notation"])
 
     def go(self, k: int, how: str = "slider"):
         """Move as the page would: ``how`` is "button" (refused before a prediction still to be
@@ -99,6 +106,16 @@ class StepperBar(anywidget.AnyWidget, StepperPart):
         m = self.model
         ok = m.set_expanded(None if value == "none" else value)
         self._switched(ok, f"{m.expanded} expanded: " if m.expanded else "modules: ")
+
+    def set_notation(self, value: str):
+        """Write the steps in the tool's names or as the lines of Algorithm 3 (an MLP)."""
+        m = self.model
+        if m.set_notation(value):
+            self.say("" if m.shown_notation == m.notation else
+                     f"{NOTATION_LABELS[m.notation]}: shown in the module view only")
+        else:
+            self.say(m.error, error=True)
+            self.refresh("failed")
 
     def _switched(self, ok: bool, what: str, more: str = ""):
         """After a view switch: where the learner now is, or why it was refused (the controls
@@ -139,6 +156,10 @@ class StepperBar(anywidget.AnyWidget, StepperPart):
                 self.expand_options = [["none", "none"]] + [
                     [mi.name, f"{mi.name} = {mi.label}"] for mi in m.expandable()]
             self.expanded = m.expanded or "none"
+            self.notation = m.notation
+            options = [[n, NOTATION_LABELS[n]] for n in m.notations]
+            if options != self.notation_options:
+                self.notation_options = options
 
 
 class GraphPanel(anywidget.AnyWidget, StepperPart):
