@@ -75,14 +75,7 @@ trace = net.backprop(x, y)
 r = 3
 
 
-def alg3(name):
-    """The Algorithm 3 name of a tool value u[i] (r = 3)."""
-    i = int(name[2:-1])
-    if i == 0:
-        return "a[0] = x"
-    if i == 2 * r:
-        return "J"
-    return f"z[{(i + 1) // 2}]" if i % 2 else f"a[{i // 2}]"
+names = bpv.algorithm3_names(trace)     # u[1] → z[1], u[2] → a[1], …, u[6] → J
 
 
 def shape(a):
@@ -94,11 +87,11 @@ def shape(a):
 
 
 print(f"{'module':<7} {'op':<15} {'tool':<6} {'(7.72)':<7} {'Algorithm 3':<12} {'shape':<7} parameters")
-print(f"{'':<7} {'input':<15} {'u[0]':<6} {'x':<7} {alg3('u[0]'):<12} {shape(x):<7}")
+print(f"{'':<7} {'input':<15} {'u[0]':<6} {'x':<7} {names['u[0]'] + ' = x':<12} {shape(x):<7}")
 for i in range(1, 2 * r + 1):
     m = trace.module(f"M_{i}")
     eq772 = "J" if i == 2 * r else f"a[{i}]"
-    print(f"{m.name:<7} {m.label:<15} {m.output:<6} {eq772:<7} {alg3(m.output):<12} "
+    print(f"{m.name:<7} {m.label:<15} {m.output:<6} {eq772:<7} {names[m.output]:<12} "
           f"{shape(trace.value(m.output)):<7} "
           + ", ".join(f"{p} {shape(trace.value(p))}" for p in m.params))
 
@@ -386,30 +379,13 @@ print(bpv.trace_text(trace))
 # the loss's step (7.70) is (7.76).
 
 # %%
-def alg3_line(step):
-    """The line of Algorithm 3 (and its k) that a backward step of the trace performs."""
-    node = step.writes.node
-    if step.kind == "seed":
-        return "the 1 in (7.76)", ""
-    if step.tag == "(7.70)":
-        return "(7.76)", ""
-    i = int(node[2:-1])
-    line = {"(7.65)": "(7.77)", "(7.66)": "(7.78)", "(7.63)": "(7.79)", "(7.69)": "(7.80)"}[step.tag]
-    if step.tag in ("(7.65)", "(7.66)"):
-        return line, f"k = {i - 1}"                # writes W[k+1] or b[k+1]
-    return line, f"k = {i // 2}" if step.tag == "(7.63)" else f"k = {(i + 1) // 2}"
-
-
-def alg3_written(step):
-    node = step.writes.node
-    return "∂J/∂" + (alg3(node) if node.startswith("u[") else node)
-
-
+# bpv.algorithm3_line(trace, k): the line of Algorithm 3 (corrected) that step k performs, its k
 print(f"{'step':>4}  {'tool rule':<9} {'tool writes':<11} {'Algorithm 3':<16} {'k':<6} writes")
 for step in trace.steps[trace.n_forward:]:
-    line, k = alg3_line(step)
-    print(f"{step.number:>4}  {step.tag:<9} {str(step.writes):<11} {line:<16} {k:<6} "
-          f"{alg3_written(step)}")
+    line = bpv.algorithm3_line(trace, step.number)
+    k = "" if line.k is None else f"k = {line.k}"
+    print(f"{step.number:>4}  {step.tag:<9} {str(step.writes):<11} {line.tag or line.note:<16} "
+          f"{k:<6} {line.writes}")
 
 # %% [markdown]
 # Read the loop in the table: $k = 2$ is steps 9–12, $k = 1$ steps 13–16, and $k = 0$ only
@@ -436,8 +412,10 @@ for k in (11, 12):
 # %% [markdown]
 # ## 7. Your turn: step through it *(optional)*
 #
-# Press **to backward pass**, then **step ▶** through the loop and name each step's line of
-# Algorithm 3 before you read its tag. Tick *predict, then reveal* to type each gradient first.
+# The Stepper below speaks Algorithm 3 (`notation="algorithm3"`; the **notation** menu above
+# the graph switches back to the modules' u[i]). Press **to backward pass**, then **step ▶**
+# through the loop and name each step's line of Algorithm 3, (7.76)–(7.80), and its $k$ before
+# you read them in the equation. Tick *predict, then reveal* to type each gradient first.
 #
 # *Try it:* predict step 13, $\partial J/\partial W^{[2]}$, the way the notes' explanation of (7.77)
 # writes it, $a^{[1]} (\partial J/\partial z^{[2]})^\top$, and read what the tool says. Then change
@@ -445,7 +423,7 @@ for k in (11, 12):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
-bpv.Stepper(net, x, y)
+bpv.Stepper(net, x, y, notation="algorithm3")
 
 # %%
 # The same from code: go to step 12, then predict step 13 first the way the notes'

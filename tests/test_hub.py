@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -118,6 +119,15 @@ c.JupyterHub.load_roles = [
             proc.wait(timeout=20)
         except subprocess.TimeoutExpired:
             proc.kill()
+        _stop_pid_file(tmp / "proxy.pid")       # the hub leaves its proxy running on a signal
+
+
+def _stop_pid_file(path):
+    try:
+        pid = int(path.read_text().strip())
+        os.kill(pid, signal.SIGTERM)
+    except (OSError, ValueError):
+        pass
 
 
 def _event(code, student):

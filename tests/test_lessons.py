@@ -20,7 +20,7 @@ import build_lessons  # noqa: E402
 
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("[0-9]*.ipynb"))
 TAGS = [f"(7.{n})" for n in range(52, 81)] + ["(F)", "(B1)", "(B2)"]
-APPS = {"06_classroom"}          # the Voilà app: no lesson frame around it
+APPS = {"06_classroom", "09_teacher"}    # the Voilà apps: no lesson frame around them
 
 
 def read(path):

@@ -29,6 +29,7 @@ from backpropviz import cli
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+STUDENTS = [n for n in LESSONS if n != "09_teacher.ipynb"]     # the teacher's view: theirs only
 # what a build of this repository never needs: environments, caches, outputs of other tools
 NOT_COPIED = (".venv", ".git", "artifacts", ".hypothesis", "__pycache__", ".ruff_cache",
               ".pytest_cache", ".ipynb_checkpoints", "*.egg-info", "build", "dist",
@@ -135,11 +136,11 @@ def test_the_installed_command_copies_every_lesson_and_the_guide(installed):
 
     out = _ok(_run([exe, "lessons", "class"], cwd=work, env=env))
     got = sorted(p.name for p in (work / "class").iterdir() if not p.name.startswith("."))
-    assert got == LESSONS + ["README.md"], out
+    assert got == STUDENTS + ["README.md"], out
     guide = (ROOT / "notebooks" / "README.md").read_bytes()
     assert (work / "class" / "README.md").read_bytes() == guide
     expected = cli.lesson_files()                # the student copies, made here from the checkout
-    for name in LESSONS:
+    for name in STUDENTS:
         assert (work / "class" / name).read_bytes() == expected[name], name
     student = (work / "class" / "05_exercises.ipynb").read_text(encoding="utf-8")
     assert "BEGIN SOLUTION" not in student and "raise NotImplementedError()" in student
@@ -221,15 +222,19 @@ def test_the_student_copy_of_the_exercises_is_nbgraders_release(tmp_path):
 
 def test_the_student_copy_hides_solutions_and_the_teachers_keeps_them():
     student, teacher = cli.lesson_files(), cli.lesson_files(teacher=True)
-    assert set(student) == set(teacher) == set(LESSONS) | {"README.md"}
+    assert set(teacher) == set(LESSONS) | {"README.md"}
+    assert set(student) == set(STUDENTS) | {"README.md"}
     for name in teacher:
         assert teacher[name] == (ROOT / "notebooks" / name).read_bytes()
         if name == "README.md":
             assert student[name] == teacher[name]
+        elif name == "09_teacher.ipynb":
+            assert name not in student
         elif name != "05_exercises.ipynb":       # the same but for the teacher's answer sheet
             assert json.loads(student[name]) == cli.without_teacher_cells(
                 json.loads(teacher[name])), name
-            assert len(json.loads(student[name])["cells"]) < len(json.loads(teacher[name])["cells"])
+            assert len(json.loads(student[name])["cells"]) < len(json.loads(teacher[name])["cells"]) \
+                or name == "06_classroom.ipynb"
     text = student["05_exercises.ipynb"].decode()
     assert "BEGIN SOLUTION" not in text and "np.exp(-z)" not in text and "v.sum(axis=1)" not in text
     assert all(not c.get("outputs") for c in json.loads(text)["cells"])
@@ -248,7 +253,7 @@ def test_copying_never_overwrites_a_learners_work(tmp_path, monkeypatch, capsys)
     dest = tmp_path / "lessons"
     assert cli.main(["lessons", str(dest)]) == 0
     assert sorted(p.name for p in dest.iterdir()) == sorted(
-        [cli.MANIFEST, *LESSONS, "README.md"])
+        [cli.MANIFEST, *STUDENTS, "README.md"])
     mine = dest / "03_modules.ipynb"
     mine.write_text("my work")
     (dest / "01_chain_rule.ipynb").unlink()
@@ -257,7 +262,7 @@ def test_copying_never_overwrites_a_learners_work(tmp_path, monkeypatch, capsys)
     out = capsys.readouterr().out
     assert mine.read_text() == "my work" and "kept" in out and "03_modules.ipynb" in out
     again = (dest / "01_chain_rule.ipynb").read_bytes()
-    assert again == (ROOT / "notebooks" / "01_chain_rule.ipynb").read_bytes()
+    assert again == cli.lesson_files()["01_chain_rule.ipynb"]        # its student copy, again
 
     # a newer release: files as copied are brought up to date, the learner's are kept
     shipped = cli.lesson_files()

@@ -329,8 +329,11 @@ class StepView:
             return [self.header, self.symbolic]
         pad = " " * len(lhs_text(self.spec, self.names))
         aside = [self.aside] if self.aside else []
-        return [self.header, self.symbolic, *aside, f"{pad} = {self.numbers}",
-                f"{pad} = {self.result}"]
+        rhs = self.symbolic.split(" = ", 1)[-1]
+        # a line that says again what the line above said (the seed's "= 1") is left out
+        steps = [x for i, x in enumerate([rhs, self.numbers, self.result]) if i == 0 or
+                 x != [rhs, self.numbers][i - 1]][1:]
+        return [self.header, self.symbolic, *aside, *(f"{pad} = {x}" for x in steps)]
 
     @property
     def text(self) -> str:
