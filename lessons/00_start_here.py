@@ -109,21 +109,24 @@ stepper
 
 # %% [markdown]
 # Behind the widget is a plain model you can drive from code, with the same step numbers. Here
-# it goes to step 9 and checks two predictions of step 10, $\partial J/\partial b^{[2]}$, as the
-# *check* button does:
+# it goes to step 10 and checks two predictions of step 11, $\partial J/\partial u^{[2]}$, as the
+# *check* button does: first the upstream gradient $\partial J/\partial u^{[3]} = [-0.1404]$
+# itself, a typical slip, then the right answer. Then it takes step 11 and shows it: (B1) for
+# $M_3$, with MM's backward function $W^\top v$ (7.63) from lesson 03.
 
 # %%
 model = bpv.StepperModel(net, x, y_true)
-model.go(9)
+model.go(10)
 print(model.counter())
+right, message = model.check_prediction("[-0.1404]")             # a wrong prediction of step 11
+print(message)
+right, message = model.check_prediction("[-0.07021, 0.07021]")   # the right one
+print(message)
+model.go(11)
 view = model.view()
 print(view.symbolic)
 print("=", view.numbers)
 print("=", view.result)
-right, message = model.check_prediction("[-0.2, 0.3]", 10)   # a wrong prediction of step 10
-print(message)
-right, message = model.check_prediction("[-0.1404]", 10)      # the right one
-print(message)
 
 # %% [markdown]
 # ## Is backprop right? Its numerical twin *(optional)*
@@ -134,7 +137,7 @@ print(message)
 # %%
 report = bpv.gradcheck(net, x, y_true)
 print("gradcheck passed:", report.ok)
-print("largest difference below 1e-8:", max(r.max_abs_err for r in report.rows) < 1e-8)
+print("largest difference below 10⁻⁸:", max(r.max_abs_err for r in report.rows) < 1e-8)
 
 # %% [markdown]
 # ## Summary

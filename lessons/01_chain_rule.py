@@ -272,7 +272,7 @@ c = np.array([1.0, -1.0, 2.0])
 mat = bpv.trace(lambda Z: ((Z @ c) ** 2).sum(), Z)
 print(bpv.trace_text(mat))
 print()
-print("z is", bpv.text.shape_text(Z), "; ∂J/∂z is", bpv.text.shape_text(mat.grad("u[0]")))
+print(f"z is {bpv.text.shape_text(Z)}; ∂J/∂z is {bpv.text.shape_text(mat.grad('u[0]'))}")
 
 # %% [markdown]
 # Now (7.55) by hand, with $\partial J/\partial u$ from the trace. (In the code, Python counts

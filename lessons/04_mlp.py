@@ -338,7 +338,7 @@ for label, notes_value, tool_value in pairs:
     print(f"{label:<11} notes {str(notes_value).replace(chr(10), ''):<40} same digits: {digits}, "
           f"same shape: {same_shape}")
 largest = max(np.max(np.abs(np.ravel(nv) - np.ravel(tv))) for _, nv, tv in pairs)
-print("all values agree to 1e-12:", bool(largest < 1e-12))
+print("all values agree to within 10⁻¹²:", bool(largest < 1e-12))
 
 # %% [markdown]
 # Every printed digit agrees; every shape too, except the notes' flat `dloss_dW2`. (The floats can
@@ -412,10 +412,18 @@ for k in (11, 12):
 # %% [markdown]
 # ## 7. Your turn: step through it *(optional)*
 #
-# The Stepper below speaks Algorithm 3 (`notation="algorithm3"`; the **notation** menu above
-# the graph switches back to the modules' u[i]). Press **to backward pass**, then **step ▶**
-# through the loop and name each step's line of Algorithm 3, (7.76)–(7.80), and its $k$ before
-# you read them in the equation. Tick *predict, then reveal* to type each gradient first.
+# The Stepper below speaks Algorithm 3 (`notation="algorithm3"`). Each step's header names the
+# line of Algorithm 3 it performs and its $k$, then the tool's rule: "Algorithm 3 (7.77), k = 1 ·
+# (B2) (7.65)". The equation is written in $z^{[k]}, a^{[k]}$ and tagged with that line; under it,
+# after "as modules:", the same rule in the tool's names $u^{[i]}$, then the numbers. The graph
+# and the predict box keep the tool's names: there $\partial J/\partial u^{[4]}$ is
+# $\partial J/\partial a^{[2]}$ (the table of section 1 translates). The **notation** menu in the
+# bar at the top (*Algorithm 3: z[k], a[k]* or *modules: u[i], M_i*) switches the equation between
+# the two.
+#
+# Press **to backward pass**: step 7 is the seed, "the 1 in (7.76)". Then, before each
+# **step ▶**, name the next step's line of Algorithm 3, (7.76)–(7.80), and its $k$, and check
+# them in the header. Tick *predict, then reveal* to type each gradient first.
 #
 # *Try it:* predict step 13, $\partial J/\partial W^{[2]}$, the way the notes' explanation of (7.77)
 # writes it, $a^{[1]} (\partial J/\partial z^{[2]})^\top$, and read what the tool says. Then change
@@ -428,7 +436,7 @@ bpv.Stepper(net, x, y, notation="algorithm3")
 # %%
 # The same from code: go to step 12, then predict step 13 first the way the notes'
 # explanation of (7.77) writes it, then the right way.
-model = bpv.StepperModel(net, x, y)
+model = bpv.StepperModel(net, x, y, notation="algorithm3")
 model.go(12)
 print(model.counter())
 a_1 = col(trace.value("u[2]"))                # a[1], a 3 × 1 column
@@ -450,7 +458,7 @@ print("∂J/∂z[2] a[1]ᵀ:  ", message)
 report = bpv.gradcheck(net, x, y)
 for row in report.rows:
     print(f"{row.name:<5} {shape(trace.grad(row.name)):>4}  agrees with finite differences: {row.ok}  "
-          f"(largest difference below 1e-8: {row.max_abs_err < 1e-8})")
+          f"(largest difference below 10⁻⁸: {row.max_abs_err < 1e-8})")
 print("gradcheck passed:", report.ok)
 
 # %% [markdown]

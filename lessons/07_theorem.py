@@ -71,8 +71,13 @@ for s in (first_mul, first_add):
 # %% [markdown]
 # Backward, each atomic operation has a backward function as cheap as the operation itself
 # (Remark 7.4.3): a product $a \times b$ sends $b\,v$ to $a$ and $a\,v$ to $b$; a sum sends $v$ to
-# both terms; $\max(0, z)$ sends $v$ or $0$. Here are the backward steps of that product and that
-# sum:
+# both terms; $\max(0, z)$ sends $v$ or $0$. In the circuit a weight entry such as
+# $W^{[1]}_{1,1}$ is still a parameter of the network (the Stepper lists it under θ), but no
+# module has it as its $\theta^{[i]}$: it is just an input of a multiplication, like
+# $u^{[0]}_1$. So its gradient comes from a (B1) step of that
+# multiplication, the chain rule (7.53), (7.58) for one input of $\times$, whereas at module level
+# (lessons 00–04) $\partial J/\partial W^{[1]}$ is a (B2) step; the numbers are the same. Here
+# are the backward steps of that product and that sum:
 
 # %%
 bwd = circ.steps[circ.n_forward:]
@@ -86,7 +91,7 @@ print("the circuit's gradients equal the module-level ones:",
 
 # %% [markdown]
 # Step through the whole circuit (the same Stepper as in lesson 00, on a `Trace` of single
-# numbers):
+# numbers; there too each weight entry's gradient is a (B1) step of its product):
 
 # %%
 # NBVAL_IGNORE_OUTPUT
@@ -236,7 +241,10 @@ print(kept)
 # %%
 kept_c = cost.stored(circ)
 print(kept_c.table(limit=12))
-print("by kind (numbers, bytes):", kept_c.by_kind())
+print()
+print(f"{'by kind':<8} {'numbers':>8} {'bytes':>6}")
+for kind, (numbers, nbytes) in kept_c.by_kind().items():
+    print(f"{kind:<8} {numbers:>8} {nbytes:>6}")
 
 # %% [markdown]
 # Memory also grows linearly: for the sweep's largest network, the module-level pass keeps

@@ -2,9 +2,10 @@
 # # Training: gradient descent with the gradients you stepped through
 #
 # The notes sum up §7.4.4 with backprop's purpose: the gradients "are accumulated for use in
-# optimization (e.g., gradient descent)". This lesson does that: it trains the MLP of lesson 04 on
-# a toy data set, watches the decision boundary move, and opens one iteration's forward and
-# backward pass in the Stepper, with the parameters that iteration used.
+# optimization (e.g., gradient descent)". This lesson does that: it trains an MLP as in
+# lesson 04, (7.72) (here 2-16-16-1 with ReLU; lesson 04's was 2-3-3-1 with σ), on a toy data
+# set, watches the decision boundary move, and opens one iteration's forward and backward pass in
+# the Stepper, with the parameters that iteration used.
 #
 # **What you will learn**
 #
@@ -171,7 +172,7 @@ print("∂J/∂W[3] of the batch   :", np.array2string(batch.grad("W[3]")[0, :4]
                                                      floatmode="fixed"), "…")
 print(f"mean of the {B} examples:", np.array2string(mean[0, :4], precision=4,
                                                      floatmode="fixed"), "…")
-print("equal within 1e-12:", np.allclose(mean, batch.grad("W[3]"), rtol=0, atol=1e-12))
+print("equal within 10⁻¹²:", np.allclose(mean, batch.grad("W[3]"), rtol=0, atol=1e-12))
 k = next(s.number for s in batch.steps if s.tag == "(7.70)")     # step numbers count from 1
 print(f"the whole batch, step {k}:", bpv.step_text(batch, k).splitlines()[1])
 

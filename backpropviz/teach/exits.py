@@ -80,28 +80,43 @@ def _step_names(trace: Trace, k: int) -> str:
 
 # --- the lessons -----------------------------------------------------------------------------------
 def _l00(trace: Trace) -> list[Question]:
-    n_back = len(trace) - trace.n_forward
-    at = next(k for k in range(1, len(trace) + 1) if str(trace.spec(k).writes) == "∂J/∂b[2]")
-    modules = len({trace.spec(k).module for k in range(1, trace.n_forward + 1)})
+    """About the lesson's network with its σ (M_4) taken out: a pass the lesson never lists, so
+    the answers are counted, not read off the page."""
+    variant = _without_sigma(trace)
+    n_back = len(variant) - variant.n_forward
+    at = next(k for k in range(1, len(variant) + 1) if str(variant.spec(k).writes) == "∂J/∂b[2]")
     return [
-        Question("How many steps does the backward pass of this network take?", answer=n_back,
-                 why="One start; (B1) for M_5, M_4, M_3, M_2; (B2) twice for M_3 and M_1.",
-                 wrong={str(n_back - 1): "the backward pass starts with a step of its own: "
+        Question("Take this lesson's network without its σ: M_1 = MM[W[1], b[1]], M_2 = ReLU, "
+                 "M_3 = MM[W[2], b[2]] and the squared loss M_4. How many steps does its backward "
+                 "pass take?", answer=n_back,
+                 why="One start (the seed); (B1) for M_4, M_3, M_2; (B2) twice for M_3 and "
+                     "for M_1.",
+                 wrong={str(n_back + 1): "that counts the σ this network no longer has — or a "
+                                         "∂J/∂x for M_1, which the backward pass does not "
+                                         "need: M_1 applies only (B2).",
+                        str(n_back - 1): "the backward pass starts with a step of its own: "
                                          "∂J/∂J = 1, the seed.",
-                        str(n_back + 1): "M_1's input is x: the backward pass needs no ∂J/∂x, "
-                                         "so M_1 applies only (B2).",
-                        str(modules): "one step per module is too few: a module with parameters "
-                                      "applies (B2) once per parameter (W and b), and (B1) for "
-                                      "its input."}),
-        Question("At which step number is ∂J/∂b[2] computed?", answer=at,
-                 why=f"M_3 applies (B2) for W[2] at step {at - 1} (7.65), then for b[2] at step "
-                     f"{at} (7.66).",
-                 wrong={str(at - 1): _step_names(trace, at - 1) + ": b[2] comes right after.",
-                        str(at + 1): _step_names(trace, at + 1) + ": b[2] came just before.",
-                        "4": "the forward pass computes u[i], not gradients: ∂J/∂b[2] is "
-                             "computed in the backward pass, after step "
-                             f"{trace.n_forward}."}),
+                        "4": "one step per module is too few: a module with parameters applies "
+                             "(B2) once per parameter (W and b), and (B1) for its input."}),
+        Question("In that network without σ, at which step number is ∂J/∂b[2] computed?",
+                 answer=at,
+                 why=f"{variant.n_forward} forward steps, the seed, M_4's (B1), then M_3's (B2) "
+                     f"for W[2] (7.65) and for b[2] (7.66): step {at}.",
+                 wrong={"10": "that is its step in the lesson's network, whose σ adds a forward "
+                              "and a backward step before it.",
+                        str(at - 1): f"step {at - 1} is ∂J/∂W[2] (7.65): M_3 computes W[2]'s "
+                                     f"gradient first, then b[2]'s."}),
     ]
+
+
+def _without_sigma(trace: Trace) -> Trace:
+    """Lesson 00's network (MM, ReLU, MM, σ, squared loss) without σ, run on the same x and y."""
+    from ..core.modules import MM, ReLU, SquaredLoss
+    from ..core.networks import Sequential
+    v = trace.value
+    net = Sequential([MM(v("W[1]"), v("b[1]")), ReLU(), MM(v("W[2]"), v("b[2]"))],
+                     loss=SquaredLoss())
+    return net.backprop(v("u[0]"), v("y"))
 
 
 def _l01() -> list[Question]:
@@ -174,12 +189,13 @@ def _l03() -> list[Question]:
                         "[1, 0, 1]": "that is ReLU′(z), the mask; B[σ, z](v) multiplies it by v "
                                      "entry by entry (7.69).",
                         "[1, 0, 0]": "z_3 = 0.5 > 0, so v_3 = −1 passes."}),
-        Question("W is 3×4. How many multiplications does the backward function Wᵀv take?",
-                 answer=12, why="one per entry of W: Wᵀv is 4 sums of 3 products (7.63).",
-                 wrong={"16": "Wᵀv uses each of W's 3 × 4 = 12 entries once; it is not n².",
-                        "24": "that counts (B2)'s v zᵀ too; the backward function Wᵀv (B1) alone "
-                              "takes 12.",
-                        "7": "3 + 4 adds the sizes; Wᵀv multiplies each of W's 3 × 4 entries "
+        Question("W is 2×5. How many multiplications does the backward function Wᵀv take?",
+                 answer=10, why="one per entry of W: Wᵀv is 5 sums of 2 products (7.63).",
+                 wrong={"25": "Wᵀv uses each of W's 2 × 5 = 10 entries once; it is not n².",
+                        "4": "Wᵀv uses each of W's 2 × 5 = 10 entries once; it is not n².",
+                        "20": "that counts (B2)'s v zᵀ too; the backward function Wᵀv (B1) alone "
+                              "takes 10.",
+                        "7": "2 + 5 adds the sizes; Wᵀv multiplies each of W's 2 × 5 entries "
                              "once."}),
     ]
 
@@ -197,12 +213,15 @@ def _l04() -> list[Question]:
                                     "∂J/∂z[k+1] is ∂J/∂a[k]; ∂J/∂z[k] comes next, from σ′ (7.80).",
                         "∂J/∂W[k+1]": "∂J/∂W[k+1] = ∂J/∂z[k+1] a[k]ᵀ (7.77): an outer product, "
                                       "with no W in it."}),
-        Question("In the 3-layer network, W[3] is 1×3. What is the shape of ∂J/∂W[3] = "
-                 "∂J/∂z[3] a[2]ᵀ?", answer="1×3", choices=["1×3", "3×1", "3×3"],
-                 why="∂J/∂z[3] is 1×1 and a[2]ᵀ is 1×3: a gradient has its parameter's shape.",
-                 wrong={"3×1": "that is a[2]'s shape, the column before the ᵀ; ∂J/∂z[3] a[2]ᵀ "
-                                "is (1×1)(1×3) = 1×3, W[3]'s own shape.",
-                        "3×3": "∂J/∂z[3] has one entry (z[3] is 1×1): (1×1)(1×3) = 1×3."}),
+        Question("An MLP with layers of 2, 4, 2 and 1 units: W[2] is 2×4. What is the shape of "
+                 "∂J/∂W[2] = ∂J/∂z[2] a[1]ᵀ (7.77)?", answer="2×4",
+                 choices=["2×4", "4×2", "2×2", "4×4"],
+                 why="∂J/∂z[2] is a 2×1 column and a[1]ᵀ a 1×4 row: 2×4, W[2]'s own shape.",
+                 wrong={"4×2": "that is a[1] (∂J/∂z[2])ᵀ, the order of the notes' explanation of "
+                                "(7.77), a slip: ∂J/∂W[2] has W[2]'s shape, 2×4.",
+                        "2×2": "a[1] has 4 entries (the first hidden layer), so a[1]ᵀ is 1×4 and "
+                               "the outer product is 2×4.",
+                        "4×4": "∂J/∂z[2] has 2 entries (the second layer's): (2×1)(1×4) = 2×4."}),
         Question("A 4-layer MLP (r = 4) with the logistic loss: how many backward steps does the "
                  "tool's trace have, the seed included?", answer=n,
                  why="the seed, the loss's (B1), then (B2) for W and b and (B1) for each of the "
@@ -249,7 +268,8 @@ def _l05() -> list[Question]:
 
 
 def _l07() -> list[Question]:
-    jac = jacobian_counts("activation", 100)["jacobian"]
+    n = 300
+    jac = jacobian_counts("activation", n)
     return [
         Question("A circuit has N = 1,000 atomic operations, each with at most two inputs, and no "
                  "value is used twice. At most how many backward (B1) operations does it need?",
@@ -257,23 +277,27 @@ def _l07() -> list[Question]:
                  wrong={"1000": "an operation with two inputs has two (B1) steps, one for each "
                                 "input.",
                         "4000": "one (B1) per input: at most 2 per operation, 2 × 1,000."}),
-        Question("How many operations does forming the full Jacobian of ReLU on 100 numbers and "
-                 "multiplying it by v take, counted as in jacobian_counts?", answer=jac,
-                 why="100 derivatives on the diagonal (7.67), then 100² products and 100·99 "
-                     "additions for the matrix times v: 2 × 100² in all.",
-                 wrong={"200": "that is the backward function σ′(z) ⊙ v (7.69): 100 derivatives "
-                               "and 100 products; the question forms the whole 100×100 Jacobian "
-                               "first.",
-                        "10000": "that is the Jacobian's 100² entries; multiplying it by v takes "
-                                 "100² products and 100·99 additions, which with the 100 "
-                                 "derivatives make 2 × 100²."}),
-        Question("MM[W[1], b[1]] with W[1] 2×2, one example: how many numbers must the forward "
-                 "pass keep for its (B2) step ∂J/∂W[1] = v zᵀ?",
-                 answer=2, why="(7.65) reads z = u[0], 2 numbers (and the upstream v).",
-                 wrong={"4": "v zᵀ does not read W: it needs the module's input z = u[0], 2 "
-                             "numbers.",
-                        "6": "v zᵀ reads only z = u[0] (2 numbers) from the forward pass; W and "
-                             "b are not read."}),
+        Question(f"How many operations does forming the full Jacobian of ReLU on {n} numbers and "
+                 f"multiplying it by v take, counted as in the table of §4 (derivatives, "
+                 f"products and additions)?", answer=jac["jacobian"],
+                 why=f"{n} derivatives on the diagonal (7.67), then {n}² products and {n}·{n - 1} "
+                     f"additions for the matrix times v: 2 × {n}² in all.",
+                 wrong={str(jac["backward"]): f"that is the backward function σ′(z) ⊙ v (7.69): "
+                                              f"{n} derivatives and {n} products; the question "
+                                              f"forms the whole {n}×{n} Jacobian first.",
+                        str(jac["jacobian_entries"]): f"that is the Jacobian's {n}² entries; "
+                                                      f"multiplying it by v takes {n}² products "
+                                                      f"and {n}·{n - 1} additions, which with "
+                                                      f"the {n} derivatives make 2 × {n}²."}),
+        Question("MM[W[1], b[1]] with W[1] 4×3 (so z = u[0] has 3 entries), one example: how many "
+                 "numbers must the forward pass keep for its (B2) step ∂J/∂W[1] = v zᵀ?",
+                 answer=3, why="(7.65) reads z = u[0], 3 numbers (and the upstream v).",
+                 wrong={"12": "v zᵀ does not read W: it needs the module's input z = u[0], 3 "
+                              "numbers.",
+                        "4": "4 is the size of MM's output, whose gradient is v; from the "
+                             "forward pass (7.65) reads only the input z = u[0], 3 numbers.",
+                        "16": "v zᵀ reads only z = u[0] (3 numbers) from the forward pass; W "
+                              "and b are not read."}),
     ]
 
 

@@ -44,7 +44,8 @@ class Question:
         for what, text in (("the prompt", prompt), ("why", why), ("the hint", hint)):
             if not isinstance(text, str):
                 raise BackpropError(f"Question: {what} is text; got {brief(text)}")
-        self.prompt, self.why, self.hint = prompt, why, hint
+        self.prompt = prompt
+        self.why, self.hint = (_sentence(t) if t else t for t in (why, hint))
         if choices is not None and (isinstance(choices, str) or not isinstance(
                 choices, (list, tuple)) or not all(isinstance(c, str) and c.strip()
                                                    for c in choices)):

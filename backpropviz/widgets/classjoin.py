@@ -25,10 +25,11 @@ class ClassJoin(ipw.HBox):
     def __init__(self, model, destination=None):
         self.model, self.link = model, None
         self.destination = destination if destination is not None else from_environment()
-        self.code = ipw.Text(description="class code", placeholder="e.g. K7QX2M",
-                             layout=ipw.Layout(width="210px")).add_class("bpv-class-code")
-        self.name = ipw.Text(description="your name", placeholder="optional; any pseudonym",
-                             layout=ipw.Layout(width="280px")).add_class("bpv-class-name")
+        narrow = {"description_width": "initial"}
+        self.code = ipw.Text(description="class code", placeholder="K7QX2M", style=narrow,
+                             layout=ipw.Layout(width="170px")).add_class("bpv-class-code")
+        self.name = ipw.Text(description="your name", placeholder="optional", style=narrow,
+                             layout=ipw.Layout(width="185px")).add_class("bpv-class-name")
         self.join_btn = button("join", "join your class: your predictions are shown to your "
                                "teacher, with this name", "bpv-class-join")
         self.status = ipw.HTML().add_class("bpv-class-status")
@@ -52,6 +53,8 @@ class ClassJoin(ipw.HBox):
             return
         self.link = link
         self.name.value = link.student
+        for w in (self.code, self.name, self.join_btn):     # joined: one line of status stays
+            w.layout.display = "none"
         self._show(link.status())
 
     def _attempt(self, attempt: dict) -> None:

@@ -99,6 +99,9 @@ class PredictBox(ipw.VBox, StepperPart):
         if self.predict_toggle.value and m.step == m.n and self.outcome and \
                 "bpv-score" not in self.feedback.value:
             self.feedback.value += self.score_html()
+        # joining a class is for a student predicting (not for the teacher's own Stepper)
+        self.join.layout.display = "flex" if (self.join.destination is not None and
+                                              self.predict_toggle.value) else "none"
         ask = self.predict_toggle.value and m.needs_prediction(m.step + 1)
         self.ask.layout.display = "flex" if ask else "none"
         if not ask:

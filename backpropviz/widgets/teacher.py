@@ -80,7 +80,7 @@ class TeacherView(ipw.VBox):
         self.students = ipw.HTML().add_class("bpv-t-students")
         bar = ipw.HBox([self.title, self.projector, self.reset_btn, self.close_btn, self.message],
                        layout=ipw.Layout(flex_flow="row wrap", align_items="center"))
-        super().__init__([TeacherStyle(), bar, self.now, self.open_now, self.table,
+        super().__init__([TeacherStyle(), bar, self.now, ipw.HBox([self.open_now]), self.table,
                           self.students])
         self.add_class("bpv-teacher")
         self._armed = None
