@@ -41,6 +41,7 @@ APP = "06_classroom.ipynb"             # what `classroom` pre-heats (classroom/v
 TEACHER_APP = "09_teacher.ipynb"       # the class's live view: teacher's copies only
 DEFAULT_TEACHER_DIR = "backpropviz-teacher"
 TEACHER_PORT = 8867
+RETENTION_DAYS = 30                    # a class's answers are forgotten after this (README)
 MAX_STUDENTS = 200                     # one machine: ~75 MB per pre-heated kernel (README)
 DEFAULT_LAB_DIR = "backpropviz-lessons"
 DEFAULT_CLASS_DIR = "backpropviz-classroom"
@@ -299,8 +300,10 @@ def classroom_command(dest: Path, students: int, extra: list[str] = ()) -> list[
     a pool of one pre-heated kernel of the classroom app per student (Voilà's --pool_size; any
     --pool_size in extra, which comes after it, wins)."""
     dest = Path(dest).expanduser().resolve()
+    pool = [] if any(a.split("=", 1)[0] == "--pool_size" for a in extra) \
+        else [f"--pool_size={students}"]          # Voilà refuses the option twice
     return [sys.executable, "-m", "voila", str(dest),
-            f"--Voila.config_file_paths={shipped('classroom')}", f"--pool_size={students}", *extra]
+            f"--Voila.config_file_paths={shipped('classroom')}", *pool, *extra]
 
 
 def warm_command(dest: Path) -> list[str]:
@@ -455,7 +458,7 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
     p.add_argument("action", choices=["open", "list", "close", "forget"])
     p.add_argument("dir", metavar="CLASS_DIR", type=Path)
     p.add_argument("codes", nargs="*", metavar="CODE", help="close: these classes (default: all)")
-    p.add_argument("--days", type=float, default=30.0,
+    p.add_argument("--days", type=float, default=float(RETENTION_DAYS),
                    help="forget: answers older than this many days (default 30)")
     return top, sub
 
@@ -466,6 +469,7 @@ def open_class(folder) -> str:
     from .live.store import ClassStore, StoreError
     try:
         store = ClassStore(folder, create=True)
+        store.forget_before(RETENTION_DAYS * 86400)       # the README's promise: 30 days
         open_now = [c["code"] for c in store.classes() if c["closed"] is None]
         code = open_now[-1] if open_now else store.open_class()
         store.close()

@@ -1,13 +1,15 @@
 """A class on one Voilà server: N students open the classroom app and click through one pass.
 
 Run:  python benchmarks/bench_classroom.py [--students 1 10 30] [--think S] [--spread S]
-                                           [--out FILE.json] [-- EXTRA VOILA ARGUMENTS]
+                                           [--class] [--out FILE.json] [-- EXTRA VOILA ARGUMENTS]
       (prints a Markdown table; figures, not a test; about 2 minutes per N on 2 cores)
 
-For each N a fresh Voilà server is started exactly as ``./dev voila --students 30`` starts it: set
-up for a class of 30 whatever N arrive (the arguments are read from the ``voila)`` case of ./dev,
-so the shipped ``classroom/voila.json`` is used, and the pool of 30 is passed as ``--students``
-passes it, ``class_args``), on 127.0.0.1, a free port, a token and temporary Jupyter directories.
+For each N a fresh Voilà server is started as ``./dev voila --students 30`` starts it: set up for a
+class of 30 whatever N arrive. ./dev's ``voila)`` case runs ``python -m backpropviz classroom DIR``
+(read from ./dev, ``dev_voila_command``); the bench runs the same command with DIR a temporary
+folder (the CLI copies the student copies of the lessons there, lays out the app's graphs and
+serves DIR with the shipped ``classroom/voila.json``), the pool of 30 passed as ``--students``
+passes it (``class_args``), on 127.0.0.1, a free port, a token and temporary Jupyter directories.
 It waits until the pool of pre-heated kernels is full and quiet (a teacher starts the server
 before the class), then N students arrive together (or evenly over ``--spread`` seconds); each
 opens the page, then clicks through one pass. A student is simulated at the protocol level, as the
@@ -40,12 +42,29 @@ Kernel CPU (user + system, with waited-for children such as dot) and memory (RSS
 from /proc for each student's kernel process, a child of the Voilà server. Every wait has a hard
 timeout, N is at most 60, and nothing listens beyond 127.0.0.1.
 
+``--class`` (issue 21, a class's predictions live): two rounds of the same N students, first
+without a class, then with one (``backpropviz classroom --class CLASS_DIR``, a temporary class
+folder with one class open). In both rounds each student answers every prediction of the pass in
+predict mode by typing into the answer box and pressing "check" (the box's value through a comm
+``update``, then the button's click), as fast as the app answers, following ``PLANS`` by student
+and step: right first time; a wrong shape, then right; revealed; a wrong value, then revealed. The
+right answers are computed here from the app's first code cell (``AnswerKey``). With the class,
+each student first joins it as a browser would (the join row's code and name Text values through
+comm ``update``s, then a click on "join"), and the teacher watches: 09_teacher on its own Voilà
+server (``backpropviz teacher CLASS_DIR``) in headless Chromium (bench_class_teacher.py). After the
+round and a short settle the class's SQLite store is read: the events stored against the events
+the students' clicks should have made (one per checked attempt on a step not yet revealed, and
+one per reveal), per student; and for each stored event, when the teacher's title first counted
+it, minus its ``received`` time. The bench exits with status 1 when an event is lost (or stored
+twice, or never shown to the teacher).
+
 The student client (``Student``, ``ClassroomServer``) is also used by
 tests/test_classroom_server.py.
 """
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import datetime
 import json
@@ -65,7 +84,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "benchmarks"))         # bench_class_teacher, when loaded from a test
 from browser_util import Server  # noqa: E402  (the one server harness)
+from bench_class_teacher import TeacherServer, TeacherWatch, seen_latency  # noqa: E402  (--class)
 NOTEBOOK = "06_classroom.ipynb"          # the classroom app, relative to the served notebooks/
 MAX_STUDENTS = 60
 SERVER_TIMEOUT_S = 60                    # server answering
@@ -74,54 +95,69 @@ PAGE_TIMEOUT_S = 180                     # one page (a student arriving with 30 
 MSG_TIMEOUT_S = 60                       # any single kernel reply
 RUN_TIMEOUT_S = 900                      # a whole round of N students
 CLASS_SIZE = 30                          # the class the server is set up for, whatever N arrive
+SETTLE_S = 30                            # --class: the store taking the last events, at most
+LINK_S = 20                              # --class: a student's link saying all its events are in
+CLASS_ENV = ("BPV_CLASS_DIR", "BPV_CLASS_URL", "BPV_CLASS_CODE")   # a class, for the kernels
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 def class_args(students: int) -> list[str]:
-    """What ``./dev voila --students N`` adds to voila's arguments: a pool of N pre-heated kernels
-    (without it, classroom/voila.json's pool of 1, for one learner)."""
-    return [f"--pool_size={students}"]
+    """``./dev voila --students N``: the CLI gives Voilà a pool of N pre-heated kernels
+    (``--pool_size=N``; without it, 1, for one learner). Not a second ``--pool_size``: Voilà
+    refuses a repeated one."""
+    return [f"--students={students}"]
 
 
 # --- the server, as ./dev voila starts it -------------------------------------------------------
-def dev_voila_args(dev: Path = ROOT / "dev") -> list[str]:
-    """The arguments the ``voila)`` case of ./dev passes to voila, without those that come from the
-    user's ("${pool[@]}" from --students, "${rest[@]}": the shell's "$..." words)."""
+def dev_voila_command(dev: Path = ROOT / "dev") -> list[str]:
+    """What the ``voila)`` case of ./dev runs after ``$PY``, without the user's arguments
+    ("${@:2}"): ``-m backpropviz classroom DIR``; a RuntimeError if it runs something else."""
     text = dev.read_text()
     # from the case's label to the next label of ./dev's case (a case inside it is indented more)
     m = re.search(r"^ {0,2}voila\)\s*$(.*?)^ {0,2}(?:[\w-]+|\*)\)\s*$", text, re.M | re.S)
     if not m:
         raise RuntimeError(f"{dev}: no 'voila)' case")
     for line in m.group(1).splitlines():
-        if "bin/voila" in line:
-            tokens = shlex.split(line.strip())
-            i = next(i for i, t in enumerate(tokens) if t.endswith("bin/voila"))
-            return [t for t in tokens[i + 1:] if not t.startswith("$") and t != ";;"]
-    raise RuntimeError(f"{dev}: the 'voila)' case does not run voila")
+        tokens = shlex.split(line.strip(), comments=True)
+        if tokens[:2] == ["exec", "$PY"]:
+            words = [t for t in tokens[2:] if not t.startswith("$") and t != ";;"]
+            if words[:3] != ["-m", "backpropviz", "classroom"] or len(words) != 4:
+                raise RuntimeError(f"{dev}: the 'voila)' case runs {words}, not "
+                                   f"`-m backpropviz classroom DIR`: update the bench")
+            return words
+    raise RuntimeError(f"{dev}: the 'voila)' case runs no `exec \"$PY\" ...`")
 
 
 class ClassroomServer(Server):
-    """``./dev voila`` on 127.0.0.1, a free port, a token and temporary Jupyter directories, in its
-    own process group (browser_util.Server); ``stop()`` shuts it down (it shuts its kernels down)
-    and then ends any of its kernels still alive, by pid."""
+    """``./dev voila`` (``python -m backpropviz classroom DIR``, DIR a temporary folder; with
+    ``class_dir``, ``--class CLASS_DIR``) on 127.0.0.1, a free port, a token and temporary Jupyter
+    directories, in its own process group (browser_util.Server); ``stop()`` shuts it down (it
+    shuts its kernels down) and then ends any of its kernels still alive, by pid."""
 
     name = "voila"
     any_answer = True           # its only pages run notebooks: any answer means it is up
 
-    def __init__(self, tmp: Path, extra_args: list[str] = ()):
+    def __init__(self, tmp: Path, extra_args: list[str] = (), class_dir: Path | None = None):
         super().__init__(Path(tmp))
         self.extra_args = list(extra_args)
+        self.class_dir = class_dir
+        self.lessons = self.tmp / "lessons"          # DIR: the student copies, served
         self._kernel_pids: set[int] = set()
 
     def command(self) -> list[str]:
-        return [sys.executable, "-m", "voila", *dev_voila_args(), *self.extra_args,
-                "--no-browser", "--Voila.ip=127.0.0.1", f"--port={self.port}",
+        *cli, _dir = dev_voila_command()
+        # the CLI's own options (class_args: --students N), then Voilà's
+        return [sys.executable, *cli, str(self.lessons),
+                *([f"--class={self.class_dir}"] if self.class_dir is not None else []),
+                *self.extra_args, "--no-browser", "--Voila.ip=127.0.0.1", f"--port={self.port}",
                 "--Voila.port_retries=0", f"--token={self.token}"]
 
     def ready_url(self) -> str:
         return f"{self.base}/voila/no-such-page-{self.token[:8]}"
 
     def start(self) -> "ClassroomServer":
+        for var in CLASS_ENV:       # a class only through --class: not from the bench's own shell
+            os.environ.pop(var, None)
         self.t_start = time.monotonic()
         super().start(cwd=ROOT)
         self.t_up = self.t_ready
@@ -503,6 +539,16 @@ class StepperView:
         return self.k.send("comm_msg", {"comm_id": self.part(cls), "data": {
             "method": "custom", "content": content}})
 
+    def set(self, cls: str, value: str) -> str:
+        """A Text's new value, as its front end sends it (on Enter, or when the box is left)."""
+        mid = self.part(cls)
+        self.k.models[mid]["value"] = value
+        return self.k.send("comm_msg", {"comm_id": mid, "data": {
+            "method": "update", "state": {"value": value}, "buffer_paths": []}})
+
+    def value(self, cls: str) -> str:
+        return self.k.models.get(self.part(cls), {}).get("value", "")
+
 
 def graph_at(view: StepperView, step: int | None = None):
     """The graph's scene message (for ``step``, or any)."""
@@ -513,14 +559,75 @@ def graph_at(view: StepperView, step: int | None = None):
                       and (step is None or m["content"]["data"]["content"].get("k") == step))
 
 
+def value_of(view: StepperView, cls: str, has: str | tuple = ""):
+    """A part's new value from the kernel (holding ``has``, or one of them)."""
+    mid, has = view.part(cls), (has,) if isinstance(has, str) else has
+    return lambda m: (m["header"]["msg_type"] == "comm_msg"
+                      and m["content"].get("comm_id") == mid
+                      and m["content"]["data"].get("method") in ("update", "echo_update")
+                      and any(h in m["content"]["data"]["state"].get("value", "") for h in has))
+
+
+# --- --class: what the students answer ---------------------------------------------------------
+# what a student does at each prediction, by student and prediction (cycled): the attempts, then
+# "right" (checked right: the step is shown) or "reveal"
+PLANS = (("right",), ("wrong shape", "right"), ("reveal",), ("wrong value", "reveal"))
+OUTCOME = {"right": "right first time", "wrong shape": "wrong", "wrong value": "wrong",
+           "reveal": "revealed"}
+
+
+class AnswerKey:
+    """The texts a student types for each step of the classroom app's Stepper (its first code
+    cell, the teacher's: run here up to the Stepper, whose arguments make the same pass), and the
+    fingerprint its events carry (widgets/classjoin.fingerprint of that pass)."""
+
+    def __init__(self, notebook: Path):
+        import numpy as np
+        from backpropviz.teach.stepper import StepperModel
+        from backpropviz.widgets.classjoin import fingerprint
+        self.np = np
+        nb = json.loads(Path(notebook).read_text())
+        cell = next("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+        ns: dict = {}
+        for stmt in ast.parse(cell).body:
+            call = getattr(stmt, "value", None)
+            if isinstance(call, ast.Call) and getattr(call.func, "attr",
+                                                      getattr(call.func, "id", "")) == "Stepper":
+                args = [eval(compile(ast.Expression(a), "<cell>", "eval"), ns)
+                        for a in call.args]
+                self.trace = StepperModel(*args).module_trace
+                self.fingerprint = fingerprint(self.trace)
+                return
+            if not isinstance(stmt, ast.Expr):
+                exec(compile(ast.Module([stmt], []), "<cell>", "exec"), ns)  # noqa: S102
+        raise RuntimeError(f"{notebook}: no Stepper in its first code cell")
+
+    def text(self, k: int, what: str) -> str:
+        want = self.np.asarray(self.trace[self.trace.specs[k - 1].writes], dtype=float)
+        typed = {"right": want, "wrong value": want + 1.0,
+                 "wrong shape": self.np.zeros(want.size + 1)}[what]
+        return json.dumps(typed.tolist())
+
+
 # --- a student ------------------------------------------------------------------------------------
 class Student:
-    """One student: open the page, connect, wait for the widgets, click through one pass."""
+    """One student: open the page, connect, wait for the widgets, click through one pass.
+    With ``key`` (--class) they answer each prediction as ``PLANS`` says (student ``index``)
+    instead of revealing it; with ``code`` they join that class first."""
 
     def __init__(self, server: ClassroomServer, expected: tuple[int, int], think: float = 0.0,
-                 view: str = "modules", circuit_steps: int = 40):
+                 view: str = "modules", circuit_steps: int = 40, key: AnswerKey | None = None,
+                 index: int = 0, code: str | None = None):
         self.server, self.expected, self.think = server, expected, think
         self.granularity, self.circuit_steps = view, circuit_steps
+        self.key, self.index, self.code = key, index, code
+        self.name = f"student {index + 1:02d}"     # a pseudonym, as a student types one
+        self.by_kind: dict[str, list[float]] = {}   # what was done → its latencies (ms)
+        self.predictions = 0
+        self.events: list[tuple[str, int]] = []   # (outcome, step) each attempt should send
+        self.join_ms: float | None = None         # join → the row's status says joined
+        self.link: tuple[int, int] | None = None  # (stored, sent), as the join row last said
+        self.link_s: float | None = None          # end of the pass → the link says all stored
         self.switch_s: float | None = None        # modules → scalar circuit, to its first scene
         self.bytes: list[int] = []                # bytes the kernel sent per click
         self.kernel_id: str | None = None
@@ -591,24 +698,101 @@ class Student:
 
     async def click(self, cls: str) -> int:
         """Click a button of the Stepper; returns the new step once the graph shows it."""
-        k, v = self.kernel, self.view
+        v = self.view
         before = v.step()
-        want = graph_at(v, before + 1)
-        fut = k.expect(want)
+
+        def send():
+            if cls == "bpv-next":
+                return v.tell("bpv-bar-view", {"move": before + 1, "how": "button"})
+            return v.tell(cls, {"event": "click"})
+
+        return await self._act({"bpv-next": "step", "bpv-reveal": "reveal"}.get(cls, cls), send,
+                               graph_at(v, before + 1), f"graph update to step {before + 1}")
+
+    async def answer(self, what: str) -> int:
+        """Type a prediction of the next step (``what``: "right", "wrong value", "wrong shape"),
+        then press "check", as a browser sends it: the box's value when it is left, then the
+        click. Right: until the graph shows the step; wrong: until the feedback says ✘."""
+        v = self.view
+        k = v.step() + 1
+        text = self.key.text(k, what)
+
+        def send():
+            v.set("bpv-answer", text)
+            return v.tell("bpv-check", {"event": "click"})
+
+        done = graph_at(v, k) if what == "right" else value_of(v, "bpv-feedback", "✘")
+        return await self._act(what, send, done, f"the check of a {what} answer to step {k}")
+
+    async def _act(self, kind: str, send, done, what: str) -> int:
+        """Send an action; its latency is until a message ``done`` accepts (a graph update: also
+        in ``latencies``, click → graph); then wait for the kernel to be idle. The step after."""
+        k, v = self.kernel, self.view
+        fut = k.expect(done)
         t0 = time.perf_counter()
         b0 = k.bytes_in
-        if cls == "bpv-next":
-            msg_id = v.tell("bpv-bar-view", {"move": before + 1, "how": "button"})
-        else:
-            msg_id = v.tell(cls, {"event": "click"})
+        msg_id = send()
         idle = k.idle(msg_id)
-        t1, _ = await k.wait(fut, f"graph update to step {before + 1} after .{cls}")
-        self.latencies.append((t1 - t0) * 1000)
-        self.clicked_at.append(time.monotonic() - self.t_arrival)   # from this student's arrival
-        t2, _ = await k.wait(idle, f"idle kernel after .{cls}")
+        t1, msg = await k.wait(fut, f"{what} after {kind}")
+        ms = (t1 - t0) * 1000
+        self.by_kind.setdefault(kind, []).append(ms)
+        if msg["content"]["data"].get("method") == "custom":         # the graph's scene
+            self.latencies.append(ms)
+            self.clicked_at.append(time.monotonic() - self.t_arrival)  # from this student's arrival
+        t2, _ = await k.wait(idle, f"idle kernel after {kind}")
         self.to_idle.append((t2 - t0) * 1000)
         self.bytes.append(k.bytes_in - b0)
         return v.step()
+
+    async def predict(self) -> int:
+        """The next step's prediction, as this student's plan for it says."""
+        plan = PLANS[(self.index + self.predictions) % len(PLANS)]
+        self.predictions += 1
+        k = self.view.step() + 1
+        for what in plan:
+            step = await (self.click("bpv-reveal") if what == "reveal" else self.answer(what))
+            # an attempt at a step not yet revealed: one event each
+            outcome = OUTCOME[what]
+            if what == "right" and len(plan) > 1:
+                outcome = "right after a hint"
+            self.events.append((outcome, k))
+        return step
+
+    async def join(self):
+        """Join the class as a browser does: the code and the name typed (each box's value
+        sent when it is left), then "join"; until the row's status says joined."""
+        k, v = self.kernel, self.view
+        try:
+            row = v.part("bpv-class")
+            if row is None or not v.shown(row):
+                raise RuntimeError("the Stepper shows no join row: its kernel has no class")
+            v.set("bpv-class-code", self.code)
+            v.set("bpv-class-name", self.name)
+            said = k.expect(value_of(v, "bpv-class-status", (f"class {self.code} as",
+                                                             "not joined")))
+            t0 = time.perf_counter()
+            idle = k.idle(v.tell("bpv-class-join", {"event": "click"}))
+            t1, msg = await k.wait(said, "the join row's status")
+            status = msg["content"]["data"]["state"]["value"]
+            if "not joined" in status:
+                raise RuntimeError(f"not joined: {re.sub('<[^>]+>', '', status)[:200]}")
+            self.join_ms = (t1 - t0) * 1000
+            await k.wait(idle, "idle kernel after join")
+        except (TimeoutError, ConnectionError, RuntimeError, KeyError) as e:
+            self.failed_pass = f"join: {type(e).__name__}: {e}"
+
+    async def link_done(self, timeout: float = LINK_S):
+        """After the pass: wait until the join row says every answer sent is received (its link's
+        thread stores them); keep what it last said."""
+        t0 = time.monotonic()
+        while True:
+            m = re.search(r"(\d+) of (\d+) answers? received", self.view.value("bpv-class-status"))
+            self.link = (int(m.group(1)), int(m.group(2))) if m else None
+            if (self.link and self.link[0] >= self.link[1] >= len(self.events)) or \
+                    time.monotonic() - t0 > timeout:
+                break
+            await asyncio.sleep(0.1)
+        self.link_s = time.monotonic() - t0
 
     async def switch(self):
         """To the scalar circuit, as the view menu does: the time until its first scene."""
@@ -634,8 +818,12 @@ class Student:
                 n = min(n, v.step() + self.circuit_steps)
             while (step := v.step()) is not None and step < n:
                 reveal = v.part("bpv-reveal")
-                cls = "bpv-reveal" if reveal and v.shown(reveal) else "bpv-next"
-                self.steps.append(await self.click(cls))
+                if not (reveal and v.shown(reveal)):
+                    self.steps.append(await self.click("bpv-next"))
+                elif self.key is not None:
+                    self.steps.append(await self.predict())
+                else:
+                    self.steps.append(await self.click("bpv-reveal"))
                 if self.think:
                     await asyncio.sleep(self.think)
             if v.step() != n:
@@ -657,11 +845,12 @@ def pct(values: list[float], q: float) -> float | None:
 
 
 async def _round(server: ClassroomServer, n: int, think: float, spread: float,
-                 expected: tuple[int, int], view: str = "modules",
-                 circuit_steps: int = 40) -> list[Student]:
+                 expected: tuple[int, int], view: str = "modules", circuit_steps: int = 40,
+                 key: AnswerKey | None = None, code: str | None = None) -> list[Student]:
     from tornado.httpclient import AsyncHTTPClient
     AsyncHTTPClient.configure(None, max_clients=max(10, n))
-    students = [Student(server, expected, think, view, circuit_steps) for _ in range(n)]
+    students = [Student(server, expected, think, view, circuit_steps, key, i, code)
+                for i in range(n)]
     t0 = time.monotonic()
     pids: dict[str, int] = {}
 
@@ -675,7 +864,13 @@ async def _round(server: ClassroomServer, n: int, think: float, spread: float,
         s.pid = pids.get(s.kernel_id)
         if s.pid:                                      # memory and CPU once the page is ready
             s.cpu_open, s.mem_open = cpu_seconds(s.pid), memory_mb(s.pid)
+        if s.code is not None:
+            await s.join()
+            if s.failed_pass is not None:
+                return
         await s.one_pass()
+        if s.code is not None:
+            await s.link_done()
         if s.pid:
             cpu = cpu_seconds(s.pid)
             s.cpu_pass = None if cpu is None or s.cpu_open is None else cpu - s.cpu_open
@@ -691,26 +886,58 @@ async def _round(server: ClassroomServer, n: int, think: float, spread: float,
 
 
 def run_round(n: int, think: float = 0.0, spread: float = 0.0, extra_args: list[str] = (),
-              view: str = "modules", circuit_steps: int = 40) -> dict:
+              view: str = "modules", circuit_steps: int = 40, predict: bool = False,
+              with_class: bool = False) -> dict:
+    """One round of n students. ``predict``: they answer the predictions (PLANS) rather than
+    reveal them; ``with_class``: in a class, which they join, and which a teacher watches."""
     if not 1 <= n <= MAX_STUDENTS:
         raise SystemExit(f"--students: 1 to {MAX_STUDENTS}")
-    expected = expected_outputs()
     tmp = Path(tempfile.mkdtemp(prefix="bpv-bench-classroom-"))
-    server = ClassroomServer(tmp, [*class_args(CLASS_SIZE), *extra_args])   # --students 30
+    class_dir = code = teacher = watch = None
+    if with_class:                      # a class folder with one class open, as the CLI makes it
+        from backpropviz.live.store import ClassStore
+        class_dir = tmp / "class"
+        store = ClassStore(class_dir, create=True)
+        code = store.open_class()
+        store.close()
+    server = ClassroomServer(tmp, [*class_args(CLASS_SIZE), *extra_args],   # --students 30
+                             class_dir=class_dir)
     try:
         server.start()
+        expected = expected_outputs(server.lessons / NOTEBOOK)
+        key = AnswerKey(server.lessons / NOTEBOOK) if predict else None
         t_pool = server.wait_pool()
         # the teacher started the server before the class: the pool's kernels have run the notebook
         t_warm = server.wait_quiet() if t_pool is not None else None
+        if with_class:                  # ... and opened the class's live view
+            teacher = TeacherServer(tmp / "teacher", class_dir).start()
+            watch = TeacherWatch(teacher.url(), tmp / "teacher").start()
+            cpu_teacher0, cpu_browser0 = tree_cpu(teacher.proc.pid), tree_cpu(watch.proc.pid)
         idle_kernels = server.kernels()
         pool_rss = [memory_mb(p)[0] for p in idle_kernels.values()]
         cpu_server0 = cpu_seconds(server.proc.pid, with_children=False)
+        load = os.getloadavg()[0]       # what else this machine runs (other jobs skew figures)
         students = asyncio.run(asyncio.wait_for(
-            _round(server, n, think, spread, expected, view, circuit_steps), RUN_TIMEOUT_S))
+            _round(server, n, think, spread, expected, view, circuit_steps, key, code),
+            RUN_TIMEOUT_S))
         cpu_server = cpu_seconds(server.proc.pid, with_children=False) - cpu_server0
         after = server.kernels()
         log = server.log()
+        klass = None
+        if with_class:
+            events = settled_events(class_dir, code, sum(len(s.events) for s in students))
+            cpu = {"teacher_server_cpu_s": tree_cpu(teacher.proc.pid) - cpu_teacher0,
+                   "teacher_browser_cpu_s": tree_cpu(watch.proc.pid) - cpu_browser0}
+            try:
+                seen = watch.stop(len(events))
+            except RuntimeError as e:           # no figures from the teacher's page: said below
+                seen = {"error": str(e)}
+            klass = class_figures(students, events, seen, key, code) | cpu
     finally:
+        if watch is not None:
+            watch.kill()
+        if teacher is not None:
+            teacher.stop()
         server.stop()
         shutil.rmtree(tmp, ignore_errors=True)
     ok = [s for s in students if s.failed_page is None]
@@ -735,11 +962,14 @@ def run_round(n: int, think: float = 0.0, spread: float = 0.0, extra_args: list[
         "clicks_per_pass": statistics.median([len(s.steps) for s in ok]) if ok else None,
         "failed_pages": [s.failed_page for s in students if s.failed_page],
         "failed_passes": [s.failed_pass for s in ok if s.failed_pass],
+        "predict": predict, "class": klass,
+        "by_kind_ms": {kind: _pcts([x for s in ok for x in s.by_kind.get(kind, ())])
+                       for kind in ("step", "right", "wrong shape", "wrong value", "reveal")},
         "kernel_cpu_pass_s": _stats([s.cpu_pass for s in ok]),
         "kernel_rss_open_mb": _stats([s.mem_open[0] for s in ok]),
         "kernel_rss_pass_mb": _stats([s.mem_pass[0] for s in ok]),
         "kernel_pss_pass_mb": _stats([s.mem_pass[1] for s in ok]),
-        "server_cpu_s": cpu_server,
+        "server_cpu_s": cpu_server, "load_1min_before": load,
         "kernels_at_end": len(after),
         "iopub_timeouts_in_log": log.count("Timeout waiting for IOPub output"),
         "address_in_use_in_log": log.count("Address already in use"),
@@ -751,6 +981,87 @@ def run_round(n: int, think: float = 0.0, spread: float = 0.0, extra_args: list[
                          "cpu_pass_s": s.cpu_pass, "rss_open_mb": s.mem_open[0],
                          "rss_pass_mb": s.mem_pass[0]} for s in students],
     }
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and of every process below it now (and of those they waited
+    for): a server with its kernels, or the watcher with its Chromium."""
+    below: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        st = _stat(int(d)) if d.isdigit() else None
+        if st is not None:
+            below.setdefault(int(st[1]), []).append(int(d))
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        total += cpu_seconds(p) or 0.0
+        todo += below.get(p, [])
+    return total
+
+
+def settled_events(class_dir: Path, code: str, expected: int) -> list[dict]:
+    """The class's events once the store has them all (and took no more for 1 s), or once it took
+    none for 5 s, or after SETTLE_S: whichever comes first."""
+    from backpropviz.live.store import ClassStore
+    store = ClassStore(class_dir)
+    try:
+        t0 = since = time.monotonic()
+        last = -1
+        while time.monotonic() - t0 < SETTLE_S:
+            n = store.count(code)
+            if n != last:
+                last, since = n, time.monotonic()
+            quiet = time.monotonic() - since
+            if (n >= expected and quiet >= 1) or quiet >= 5:
+                break
+            time.sleep(0.25)
+        return store.events(code)
+    finally:
+        store.close()
+
+
+def class_figures(students: list[Student], events: list[dict], seen: dict, key: AnswerKey,
+                  code: str) -> dict:
+    """What the students' clicks should have stored against what the store holds, and how long
+    the teacher's view took to count each event."""
+    from collections import Counter
+    ok = [s for s in students if s.failed_page is None]
+    by_student: dict[str, list[dict]] = {}
+    for e in events:                                   # the store's order: as they arrived
+        by_student.setdefault(e["student"], []).append(e)
+    lost = extra = 0
+    out_of_order = []
+    for s in ok:
+        got = [(e["outcome"], e["step"]) for e in by_student.pop(s.name, [])]
+        lost += max(0, len(s.events) - len(got))
+        extra += max(0, len(got) - len(s.events))
+        if got != s.events and len(got) == len(s.events):
+            out_of_order.append(s.name)
+    extra += sum(len(v) for v in by_student.values())  # events of no student of the round
+    latency, unseen = seen_latency(events, seen.get("noted", []))
+    return {
+        "code": code,
+        "events_expected": sum(len(s.events) for s in ok),
+        "events_stored": len(events), "lost": lost, "extra": extra,
+        "not_as_clicked": out_of_order,        # same number, other outcomes or steps
+        "outcomes_expected": dict(Counter(o for s in ok for o, _ in s.events)),
+        "outcomes_stored": dict(Counter(e["outcome"] for e in events)),
+        "other_fingerprint": sum(e["fingerprint"] != key.fingerprint for e in events),
+        "other_code": sum(e["code"] != code for e in events),
+        "link_sent": sum(s.link[1] for s in ok if s.link),
+        "link_stored": sum(s.link[0] for s in ok if s.link),
+        "link_flush_s": _pcts([s.link_s for s in ok if s.link_s is not None]),
+        "join_ms": _pcts([s.join_ms for s in ok if s.join_ms is not None]),
+        "joined": sum(s.join_ms is not None for s in ok),
+        "teacher_s": _pcts(latency), "teacher_unseen": unseen,
+        "teacher_final": seen.get("final"), "teacher_title": seen.get("title"),
+        "teacher_updates": len(seen.get("noted", [])), "teacher_error": seen.get("error"),
+    }
+
+
+def _pcts(values) -> dict:
+    v = [x for x in values if x is not None]
+    return {"n": len(v), "p50": pct(v, .5), "p90": pct(v, .9), "max": max(v, default=None)}
 
 
 def _stats(values) -> dict:
@@ -773,7 +1084,8 @@ def table(rows: list[dict]) -> str:
         rd, c, sw, by = r["ready_s"], r["click_ms"], r["switch_s"], r["bytes_per_click"]
         kb = lambda x: None if x is None else x / 1000
         out.append(
-            f"| {r['view']} | {r['students']} | {_f(rd['p50'])} / {_f(rd['p90'])} / {_f(rd['max'])} "
+            f"| {r['view']}{' + class' if r.get('class') else ''} | {r['students']} "
+            f"| {_f(rd['p50'])} / {_f(rd['p90'])} / {_f(rd['max'])} "
             f"| {_f(sw['p50'])} / {_f(sw['p90'])} "
             f"| {_f(c['p50'], '{:.0f}')} / {_f(c['p90'], '{:.0f}')} / {_f(c['max'], '{:.0f}')} "
             f"| {_f(kb(by['p50']), '{:.1f}')} / {_f(kb(by['max']), '{:.1f}')} "
@@ -787,22 +1099,101 @@ def table(rows: list[dict]) -> str:
 
 
 def notes(r: dict) -> str:
-    return (f"{r['students']} students: pool of {r['pool_kernels']} kernels started "
+    return (f"{r['students']} students{' in a class' if r.get('class') else ''}: pool of "
+            f"{r['pool_kernels']} kernels started "
             f"{_f(r['pool_started_s'], '{:.1f}')} s and quiet {_f(r['pool_warm_s'], '{:.1f}')} s "
             f"after the server started ({_f(r['pool_kernel_rss_mb'], '{:.0f}')} MB RSS each); "
             f"{r['preheated_pages']} pages from pre-heated kernels; page p50 "
             f"{_f(r['page_s']['median'] and r['page_s']['median'] * 1000, '{:.0f}')} ms; "
             f"{_f(r['clicks_per_pass'], '{:.0f}')} clicks per pass; "
-            f"{r['kernels_at_end']} kernels running at the end; "
+            f"{r['kernels_at_end']} kernels running at the end; load average "
+            f"{r['load_1min_before']:.2f} before the students came; "
             f"IOPub timeouts {r['iopub_timeouts_in_log']}, 'Address already in use' "
             f"{r['address_in_use_in_log']}" +
             (f"; failed: {sorted(set(r['failed_pages'] + r['failed_passes']))[:4]}"
              if r["failed_pages"] or r["failed_passes"] else ""))
 
 
+def class_table(pairs: list[tuple[dict, dict]]) -> str:
+    """--class: each N's round without a class beside the same round with one."""
+    def ms(d):
+        return f"{_f(d['p50'], '{:.0f}')} / {_f(d['p90'], '{:.0f}')} / {_f(d['max'], '{:.0f}')}"
+
+    def sec(d):
+        return f"{_f(d['p50'])} / {_f(d['p90'])} / {_f(d['max'])}"
+
+    out = []
+    for plain, klass in pairs:
+        c = klass["class"]
+        t = c["teacher_s"]
+        met = "–" if t["p90"] is None else ("met" if t["p90"] <= 2.0 else "MISSED")
+        rows = [
+            ("students: pages / passes done", *(
+                (f"{r['students'] - len(r['failed_pages'])} / "
+                 f"{r['students'] - len(r['failed_pages']) - len(r['failed_passes'])}")
+                for r in (plain, klass))),
+            ("every click → graph, p50 / p90 / max (ms)", ms(plain["click_ms"]),
+             ms(klass["click_ms"])),
+            *((f"… {kind} → {'feedback' if 'wrong' in kind else 'graph'} "
+               + f"(n = {klass['by_kind_ms'][kind]['n']})",
+               ms(plain["by_kind_ms"][kind]), ms(klass["by_kind_ms"][kind]))
+              for kind in ("step", "right", "wrong shape", "wrong value", "reveal")),
+            ("join → status says joined, p50 / p90 / max (ms)", "–", ms(c["join_ms"])),
+            ("kernel RSS after the pass, median / max (MB)", *(
+                (f"{_f(r['kernel_rss_pass_mb']['median'], '{:.1f}')} / "
+                 f"{_f(r['kernel_rss_pass_mb']['max'], '{:.1f}')}") for r in (plain, klass))),
+            ("kernel CPU per pass, median (s)", *(_f(r["kernel_cpu_pass_s"]["median"])
+                                                  for r in (plain, klass))),
+            ("events the clicks should send", "–", str(c["events_expected"])),
+            ("… the links said sent / received", "–", f"{c['link_sent']} / {c['link_stored']}"),
+            ("events stored", "–", str(c["events_stored"])),
+            ("events lost / extra / not as clicked", "–",
+             f"{c['lost']} / {c['extra']} / {len(c['not_as_clicked'])}"),
+            ("end of pass → link says all received, p50 / max (s)", "–",
+             f"{_f(c['link_flush_s']['p50'])} / {_f(c['link_flush_s']['max'])}"),
+            (f"teacher: stored → title counts it, p50 / p90 / max (s) (p90 ≤ 2 s: {met})",
+             "–", sec(t)),
+            ("teacher: events never counted / title updates noted", "–",
+             f"{c['teacher_unseen']} / {c['teacher_updates']}"),
+            ("teacher: Voilà + kernel CPU / Chromium CPU in the round (s)", "–",
+             f"{_f(c['teacher_server_cpu_s'])} / {_f(c['teacher_browser_cpu_s'])}"),
+        ]
+        out += [(f"\n{plain['students']} students, predict mode, think {plain['think_s']:g} s "
+                 f"(class {c['code']}):\n"),
+                "| figure | without a class | with a class |", "|---|---:|---:|"]
+        out += [f"| {a} | {b} | {k} |" for a, b, k in rows]
+    return "\n".join(out)
+
+
+def failures(rows: list[dict]) -> list[str]:
+    """--class: why the run fails (events lost or not as clicked, a teacher who did not see
+    them, students who could not finish)."""
+    out = []
+    for r in rows:
+        c, n = r.get("class"), r["students"]
+        if r.get("predict") and (r["failed_pages"] or r["failed_passes"]):
+            out.append(f"{n} students{' with a class' if c else ''}: "
+                       f"{len(r['failed_pages'])} failed pages, {len(r['failed_passes'])} failed "
+                       f"passes: {sorted(set(r['failed_pages'] + r['failed_passes']))[:3]}")
+        if not c:
+            continue
+        if c["lost"] or c["extra"] or c["not_as_clicked"]:
+            out.append(f"{n} students: {c['lost']} events lost, {c['extra']} extra, "
+                       f"{len(c['not_as_clicked'])} students' events not as clicked")
+        if c["other_fingerprint"] or c["other_code"]:
+            out.append(f"{n} students: {c['other_fingerprint']} events of another network, "
+                       f"{c['other_code']} of another class")
+        if c["teacher_error"] or c["teacher_unseen"] or not c["teacher_final"]:
+            out.append(f"{n} students: the teacher's view counted {c['teacher_title']!r}: "
+                       f"{c['teacher_unseen']} events never counted"
+                       + (f" ({c['teacher_error'][:300]})" if c["teacher_error"] else ""))
+    return out
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--students", type=int, nargs="+", default=[1, 10, 30])
+    ap.add_argument("--students", type=int, nargs="+", default=None,
+                    help="class sizes, one round each (default 1 10 30; with --class, 30)")
     ap.add_argument("--think", type=float, default=0.0,
                     help="seconds a student waits after each graph update "
                          "(default 0: click at once)")
@@ -812,22 +1203,34 @@ def main(argv=None):
                     help="the module view's whole pass, or the scalar circuit (switch, then "
                          "--circuit-steps steps), or both rounds")
     ap.add_argument("--circuit-steps", type=int, default=40)
+    ap.add_argument("--class", dest="with_class", action="store_true",
+                    help="answer every prediction, without a class and then in a class with a "
+                         "teacher watching: events stored, lost, and the teacher's delay")
     ap.add_argument("--out", type=Path, help="also write the figures as JSON")
     ap.add_argument("voila_args", nargs="*",
                     help="after --: extra voila arguments, as ./dev voila passes them on")
     a = ap.parse_args(argv)
+    a.students = a.students or ([CLASS_SIZE] if a.with_class else [1, 10, 30])
     if any(not 1 <= n <= MAX_STUDENTS for n in a.students):
         ap.error(f"--students: 1 to {MAX_STUDENTS}")
+    if a.with_class and a.view != "modules":
+        ap.error("--class answers the module view's predictions: --view modules")
     rows = []
     views = ["modules", "circuit"] if a.view == "both" else [a.view]
-    for view, n in [(v, n) for v in views for n in a.students]:
-        print(f"[bench_classroom] {n} student(s), {view} ...", file=sys.stderr, flush=True)
+    rounds = [(v, n, klass) for v in views for n in a.students
+              for klass in ([False, True] if a.with_class else [False])]
+    for view, n, klass in rounds:
+        print(f"[bench_classroom] {n} student(s), {view}"
+              f"{', predict mode' if a.with_class else ''}{', in a class' if klass else ''} ...",
+              file=sys.stderr, flush=True)
         rows.append(run_round(n, a.think, a.spread, a.voila_args, view,
-                              max(1, min(a.circuit_steps, 2000))))
+                              max(1, min(a.circuit_steps, 2000)), predict=a.with_class,
+                              with_class=klass))
         print("[bench_classroom]   " + notes(rows[-1]), file=sys.stderr, flush=True)
     print(f"\nClassroom app (notebooks/{NOTEBOOK}) served as `./dev voila --students "
-          f"{CLASS_SIZE}` serves it (voila "
-          f"{' '.join(dev_voila_args() + class_args(CLASS_SIZE) + a.voila_args)}); "
+          f"{CLASS_SIZE}` serves it (python "
+          f"{' '.join(dev_voila_command()[:-1] + ['DIR'] + class_args(CLASS_SIZE) + a.voila_args)}"
+          f"{' [--class CLASS_DIR]' if a.with_class else ''}); "
           f"{os.cpu_count()} cores, Python "
           f"{platform.python_version()}; once the pool is warm the students arrive "
           f"{'together' if not a.spread else f'evenly over {a.spread:g} s'}, "
@@ -836,10 +1239,15 @@ def main(argv=None):
     print()
     for r in rows:
         print("* " + notes(r))
+    if a.with_class:
+        print(class_table([(rows[i], rows[i + 1]) for i in range(0, len(rows), 2)]))
+    failed = failures(rows)
+    for why in failed:
+        print(f"FAILED: {why}")
     if a.out:
         a.out.write_text(json.dumps(rows, indent=1))
-    return rows
+    return rows, failed
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(1 if main()[1] else 0)

@@ -189,6 +189,8 @@ def main(argv=None) -> None:
                                                     "postgresql://user:password@host/db")
     parser.add_argument("--teachers", default="teachers",
                         help="the hub group whose members read and run classes")
+    parser.add_argument("--keep-days", type=float, default=30.0,
+                        help="answers older than this are forgotten (checked hourly; default 30)")
     args = parser.parse_args(argv)
     from urllib.parse import urlparse
     url = urlparse(os.environ.get("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101"))
@@ -196,6 +198,14 @@ def main(argv=None) -> None:
     server = app.web_app(os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "/")).listen(
         url.port or 80, url.hostname or "127.0.0.1", max_body_size=MAX_READ)
     print(f"backpropviz class service on {url.geturl()}, store {app.store.where}", flush=True)
+
+    def forget():
+        try:
+            app.store.forget_before(args.keep_days * 86400)
+        except StoreError as e:
+            print(f"backpropviz class service: {e}", flush=True)
+    forget()
+    ioloop.PeriodicCallback(forget, 3600 * 1000).start()
     try:
         ioloop.IOLoop.current().start()
     finally:

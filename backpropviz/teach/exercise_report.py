@@ -226,7 +226,8 @@ class Drawing:
 def _worst_entry(got, want) -> str:
     err = np.abs(got - want)
     idx = np.unravel_index(int(np.argmax(err)), want.shape) if want.ndim else ()
-    where = f"entry ({', '.join(str(int(i) + 1) for i in idx)})"  # 1-based, as the notes count if idx else "the number"
+    # 1-based, as the notes count
+    where = f"entry ({', '.join(str(int(i) + 1) for i in idx)})" if idx else "the number"
     return f"{where} is off most: numerical {fnum(want[idx])}, yours {fnum(got[idx])}"
 
 

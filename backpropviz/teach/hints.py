@@ -65,11 +65,19 @@ def diagnose(trace: Trace, spec: StepSpec, got: np.ndarray) -> tuple[str, str]:
                 return slip.name, _say(slip, trace, spec)
         except (KeyError, ValueError):          # the slip needs a symbol this step lacks
             continue
-    err = np.abs(got - want)
-    idx = np.unravel_index(int(np.argmax(err)), want.shape) if want.ndim else ()
+    off = ~np.isclose(got, want, rtol=RTOL, atol=ATOL)
     sign = bool(np.allclose(got, -want, rtol=RTOL, atol=ATOL))
-    where = f"entry ({', '.join(str(int(i) + 1) for i in idx)})"  # 1-based, as the notes count if idx else "your number"
+    if want.ndim == 0:
+        check = f"you have {fnum(got)}"
+    else:                       # every entry that is off (1-based, as the notes count), or the worst
+        bad = [tuple(int(i) for i in ix) for ix in np.argwhere(off)]
+        if len(bad) > 4:
+            bad = [tuple(int(i) for i in np.unravel_index(int(np.argmax(np.abs(got - want))),
+                                                           want.shape))]
+        check = "; ".join(f"entry ({', '.join(str(i + 1) for i in ix)}): you have "
+                          f"{fnum(got[ix])}" for ix in bad)
+        if len(bad) == 1 and off.sum() > 1:
+            check += f" (off most; {int(off.sum())} entries are off)"
     return ("sign" if sign else "other"), (
         "Not quite: " + ("every sign is flipped; " if sign else "")
-        + f"the rule is {formula(trace, spec)} {spec.tag}. Check {where}: you have "
-        + f"{fnum(got[idx])}.")
+        + f"the rule is {formula(trace, spec)} {spec.tag}. Check {check}.")

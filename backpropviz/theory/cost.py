@@ -289,7 +289,7 @@ class Routes:
         # the difference itself is rounding noise that depends on the CPU's order of sums:
         # say it against the tolerance, never print it
         return (f"inputs {', '.join(self.backward)}: the Jacobian route and the backward "
-                f"function agree to 1e-12: {self.same}")
+                f"function agree to 10⁻¹²: {self.same}")
 
 
 def compare_routes(module, z, v) -> Routes:
