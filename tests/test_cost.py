@@ -88,7 +88,7 @@ def test_jacobian_route_equals_backward_function_for_activations(act):
     r = cost.compare_routes(act(), z, v)
     # the rounding-level difference itself is never printed: it differs between CPUs
     assert r.same and str(r) == "inputs z: the Jacobian route and the backward function agree " \
-                                "to 1e-12: True"
+                                "to 10⁻¹²: True"
     # against central differences of J = v · σ(z)
     eps, mod = 1e-6, act()
     fd = np.array([(v @ mod.forward(z + eps * e) - v @ mod.forward(z - eps * e)) / (2 * eps)

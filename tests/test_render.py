@@ -92,7 +92,7 @@ def test_stepping_restyles_without_moving_anything(engine):
     r = draw.Renderer(tr, engine=engine)
     frames = [r.svg(k) for k in range(len(tr) + 1)]      # frames[k] is step k
     geo = [re.findall(r'<g id="(v\d+)" class="node" data-node="[^"]*"><title data-id="v\d+\.t">[^<]*</title>'
-                      r'<rect data-id="v\d+" class="[^"]*" x="([\d.]+)" y="([\d.]+)"', f) for f in frames]
+                      r'<rect data-id="v\d+" class="[^"]*" x="(-?[\d.]+)" y="(-?[\d.]+)"', f) for f in frames]
     assert all(g == geo[0] for g in geo) and len(geo[0]) == len(tr.nodes)
     # one fewer blank gradient per backward step that writes a gradient shown in a box
     blanks = [f.count("data-blank=") for f in frames]

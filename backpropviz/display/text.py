@@ -5,6 +5,7 @@ Floats are formatted explicitly (4 significant digits) so a lesson prints the sa
 """
 from __future__ import annotations
 
+import math
 import warnings
 
 import numpy as np
@@ -15,7 +16,8 @@ SMALL_MATRIX = (4, 4)   # matrices up to this size are written out, one row per 
 
 
 def fnum(x) -> str:
-    """One number, 4 significant digits: 0.07021, -0.1545, 14, 1.2e+05, nan, inf."""
+    """One number, 4 significant digits: 0.07021, -0.1545, 14, 0.00006644, 1.2e+05, nan, inf
+    (as the notes write a small number: in decimals down to 10⁻⁶, not 6.644e-05)."""
     x = float(x)
     if x != x:
         return "nan"
@@ -23,6 +25,9 @@ def fnum(x) -> str:
         return "inf" if x > 0 else "-inf"
     if x == 0:
         return "0"
+    if 1e-6 <= abs(x) < 1e-4:
+        digits = 3 - math.floor(math.log10(abs(x)))
+        return f"{x:.{digits}f}".rstrip("0")
     return f"{x:.4g}"
 
 
