@@ -415,9 +415,10 @@ for k in (11, 12):
 # The Stepper below speaks Algorithm 3 (`notation="algorithm3"`). Each step's header names the
 # line of Algorithm 3 it performs and its $k$, then the tool's rule: "Algorithm 3 (7.77), k = 1 ·
 # (B2) (7.65)". The equation is written in $z^{[k]}, a^{[k]}$ and tagged with that line; under it,
-# after "as modules:", the same rule in the tool's names $u^{[i]}$, then the numbers. The graph
-# and the predict box keep the tool's names: there $\partial J/\partial u^{[4]}$ is
-# $\partial J/\partial a^{[2]}$ (the table of section 1 translates). The **notation** menu in the
+# after "as modules:", the same rule in the tool's names $u^{[i]}$, then the numbers. The predict
+# box asks in Algorithm 3's names too ("predict ∂J/∂a[2] (Algorithm 3 (7.79), k = 2)"); the graph
+# keeps the tool's names: there $\partial J/\partial u^{[4]}$ is $\partial J/\partial a^{[2]}$
+# (the table of section 1 translates). The **notation** menu in the
 # bar at the top (*Algorithm 3: z[k], a[k]* or *modules: u[i], M_i*) switches the equation between
 # the two.
 #

@@ -249,3 +249,19 @@ def test_the_inspector_widget_shows_them_escaped_and_for_the_entry_picked():
     s.inspector.pick("u[6]")                        # a single number: no entry to pick
     assert s.inspector.entry_pick.layout.display == "none"
     s.close()
+
+
+def test_the_predict_box_asks_in_the_notation_shown():
+    """In Algorithm 3's notation the prompt names ∂J/∂a[k] / ∂J/∂z[k] and the line with its k;
+    after a wrong try, the line's rule in those names."""
+    net = bpv.mlp([2, 3, 3, 1], activation="sigmoid", loss="logistic", seed=0)
+    s = bpv.Stepper(net, np.array([1.0, -2.0]), 1.0, predict=True, notation="algorithm3")
+    s.model.go(10)
+    s.predict_box.refresh("step")
+    assert "∂J/∂a[2]</b> (Algorithm 3 (7.79), k = 2)" in s.predict_box.prompt.value
+    s.predict_box.tries[11] = 1
+    s.predict_box.refresh("step")
+    assert "∂J/∂a[2]</b> = W[3]ᵀ ∂J/∂z[3] (7.79)" in s.predict_box.prompt.value
+    s.model.set_notation("modules")
+    s.predict_box.refresh("step")
+    assert "∂J/∂u[4]" in s.predict_box.prompt.value

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..core import keys as K
 from ..core.errors import shape_str
-from ..display.presentation import rhs
+from ..display.presentation import algorithm3_line, rhs
 from ..teach.hints import tolerance_text
 from .base import NO_MATH, button, shown_in_widget
 from .classjoin import ClassJoin
@@ -109,10 +109,17 @@ class PredictBox(ipw.VBox, StepperPart):
         k = m.step + 1
         spec = m.trace.specs[k - 1]
         want = m.trace[spec.writes]
-        lhs = html.escape(K.text(spec.writes))
-        # the rule is shown after a first wrong try: first the learner recalls it
-        rule = (f" = {html.escape(rhs(m.trace, spec))} {html.escape(spec.tag)}"
-                if self.tries.get(k) else f" {html.escape(spec.rule.label)}")
+        line = algorithm3_line(m.trace, k) if m.shown_notation == "algorithm3" else None
+        if line is not None:            # in the notation shown: ∂J/∂z[2] and (7.80), k = 2
+            lhs = html.escape(line.writes)
+            at = f", k = {line.k}" if line.k is not None else ""
+            rule = (f" = {html.escape(line.formula.split(' = ', 1)[-1])} {html.escape(line.tag)}"
+                    if self.tries.get(k) else f" (Algorithm 3 {html.escape(line.tag)}{at})")
+        else:
+            lhs = html.escape(K.text(spec.writes))
+            # the rule is shown after a first wrong try: first the learner recalls it
+            rule = (f" = {html.escape(rhs(m.trace, spec))} {html.escape(spec.tag)}"
+                    if self.tries.get(k) else f" {html.escape(spec.rule.label)}")
         self.prompt.value = (f"<span {NO_MATH}>predict <b>{lhs}</b>{rule} "
                              f"(shape {html.escape(shape_str(want))}; "
                              f"{html.escape(tolerance_text())}):</span>")
