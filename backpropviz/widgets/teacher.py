@@ -90,9 +90,10 @@ class TeacherView(ipw.VBox):
         self.close_btn.on_click(lambda _: self._twice("close"))
         self.open_now.on_click(lambda _: self.open_step(self.summary and self.summary.current))
         self._task = None
-        if self.store is None:
+        if self.store is None:          # nothing to show or run: the reason, and no buttons
             self.now.value = f'<div class="bpv-t-card" role="alert">{_e(problem)}</div>'
-            self.open_now.layout.display = "none"
+            for w in (self.open_now, self.projector, self.reset_btn, self.close_btn):
+                w.layout.display = "none"
             return
         self.update(force=True)
         if refresh:
