@@ -13,4 +13,4 @@ c = get_config()  # noqa: F821 (defined by Jupyter's config loader)
 c.TagRemovePreprocessor.enabled = True
 c.TagRemovePreprocessor.remove_cell_tags = {"teacher"}
 c.GenerateAssignment.preprocessors = [
-    TagRemovePreprocessor, *GenerateAssignment.class_traits()["preprocessors"].default_value]
+    TagRemovePreprocessor, *GenerateAssignment.class_traits()["preprocessors"].default()]
