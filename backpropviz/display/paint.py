@@ -71,13 +71,14 @@ class Painter:
 
     # one SVG per step; the geometry is fixed, only classes, text and blanks change
     def svg(self, k: int, caption: bool = True, marked=frozenset(),
-            mark_label: str = "marked", fit: bool = True) -> str:
+            mark_label: str = "marked", fit: bool = True, notation: str = "modules") -> str:
         """Step k's picture (0 = before the first step); without the caption (a widget shows
         the equation beside it) the view starts below it. ``marked`` node names get a purple
         frame and ✘, explained in the legend by ``mark_label``. ``fit``: shrink to the width of
         the output (a static picture); without it the drawing keeps its size, its labels stay
-        readable, and the panel around it scrolls (the Stepper)."""
-        view = present(self.trace, k)
+        readable, and the panel around it scrolls (the Stepper). ``notation``: the caption's
+        (the graph keeps the tool's names)."""
+        view = present(self.trace, k, notation)
         L = self.layout
         marked = self.marked_nodes(marked)
         legend = legend_with_mark(mark_label) if marked else LEGEND

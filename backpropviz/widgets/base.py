@@ -3,6 +3,7 @@ with a CSS class, and closing everything a widget built."""
 from __future__ import annotations
 
 import functools
+import sys
 
 import ipywidgets as ipw
 
@@ -60,6 +61,8 @@ class ClosesParts:
         return [w for w in vars(self).values() if isinstance(w, ipw.Widget) and w is not self]
 
     def close(self):
+        if sys.meta_path is None:      # the interpreter is shutting down (ipywidgets' __del__):
+            return                     # nothing to tell a front end, and imports fail now
         seen = {id(self)}
         for w in self._parts() + _held(self):
             close_tree(w, seen)

@@ -197,7 +197,8 @@ class GraphPanel(anywidget.AnyWidget, StepperPart):
 
     def svg(self, caption: bool = False, fit: bool = False) -> str:
         """The current step's SVG, as the exports draw it (the page shows the same scene)."""
-        return self.painter().svg(self.model.step, caption, fit=fit)
+        return self.painter().svg(self.model.step, caption, fit=fit,
+                                  notation=self.model.shown_notation)
 
     def handle(self, content: dict):
         """A request from the page: {hello} (a new view wants the whole scene) or {inspect}."""
