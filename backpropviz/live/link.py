@@ -22,6 +22,7 @@ from .store import ClassStore, StoreError
 
 QUEUE = 1000            # events waiting at most (then the newest are refused, with a notice)
 RETRY = (0.5, 1, 2, 5, 10)   # seconds between tries when the store does not answer
+DEFER = 0.15                 # seconds an answer waits before it is sent (the reply goes first)
 TIMEOUT = 5.0
 
 
@@ -185,25 +186,36 @@ class ClassLink:
 
     def _run(self) -> None:
         while True:
-            event = self._queue.get()
-            for wait in (*RETRY, None):
+            batch = [self._queue.get()]
+            # the answer's own reply (the graph, the feedback) leaves the kernel first: the class
+            # gets it a moment later, with whatever else was answered meanwhile
+            time.sleep(DEFER)
+            while True:
                 try:
-                    self.destination.post(event)
-                    self.stored += 1
-                    self.done += 1
-                    self._say("")
+                    batch.append(self._queue.get_nowait())
+                except queue.Empty:
                     break
-                except EventError as e:        # refused for good: said once, not retried
-                    self.done += 1
-                    self._say(f"not sent: {e}")
-                    break
-                except StoreError as e:
-                    if wait is None:
-                        self.done += 1
-                        self._say(f"an answer was not kept: {e}")
-                        break
-                    self._say(f"the class store does not answer yet; retrying ({e})")
-                    time.sleep(wait)
+            notice = ""
+            for event in batch:
+                notice = self._post(event) or notice
+            self._say(notice)              # one status update for the batch, then it counts done
+            self.done += len(batch)
+
+    def _post(self, event: dict) -> str:
+        """Send one event, retrying while the store does not answer; '' or what went wrong."""
+        for wait in (*RETRY, None):
+            try:
+                self.destination.post(event)
+                self.stored += 1
+                return ""
+            except EventError as e:            # refused for good: said, not retried
+                return f"not sent: {e}"
+            except StoreError as e:
+                if wait is None:
+                    return f"an answer was not kept: {e}"
+                self._say(f"the class store does not answer yet; retrying ({e})")
+                time.sleep(wait)
+        return ""
 
 
 __all__ = ["ClassLink", "Folder", "Hub", "Remote", "from_environment", "source"]
