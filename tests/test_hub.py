@@ -146,6 +146,10 @@ def test_students_write_their_own_events_and_read_none_teachers_read_the_class(h
     e = _event(code, "ada-pseudo")
     assert _call(f"{url}/events", t["ada"], "POST", e)[0] == 201
     assert _call(f"{url}/events", t["ada"], "POST", e) == (200, {"stored": True, "new": False})
+    # a name is claimed when a student joins; the message reaches them in any language
+    assert _call(f"{url}/classes/{code}/join", t["ada"], "POST", {"student": "Łukasz"})[0] == 200
+    status, said = _call(f"{url}/classes/{code}/join", t["bob"], "POST", {"student": "Łukasz"})
+    assert status == 400 and "'Łukasz' is another student's" in said["message"], said
     # bob cannot write under ada's pseudonym, nor read anything
     status, said = _call(f"{url}/events", t["bob"], "POST", _event(code, "ada-pseudo"))
     assert status == 400 and "another student's" in said["message"]

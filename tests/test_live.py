@@ -111,7 +111,7 @@ from backpropviz.live.events import new_id
 s = ClassStore(sys.argv[1])
 for i in range(100000):
     e = {"id": new_id(), "code": sys.argv[2], "student": "ada", "fingerprint": "0" * 16,
-         "view": "modules", "step": 1 + i % 9, "writes": "u", "kind": "B1", "tag": "(7.63)",
+         "view": "modules", "step": 1 + i % 9, "writes": "∂J/∂u[1]", "kind": "B1", "tag": "(7.63)",
          "outcome": "wrong", "slip": None, "answer": [1.0], "time": time.time()}
     s.add(e)
     print(e["id"], flush=True)          # acknowledged: stored and committed
@@ -198,7 +198,7 @@ def test_each_slip_the_hints_recognise_reaches_the_class_by_name(store):
 
 
 class Broken:
-    def check(self, code):
+    def join(self, code, student):
         pass
 
     def post(self, event):
@@ -222,6 +222,23 @@ def test_a_full_store_is_a_quiet_notice_and_the_lesson_goes_on(monkeypatch):
     assert "0 of 1" in join.status.value
 
 
+def test_two_students_choosing_one_name_are_told_when_the_second_joins(store):
+    code = store.open_class()
+    ClassLink(Folder(store.folder), code, "ada")
+    with pytest.raises(EventError, match="another student's"):
+        ClassLink(Folder(store.folder), code, "ada")
+
+
+def test_a_missing_store_is_said_in_the_widget_not_raised(tmp_path):
+    net = bpv.mlp([2, 3, 1], activation="sigmoid", loss="logistic", seed=0)
+    s = bpv.Stepper(net, np.array([1.0, -2.0]), 1.0, predict=True)
+    join = s.predict_box.join
+    join.destination = Folder(tmp_path / "gone")
+    join.code.value = "ABCDEF"
+    join.join()
+    assert join.link is None and "no class store" in join.status.value
+
+
 def test_a_wrong_code_is_said_in_the_widget_and_nothing_is_joined(store):
     net = bpv.mlp([2, 3, 1], activation="sigmoid", loss="logistic", seed=0)
     s = bpv.Stepper(net, np.array([1.0, -2.0]), 1.0, predict=True)
@@ -234,9 +251,19 @@ def test_a_wrong_code_is_said_in_the_widget_and_nothing_is_joined(store):
     assert s.predict_box.join.layout.display == "none"       # no class on this server
 
 
-def test_the_teachers_view_escapes_what_a_student_sent(store):
+def raw_insert(store, e):
+    """A row as a damaged or hostile store might hold it, past validate()."""
+    e = {**e, "answer": json.dumps(e["answer"]), "received": time.time()}
+    store.db.run(f"INSERT INTO events ({', '.join(S.FIELDS)}) VALUES "
+                 f"({', '.join('?' * len(S.FIELDS))})", tuple(e[f] for f in S.FIELDS))
+
+
+def test_markup_is_refused_on_the_way_in_and_escaped_on_the_way_out(store):
     code = store.open_class()
-    store.add(event(code, writes="<img src=x onerror=alert(1)>", student="ada"))
+    for field in ("writes", "tag", "slip"):
+        with pytest.raises(EventError, match="what a step writes"):
+            store.add(event(code, **{field: "<img src=x onerror=alert(1)>"}))
+    raw_insert(store, event(code, writes="<img src=x onerror=alert(1)>", student="ada"))
     view = bpv.TeacherView(store.folder, code, refresh=0)
     text = view.now.value + "".join(getattr(c, "value", "") for row in view.table.children
                                     for c in getattr(row, "children", [row]))
@@ -267,3 +294,9 @@ def test_the_same_store_through_sqlalchemy_as_the_hub_service_runs_it_on_postgre
     assert s.reset(code) == 1
     s.close_class(code)
     assert not s.is_open(code)
+
+
+def test_a_histogram_of_extreme_numbers_neither_overflows_nor_fails():
+    bars = histogram([1e308, -1e308, float("nan")] + list(range(9)), right=1e308)
+    assert sum(n for _, n, _ in bars) == 11 and "inf" not in " ".join(b for b, _, _ in bars)
+    assert bars[-1][2] and histogram([0.5] * 5, 0.5) == [("0.5", 5, True)]

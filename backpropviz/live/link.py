@@ -8,6 +8,7 @@ class to join and the Stepper works as it always did.
 """
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import queue
@@ -20,6 +21,7 @@ import urllib.request
 from .events import EventError, new_id, normal_code, normal_student
 from .store import ClassStore, StoreError
 
+MAX_READ = 256 * 2**20  # a teacher's read of a class's events, at most
 QUEUE = 1000            # events waiting at most (then the newest are refused, with a notice)
 RETRY = (0.5, 1, 2, 5, 10)   # seconds between tries when the store does not answer
 DEFER = 0.15                 # seconds an answer waits before it is sent (the reply goes first)
@@ -27,23 +29,27 @@ TIMEOUT = 5.0
 
 
 class Folder:
-    """One server: the class's SQLite database in a folder on this machine."""
+    """One server: the class's SQLite database in a folder on this machine. Its students have no
+    accounts, so each link is an owner of its own (a random token): two students who choose the
+    same name are told so at once, not merged."""
 
     def __init__(self, folder):
         self.folder = folder
         self._store = None
+        self.owner = secrets.token_hex(12)
 
     def _open(self) -> ClassStore:
         if self._store is None:
             self._store = ClassStore(self.folder)
         return self._store
 
-    def check(self, code: str) -> None:
+    def join(self, code: str, student: str) -> None:
         if not self._open().is_open(code):
             raise EventError(f"there is no open class {code}: check the code with your teacher")
+        self._open().claim(code, student, self.owner)
 
     def post(self, event: dict) -> None:
-        self._open().add(event)
+        self._open().add(event, self.owner)
 
 
 class Hub:
@@ -52,28 +58,37 @@ class Hub:
     def __init__(self, url: str, token: str):
         self.url, self.token = url.rstrip("/"), token
 
-    def _call(self, method: str, path: str, body: dict | None = None) -> dict:
-        """One request to the service; EventError if it refuses (4xx), StoreError if it fails."""
+    def _call(self, method: str, path: str, body: dict | None = None,
+              limit: int = 65536) -> dict:
+        """One request to the service, its reply read up to ``limit`` bytes; EventError if it
+        refuses (4xx), StoreError if it fails or says too much."""
         data = None if body is None else json.dumps(body).encode("utf-8")
         req = urllib.request.Request(self.url + path, data=data, method=method, headers={
             "Authorization": f"token {self.token}", "Content-Type": "application/json"})
         try:
             with urllib.request.urlopen(req, timeout=TIMEOUT) as r:
-                return json.loads(r.read(65536) or b"{}")
+                raw = r.read(limit + 1)
+                if len(raw) > limit:
+                    raise StoreError(f"the class service said more than {limit // 2**20 or 1} MB")
+                reply = json.loads(raw or b"{}")
+                if not isinstance(reply, dict):
+                    raise StoreError("the class service said something else than an object")
+                return reply
         except urllib.error.HTTPError as e:
             try:
-                said = json.loads(e.read(4096)).get("message", "")
+                said = json.loads(e.read(4096))
+                said = said.get("message", "") if isinstance(said, dict) else ""
             except ValueError:
                 said = ""
             if 400 <= e.code < 500:
                 raise EventError(str(said)[:200] or f"the class service refused it ({e.code})") \
                     from None
             raise StoreError(f"the class service failed ({e.code})") from None
-        except (OSError, ValueError) as e:
+        except (OSError, ValueError, http.client.HTTPException) as e:
             raise StoreError(f"the class service does not answer ({type(e).__name__})") from None
 
-    def check(self, code: str) -> None:
-        self._call("GET", f"/classes/{code}")
+    def join(self, code: str, student: str) -> None:
+        self._call("POST", f"/classes/{code}/join", {"student": student})
 
     def post(self, event: dict) -> None:
         self._call("POST", "/events", event)
@@ -85,9 +100,9 @@ class Remote:
     def __init__(self, hub: Hub):
         self.hub, self.where = hub, hub.url
 
-    def _get(self, method: str, path: str) -> dict:
+    def _get(self, method: str, path: str, limit: int = 65536) -> dict:
         try:
-            return self.hub._call(method, path)
+            return self.hub._call(method, path, limit=limit)
         except EventError as e:
             raise StoreError(str(e)) from None
 
@@ -104,13 +119,17 @@ class Remote:
         return int(self._get("GET", f"/classes/{normal_code(code)}/count")["count"])
 
     def events(self, code: str) -> list[dict]:
-        return self._get("GET", f"/classes/{normal_code(code)}/events")["events"]
+        # a class's events: ~450 bytes each, at most store.MAX_ROWS of them
+        return self._get("GET", f"/classes/{normal_code(code)}/events", MAX_READ)["events"]
 
     def reset(self, code: str) -> int:
         return int(self._get("POST", f"/classes/{normal_code(code)}/reset")["dropped"])
 
     def close_class(self, code: str) -> None:
         self._get("POST", f"/classes/{normal_code(code)}/close")
+
+    def close(self) -> None:
+        """Nothing held open (each read is its own request)."""
 
 
 def source(folder=None):
@@ -142,8 +161,8 @@ class ClassLink:
     def __init__(self, destination, code: str, student: str | None = None, on_status=None):
         self.destination, self.code = destination, normal_code(code)
         self.student = normal_student(student) if student and student.strip() \
-            else f"student-{secrets.token_hex(2)}"
-        destination.check(self.code)                 # a wrong code is said at once
+            else f"student-{secrets.token_hex(3)}"
+        destination.join(self.code, self.student)    # a wrong code, a taken name: said at once
         self.sent = self.done = self.stored = 0
         self.notice = ""
         self._on_status = on_status
@@ -197,7 +216,10 @@ class ClassLink:
                     break
             notice = ""
             for event in batch:
-                notice = self._post(event) or notice
+                try:
+                    notice = self._post(event) or notice
+                except Exception as e:   # noqa: BLE001 — the thread must outlive any one answer
+                    notice = f"an answer was not kept ({type(e).__name__})"
             self._say(notice)              # one status update for the batch, then it counts done
             self.done += len(batch)
 

@@ -14,6 +14,7 @@ kernels send events here, with their own hub token (``JUPYTERHUB_API_TOKEN``); t
     c.Spawner.environment = {"BPV_CLASS_URL": "http://127.0.0.1:8000/services/backpropviz-class"}
 
 Requests (JSON; ``Authorization: token <hub token>``; at most 64 KB):
+    POST /classes/CODE/join          a student: claim a pseudonym in the class ({"student": NAME})
     POST /events                     a student: one event, sent under a pseudonym of their own
     GET  /classes/CODE               anyone with a hub token: {"code", "open"} (a code typed)
     GET  /classes                    teachers: every class
@@ -42,6 +43,17 @@ MAX_READ = 1024 * 1024           # what the server reads at all (the connection 
 GROUP_CACHE = 30.0               # seconds a teacher group's members are trusted
 
 
+class Refused(web.HTTPError):
+    """An HTTP error whose message (any language) goes in the JSON body, not the status line
+    (a reason phrase may only be Latin-1)."""
+
+    def __init__(self, status: int, message: str):
+        super().__init__(status)
+        self.message = message
+
+
+
+
 class Base(web.RequestHandler):
     """A request named by its hub token: ``self.user`` (the hub's user model) or a 403."""
 
@@ -52,11 +64,13 @@ class Base(web.RequestHandler):
         pass
 
     def write_error(self, status, **kwargs):
-        self.finish({"message": self._reason})
+        # the message travels in the body: a reason phrase may only be Latin-1 (tornado)
+        error = kwargs.get("exc_info", (None, None, None))[1]
+        self.finish({"message": getattr(error, "message", None) or self._reason})
 
     async def prepare(self):
         if len(self.request.body or b"") > MAX_BODY:
-            raise web.HTTPError(413, reason=f"a request is at most {MAX_BODY // 1024} KB")
+            raise Refused(413, f"a request is at most {MAX_BODY // 1024} KB")
         header = self.request.headers.get("Authorization", "")
         token = header.split(None, 1)[1] if header.lower().startswith(("token ", "bearer ")) \
             else ""
@@ -67,7 +81,7 @@ class Base(web.RequestHandler):
             except Exception:      # noqa: BLE001 — the hub refused or is unreachable
                 user = None
         if not user or user.get("kind", "user") != "user":
-            raise web.HTTPError(403, reason="a hub user's token is needed")
+            raise Refused(403, "a hub user's token is needed")
         self.user = user
 
     def owner(self) -> str:
@@ -76,21 +90,21 @@ class Base(web.RequestHandler):
 
     async def teacher(self):
         if not await self.app.is_teacher(self.user["name"]):
-            raise web.HTTPError(403, reason="only the class's teachers read or run classes")
+            raise Refused(403, "only the class's teachers read or run classes")
 
     def body(self) -> dict:
         try:
             return json.loads(self.request.body or b"{}")
-        except ValueError:
-            raise web.HTTPError(400, reason="the request is not JSON") from None
+        except (ValueError, RecursionError):
+            raise Refused(400, "the request is not JSON") from None
 
     def run(self, fn, *args):
         try:
             return fn(*args)
         except EventError as e:
-            raise web.HTTPError(400, reason=str(e)) from None
+            raise Refused(400, str(e)) from None
         except StoreError as e:
-            raise web.HTTPError(503, reason=str(e)) from None
+            raise Refused(503, str(e)) from None
 
 
 class Events(Base):
@@ -109,6 +123,17 @@ class Classes(Base):
         await self.teacher()
         self.set_status(201)
         self.finish({"code": self.run(self.app.store.open_class)})
+
+
+class Join(Base):
+    """A student claims a pseudonym in a class, before their first answer (its first user keeps
+    it: a name taken is said when they join)."""
+
+    def post(self, code):
+        code = self.run(normal_code, code)
+        student = self.body().get("student")
+        self.run(self.app.store.claim, code, student, self.owner())
+        self.finish({"code": code, "student": student})
 
 
 class OneClass(Base):
@@ -178,6 +203,7 @@ class App:
             (rf"{p}/classes/{code}", OneClass, kw),
             (rf"{p}/classes/{code}/events", ClassEvents, kw),
             (rf"{p}/classes/{code}/count", ClassCount, kw),
+            (rf"{p}/classes/{code}/join", Join, kw),
             (rf"{p}/classes/{code}/(reset|close)", ClassAction, kw),
         ])
 

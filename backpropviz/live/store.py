@@ -11,26 +11,29 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 import time
 from pathlib import Path
 
-from .events import EventError, new_code, normal_code, validate
+from .events import EventError, new_code, normal_code, normal_student, validate
 
 DB_NAME = "class.sqlite3"
 MAX_BYTES = 256 * 2**20            # the whole database: ~500,000 events
 PAGE = 4096
 BUSY_MS = 5000                     # a writer waits this long for another's lock
 MAX_ROWS = 500_000                 # events read for one view at most
+MAX_PER_STUDENT = 5000             # events one student may send to a class (a pass has ~20)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS classes (
-  code TEXT PRIMARY KEY, opened REAL NOT NULL, closed REAL);
+  code TEXT PRIMARY KEY, opened DOUBLE PRECISION NOT NULL, closed DOUBLE PRECISION);
 CREATE TABLE IF NOT EXISTS events (
   id TEXT PRIMARY KEY, code TEXT NOT NULL REFERENCES classes(code), student TEXT NOT NULL,
   fingerprint TEXT NOT NULL, view TEXT NOT NULL, step INTEGER NOT NULL, writes TEXT NOT NULL,
   kind TEXT NOT NULL, tag TEXT NOT NULL, outcome TEXT NOT NULL, slip TEXT, answer TEXT,
-  time REAL NOT NULL, received REAL NOT NULL);
+  time DOUBLE PRECISION NOT NULL, received DOUBLE PRECISION NOT NULL);
 CREATE INDEX IF NOT EXISTS events_by_class ON events (code, received);
+CREATE INDEX IF NOT EXISTS events_by_student ON events (code, student);
 CREATE TABLE IF NOT EXISTS owners (
   code TEXT NOT NULL, student TEXT NOT NULL, owner TEXT NOT NULL, PRIMARY KEY (code, student));
 """
@@ -43,10 +46,12 @@ class StoreError(Exception):
 
 
 class _SQLite:
-    """The store's database on this machine: sqlite3, WAL, synchronous=FULL, bounded in size."""
+    """The store's database on this machine: sqlite3, WAL, synchronous=FULL, bounded in size;
+    one connection, used by one thread at a time."""
 
     def __init__(self, path: Path):
         self.where = str(path)
+        self.lock = threading.Lock()
         self.db = sqlite3.connect(path, timeout=BUSY_MS / 1000, isolation_level=None,
                                   check_same_thread=False)
         for pragma in (f"busy_timeout = {BUSY_MS}", "journal_mode = WAL", "synchronous = FULL",
@@ -54,8 +59,9 @@ class _SQLite:
             self.db.execute(f"PRAGMA {pragma}")
 
     def run(self, sql: str, args: tuple = ()) -> tuple[int, list]:
-        cur = self.db.execute(sql, args)
-        return cur.rowcount, cur.fetchall()
+        with self.lock:
+            cur = self.db.execute(sql, args)
+            return cur.rowcount, cur.fetchall()
 
     def close(self):
         self.db.close()
@@ -96,8 +102,8 @@ class ClassStore:
                 self.folder = Path(url[len("sqlite:///"):]).parent if url else \
                     Path(folder).expanduser()
                 self.path = Path(url[len("sqlite:///"):]) if url else self.folder / DB_NAME
-                if create:
-                    self.folder.mkdir(parents=True, exist_ok=True)
+                if create and not self.folder.exists():
+                    self.folder.mkdir(parents=True)
                     os.chmod(self.folder, 0o700)          # the class's answers: its owner only
                 elif not self.path.is_file():
                     raise StoreError(f"no class store in {self.folder} (start one with "
@@ -163,18 +169,29 @@ class ClassStore:
         if not self.is_open(e["code"]):
             raise EventError(f"there is no open class {e['code']}")
         if owner is not None:
-            self._write("INSERT INTO owners (code, student, owner) VALUES (?, ?, ?) "
-                        "ON CONFLICT DO NOTHING", (e["code"], e["student"], owner))
-            mine = self._read("SELECT owner FROM owners WHERE code = ? AND student = ?",
-                              (e["code"], e["student"]))
-            if not mine or mine[0][0] != owner:
-                raise EventError(f"the name {e['student']!r} is another student's in this class: "
-                                 f"choose another")
+            self.claim(e["code"], e["student"], owner)
+        if self._read("SELECT count(*) FROM events WHERE code = ? AND student = ?",
+                      (e["code"], e["student"]))[0][0] >= MAX_PER_STUDENT:
+            raise EventError(f"{MAX_PER_STUDENT} answers from one student are all a class keeps")
         row = [e[f] for f in FIELDS[:-1]]
         row[FIELDS.index("answer")] = None if e["answer"] is None else json.dumps(e["answer"])
         return self._write(f"INSERT INTO events ({', '.join(FIELDS)}) VALUES "
                            f"({', '.join('?' * len(FIELDS))}) ON CONFLICT DO NOTHING",
                            (*row, time.time())) == 1
+
+    def claim(self, code: str, student: str, owner: str) -> None:
+        """The pseudonym ``student`` is ``owner``'s in the class (the first to claim it keeps it):
+        EventError if it is someone else's."""
+        code, student = normal_code(code), normal_student(student)
+        if not self.is_open(code):
+            raise EventError(f"there is no open class {code}")
+        self._write("INSERT INTO owners (code, student, owner) VALUES (?, ?, ?) "
+                    "ON CONFLICT DO NOTHING", (code, student, owner))
+        mine = self._read("SELECT owner FROM owners WHERE code = ? AND student = ?",
+                          (code, student))
+        if not mine or mine[0][0] != owner:
+            raise EventError(f"the name {student!r} is another student's in this class: choose "
+                             f"another")
 
     def events(self, code: str) -> list[dict]:
         """A class's events in the order they arrived (at most MAX_ROWS)."""
@@ -199,6 +216,7 @@ class ClassStore:
         n = self._write("DELETE FROM events WHERE received < ?", (cut,))
         self._write("DELETE FROM classes WHERE closed IS NOT NULL AND closed < ? AND code NOT IN "
                     "(SELECT DISTINCT code FROM events)", (cut,))
+        self._write("DELETE FROM owners WHERE code NOT IN (SELECT code FROM classes)", ())
         return n
 
     # --- the database, its errors in words ----------------------------------------------------------

@@ -6,6 +6,7 @@ still stuck; and the step the class is on (where most students' latest answer is
 """
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -50,24 +51,26 @@ class ClassSummary:
 
 def histogram(values: list[float], right: float | None, bins: int = BINS) -> list:
     """[(label, count, holds the right answer)]: one bar per value when there are few distinct
-    values (3 significant digits), else ``bins`` equal bins between the least and the greatest."""
+    values (as fnum writes them, 4 significant digits), else ``bins`` equal bins between the least
+    and the greatest (computed in halves, so ±1e308 do not overflow)."""
+    values = [float(v) for v in values if math.isfinite(v)]
     if not values:
         return []
-    keyed = Counter(float(fnum(v)) for v in values)
+    keyed = Counter(fnum(v) for v in values)
     if len(keyed) <= bins:
-        r = None if right is None else float(fnum(right))
-        return [(fnum(v), n, v == r) for v, n in sorted(keyed.items())]
+        r = None if right is None else fnum(right)
+        return [(v, n, v == r) for v, n in sorted(keyed.items(), key=lambda kv: float(kv[0]))]
     lo, hi = min(values), max(values)
-    width = (hi - lo) / bins
+    half = hi / 2 - lo / 2                       # > 0: more than `bins` distinct values
+    at = lambda v: min(bins - 1, max(0, int((v / 2 - lo / 2) / half * bins)))
     counts = [0] * bins
     for v in values:
-        counts[min(bins - 1, int((v - lo) / width))] += 1
-    out = []
-    for i, n in enumerate(counts):
-        a, b = lo + i * width, lo + (i + 1) * width
-        holds = right is not None and (a <= right < b or (i == bins - 1 and right == b))
-        out.append((f"{fnum(a)} to {fnum(b)}", n, holds))
-    return out
+        counts[at(v)] += 1
+    mark = None if right is None or not math.isfinite(right) or not lo <= right <= hi \
+        else at(right)
+    edge = lambda i: lo * (1 - i / bins) + hi * (i / bins)      # finite for any finite lo, hi
+    return [(f"{fnum(edge(i))} to {fnum(edge(i + 1))}", n, i == mark)
+            for i, n in enumerate(counts)]
 
 
 def summarize(events: list[dict]) -> ClassSummary:
@@ -75,7 +78,10 @@ def summarize(events: list[dict]) -> ClassSummary:
     others are counted in ``left_out``."""
     if not events:
         return ClassSummary(0, 0, None, [])
-    (fp, view), _ = Counter((e["fingerprint"], e["view"]) for e in events).most_common(1)[0]
+    # the network and view most students answer about (one student's many events count once)
+    by_students = Counter(dict.fromkeys((e["fingerprint"], e["view"], e["student"])
+                                        for e in events).keys())
+    (fp, view), _ = Counter((f, v) for f, v, _ in by_students).most_common(1)[0]
     mine = [e for e in events if e["fingerprint"] == fp and e["view"] == view]
     by_step: dict[int, list[dict]] = {}
     for e in mine:
@@ -86,7 +92,8 @@ def summarize(events: list[dict]) -> ClassSummary:
     steps = []
     for k in sorted(by_step):
         evs = by_step[k]
-        s = StepSummary(k, evs[0]["writes"], evs[0]["kind"], evs[0]["tag"])
+        common = lambda key: Counter(e[key] for e in evs).most_common(1)[0][0]
+        s = StepSummary(k, common("writes"), common("kind"), common("tag"))
         per_student: dict[str, list[dict]] = {}
         for e in evs:
             per_student.setdefault(e["student"], []).append(e)

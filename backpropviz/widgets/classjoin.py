@@ -10,6 +10,7 @@ import ipywidgets as ipw
 
 from ..core.errors import BackpropError
 from ..live.link import ClassLink, from_environment
+from ..live.store import StoreError
 from .base import button
 
 
@@ -48,7 +49,7 @@ class ClassJoin(ipw.HBox):
         try:
             link = ClassLink(self.destination, self.code.value, self.name.value,
                              on_status=self._show)
-        except BackpropError as e:
+        except (BackpropError, StoreError) as e:
             self._show(f"not joined: {e}", error=True)
             return
         self.link = link

@@ -20,6 +20,7 @@ from .classjoin import fingerprint
 from .pagestyle import HERE, PageStyle
 
 REFRESH = 1.5          # seconds between reads of the store
+ARMED_S = 10.0         # reset / close class: the second press within this many seconds
 
 
 class TeacherStyle(PageStyle):
@@ -103,32 +104,55 @@ class TeacherView(ipw.VBox):
                 self._task = None
 
     async def _loop(self):
+        """Every ``every`` seconds: read the store off the kernel's event loop (a slow hub or a
+        locked database must not freeze the page), then draw. Nothing stops it but close()."""
+        loop = asyncio.get_running_loop()
         while True:
             await asyncio.sleep(self.every)
-            self.update()
+            try:
+                read = await loop.run_in_executor(None, self._read, False)
+                self._apply(read)
+            except Exception as e:       # noqa: BLE001 — said on the page; the loop goes on
+                self._problem(e)
 
     # --- reading the class ----------------------------------------------------------------------
     def update(self, force: bool = False) -> bool:
-        """Read the store; redraw if anything arrived. False (and a message) if it cannot be read."""
+        """Read the store and redraw if anything arrived; False, and the reason on the page, if
+        the class cannot be read or drawn now (the last good view stays)."""
         try:
-            n = self.store.count(self.code)
-            if n == self.count and not force:
-                self._title()
-                return True
-            events = self.store.events(self.code)
-        except StoreError as e:
-            self.message.value = f'<span role="alert">{_e(e)}</span>'
+            self._apply(self._read(force))
+            return True
+        except Exception as e:           # noqa: BLE001
+            self._problem(e)
             return False
-        self.count, self.summary = n, summarize(events)
-        self._events = events
-        self._draw()
-        return True
+
+    def _read(self, force: bool) -> tuple:
+        """(count, events or None when nothing arrived, open?): the store's calls, in one place."""
+        n = self.store.count(self.code)
+        events = self.store.events(self.code) if force or n != self.count else None
+        return n, events, self.store.is_open(self.code)
+
+    def _apply(self, read: tuple) -> None:
+        n, events, self._open = read
+        if events is not None:
+            self.count, self.summary, self._events = n, summarize(events), events
+            self._draw()
+        else:
+            self._title()
+        if "bpv-t-problem" in self.message.value:
+            self.message.value = ""          # read again: the problem said before is over
+
+    def _problem(self, e: Exception) -> None:
+        said = str(e) if isinstance(e, (StoreError, BackpropError)) else \
+            f"the class could not be read ({type(e).__name__})"
+        self.message.value = f'<span role="alert" class="bpv-t-problem">{_e(said)}</span>'
 
     def _title(self):
         s = self.summary
-        closed = not self.store.is_open(self.code)
+        closed = not getattr(self, "_open", True)
         self.title.value = (f"<b>class {_e(self.code)}</b>{' (closed)' if closed else ''} · "
-                            f"{_n(s.students if s else 0, 'student')} · {_n(s.events if s else 0, 'answer')} · "
+                            f"{_n(s.students if s else 0, 'student')} · "
+                            f"{_n(s.events if s else 0, 'answer')} · "
                             f"read {time.strftime('%H:%M:%S')}")
 
     def _draw(self):
@@ -209,10 +233,18 @@ class TeacherView(ipw.VBox):
 
     # --- the teacher's buttons ------------------------------------------------------------------
     def open_step(self, k) -> None:
+        """Show step k in the teacher's Stepper, in the view the class answered in."""
         if self.stepper is None or k is None:
             return
-        self.stepper.model.go(int(k))
-        self.message.value = f'<span role="status">your Stepper shows step {int(k)}</span>'
+        m, view = self.stepper.model, self.summary.view if self.summary else None
+        note = ""
+        if view in ("modules", "scalar circuit") and m.granularity != view:
+            m.set_granularity(view)
+        elif view == "expanded":
+            note = " (the class answered with a module expanded: open that module to match)"
+        m.go(int(k))
+        self.message.value = (f'<span role="status">your Stepper shows step {int(k)}'
+                              f"{_e(note)}</span>")
 
     def _projector(self):
         if self.projector.value:
@@ -223,8 +255,9 @@ class TeacherView(ipw.VBox):
         self._draw() if self.summary is not None else None
 
     def _twice(self, what: str):
-        if self._armed != what:
-            self._armed = what
+        armed = self._armed
+        if armed is None or armed[0] != what or time.monotonic() - armed[1] > ARMED_S:
+            self._armed = (what, time.monotonic())
             self.message.value = (f'<span role="alert">press {what} again to '
                                   f'{"forget every answer of" if what == "reset" else "close"} '
                                   f"class {_e(self.code)}</span>")
@@ -245,4 +278,6 @@ class TeacherView(ipw.VBox):
     def close(self):
         if self._task is not None:
             self._task.cancel()
+        if self.store is not None:
+            self.store.close()
         super().close()
