@@ -464,11 +464,12 @@ def _parsers() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentPars
 
 
 # --- a class's live view (backpropviz/live) -------------------------------------------------------
-def open_class(folder) -> str:
-    """The open class of the store in folder (made, with a new class, if there is none)."""
+def open_class(folder, create: bool = True) -> str:
+    """The open class of the store in folder (made, with a new class, if there is none; without
+    ``create``, a folder without a store is an error: a mistyped folder makes no new class)."""
     from .live.store import ClassStore, StoreError
     try:
-        store = ClassStore(folder, create=True)
+        store = ClassStore(folder, create=create)
         store.forget_before(RETENTION_DAYS * 86400)       # the README's promise: 30 days
         open_now = [c["code"] for c in store.classes() if c["closed"] is None]
         code = open_now[-1] if open_now else store.open_class()
@@ -514,7 +515,7 @@ def teacher_command(lessons: Path, args: list[str]) -> list[str]:
 
 
 def teacher(ns, extra: list[str]) -> int:
-    code = ns.code or open_class(ns.class_dir)
+    code = ns.code or open_class(ns.class_dir, create=False)
     report(ns.lessons, copy_lessons(ns.lessons, teacher=True), True, brief=True)
     os.environ["BPV_CLASS_DIR"] = str(Path(ns.class_dir).expanduser().resolve())
     os.environ["BPV_CLASS_CODE"] = code

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -300,3 +301,21 @@ def test_a_histogram_of_extreme_numbers_neither_overflows_nor_fails():
     bars = histogram([1e308, -1e308, float("nan")] + list(range(9)), right=1e308)
     assert sum(n for _, n, _ in bars) == 11 and "inf" not in " ".join(b for b, _, _ in bars)
     assert bars[-1][2] and histogram([0.5] * 5, 0.5) == [("0.5", 5, True)]
+
+
+def test_the_class_commands(tmp_path, capsys):
+    from backpropviz import cli
+    folder = tmp_path / "class"
+    assert cli.main(["class", "open", str(folder)]) == 0
+    code = re.search(r"class (\w{6}) is open", capsys.readouterr().out).group(1)
+    assert cli.main(["class", "list", str(folder)]) == 0
+    assert f"{code}  open" in capsys.readouterr().out
+    assert cli.main(["class", "close", str(folder), code.lower()]) == 0
+    assert cli.main(["class", "list", str(folder)]) == 0
+    assert f"{code}  closed" in capsys.readouterr().out
+    assert cli.main(["class", "forget", str(folder), "--days", "0"]) == 0
+    assert cli.main(["class", "list", str(tmp_path / "typo")]) == 2
+    assert "no class store" in capsys.readouterr().err
+    with pytest.raises(cli.CommandError, match="no class store"):
+        cli.open_class(tmp_path / "typo", create=False)     # `teacher` on a mistyped folder
+    assert not (tmp_path / "typo").exists()
