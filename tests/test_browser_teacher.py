@@ -100,6 +100,8 @@ def test_a_student_joins_and_the_teacher_sees_the_answers_arrive(browser, classr
         teacher.wait_for_function("(n) => document.querySelector('.bpv-t-title').innerText"
                                   ".includes(n + ' answers')", arg=before + 2)
         seen = time.monotonic() - t0
+        teacher.wait_for_function("() => document.querySelector('.bpv-t-card').innerText"
+                                  ".includes('the class is on step')")   # its own widget
         card = teacher.inner_text(".bpv-t-card")
         assert "the class is on step" in card and "wrong shape: 1" in card, card
         assert "revealed 1" in re.sub(r"\s+", " ", card)

@@ -156,13 +156,13 @@ class TeacherView(ipw.VBox):
                             f"read {time.strftime('%H:%M:%S')}")
 
     def _draw(self):
-        self._title()
         s = self.summary
         cur = s.step(s.current) if s.current is not None else None
         self.now.value = self._now_html(cur, s)
         self.open_now.layout.display = "none" if (cur is None or self.stepper is None) else ""
         self._table(s)
         self.students.value = "" if self.projector.value else self._students_html()
+        self._title()                    # last: when the count shows, what it counts is shown
 
     def _now_html(self, st: StepSummary | None, s: ClassSummary) -> str:
         if st is None:
