@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import backpropviz as bpv
+from helpers import nbgrader_course
 from backpropviz.display import draw
 from backpropviz.core import rules as R
 from backpropviz.teach.exercise import MARK_LABEL, CheckReport
@@ -466,41 +467,15 @@ def test_a_network_of_the_learners_modules_equals_the_builtin_one():
 
 # --- the exercise lesson under nbgrader -----------------------------------------------------------
 
-def _nbgrader(course: Path, home: Path, *args):
-    """The nbgrader CLI in the course directory, reading only the course's nbgrader_config.py (no
-    config, data or runtime directory of the user's)."""
-    env = {**os.environ, "HOME": str(home), "JUPYTER_CONFIG_DIR": str(home / "config"),
-           "JUPYTER_DATA_DIR": str(home / "data"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-           "IPYTHONDIR": str(home / "ipython"), "JUPYTER_CONFIG_PATH": str(home / "config"),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    env.pop("JUPYTER_PATH", None)
-    done = subprocess.run([sys.executable, "-m", "nbgrader", *args], cwd=course, env=env,
-                          capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
-    return done
-
-
 @pytest.mark.slow
 def test_nbgrader_releases_without_solutions_and_grades_solved_full_unanswered_not(tmp_path):
     pytest.importorskip("nbgrader")
     import nbformat
     from nbgrader.api import Gradebook
 
-    course, home = tmp_path / "course", tmp_path / "home"
-    (course / "source" / "ps1").mkdir(parents=True)
-    home.mkdir()
-    db = f"sqlite:///{course / 'gradebook.db'}"
-    # the course configuration the teacher's guide gives (classroom/nbgrader_config.py)
-    (course / "nbgrader_config.py").write_text(
-        (ROOT / "classroom" / "nbgrader_config.py").read_text() + textwrap.dedent(f"""
-        c.CourseDirectory.course_id = "backpropviz"
-        c.CourseDirectory.root = {str(course)!r}
-        c.CourseDirectory.db_url = {db!r}
-    """))
+    course, nbgrader = nbgrader_course(tmp_path)
     teacher = ROOT / "notebooks" / "05_exercises.ipynb"
-    shutil.copy(teacher, course / "source" / "ps1")
-
-    _nbgrader(course, home, "generate_assignment", "ps1")
+    nbgrader("generate_assignment", "ps1")
     released = course / "release" / "ps1" / "05_exercises.ipynb"
     text = released.read_text()
     assert "BEGIN SOLUTION" not in text and "END SOLUTION" not in text
@@ -528,9 +503,9 @@ def test_nbgrader_releases_without_solutions_and_grades_solved_full_unanswered_n
             shutil.copy(nb, target)
         else:
             nbformat.write(nb, target)
-    _nbgrader(course, home, "autograde", "ps1")
+    nbgrader("autograde", "ps1")
 
-    with Gradebook(db) as gb:
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}") as gb:
         scores = {s: (gb.find_submission("ps1", s).score, gb.find_submission("ps1", s).max_score)
                   for s in ("solved", "blank", "partial")}
         by_cell = {g.name: g.score for g in

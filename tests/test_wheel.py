@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 
 from backpropviz import cli
+from helpers import nbgrader_course
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
@@ -189,24 +190,8 @@ def test_the_lessons_are_found_in_the_checkout():
 def test_the_student_copy_of_the_exercises_is_nbgraders_release(tmp_path):
     """What `nbgrader generate_assignment` releases, cell for cell: sources, outputs, locks."""
     pytest.importorskip("nbgrader")
-    course, home = tmp_path / "course", tmp_path / "home"
-    (course / "source" / "ps1").mkdir(parents=True)
-    home.mkdir()
-    # the course configuration the teacher's guide gives (classroom/nbgrader_config.py)
-    (course / "nbgrader_config.py").write_text(
-        (ROOT / "classroom" / "nbgrader_config.py").read_text() + textwrap.dedent(f"""
-        c.CourseDirectory.course_id = "backpropviz"
-        c.CourseDirectory.root = {str(course)!r}
-        c.CourseDirectory.db_url = {f"sqlite:///{course / 'gradebook.db'}"!r}
-    """))
-    shutil.copy(ROOT / "notebooks" / "05_exercises.ipynb", course / "source" / "ps1")
-    env = {**os.environ, "HOME": str(home), "JUPYTER_CONFIG_DIR": str(home / "config"),
-           "JUPYTER_DATA_DIR": str(home / "data"), "JUPYTER_RUNTIME_DIR": str(home / "runtime"),
-           "IPYTHONDIR": str(home / "ipython"), "JUPYTER_CONFIG_PATH": str(home / "config"),
-           "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
-    env.pop("JUPYTER_PATH", None)
-    _ok(_run([sys.executable, "-m", "nbgrader", "generate_assignment", "ps1"], cwd=course,
-             env=env))
+    course, nbgrader = nbgrader_course(tmp_path)
+    nbgrader("generate_assignment", "ps1")
     released = json.loads((course / "release" / "ps1" / "05_exercises.ipynb").read_text())
     ours = json.loads(cli.lesson_files()["05_exercises.ipynb"])
 
