@@ -319,3 +319,22 @@ def test_the_class_commands(tmp_path, capsys):
     with pytest.raises(cli.CommandError, match="no class store"):
         cli.open_class(tmp_path / "typo", create=False)     # `teacher` on a mistyped folder
     assert not (tmp_path / "typo").exists()
+
+
+def test_the_teachers_view_refreshes_without_leaving_widgets_behind(store):
+    import ipywidgets as ipw
+    code = store.open_class()
+    net = bpv.mlp([2, 3, 1], activation="sigmoid", loss="logistic", seed=0)
+    view = bpv.TeacherView(store.folder, code, refresh=0,
+                           stepper=bpv.Stepper(net, np.array([1.0, -2.0]), 1.0))
+    for i in range(3):
+        store.add(event(code, student=f"s{i}", step=7 + i % 2))
+        view.update()
+    before = len(ipw.Widget.widgets)
+    for i in range(20):                       # more answers at the same steps: nothing new
+        store.add(event(code, student=f"t{i}", step=7 + i % 2))
+        assert view.update()
+    assert len(ipw.Widget.widgets) == before and view.summary.events == 23
+    assert [r.children[1].description for r in view.table.children[1:]] == ["open 7", "open 8"]
+    view.close()
+    assert len(ipw.Widget.widgets) < before

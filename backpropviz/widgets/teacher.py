@@ -15,7 +15,7 @@ from ..live.events import normal_code
 from ..live.link import source
 from ..live.store import StoreError
 from ..live.summary import ClassSummary, StepSummary, summarize
-from .base import button
+from .base import button, close_tree
 from .classjoin import fingerprint
 from .pagestyle import HERE, PageStyle
 
@@ -85,7 +85,11 @@ class TeacherView(ipw.VBox):
                           self.students])
         self.add_class("bpv-teacher")
         self._armed = None
-        self._rows: dict[int, ipw.Button] = {}
+        self._rows: dict[int, tuple] = {}           # step → (its text, its row)
+        self._head = ipw.HTML('<div class="bpv-t-row bpv-t-head" role="row"><span>step</span>'
+                              "<span>computes</span><span>answered</span><span>right first"
+                              "</span><span>most common slip</span><span>stuck</span><span>"
+                              "</span></div>")
         self.projector.observe(lambda _: self._projector(), names="value")
         self.reset_btn.on_click(lambda _: self._twice("reset"))
         self.close_btn.on_click(lambda _: self._twice("close"))
@@ -195,27 +199,31 @@ class TeacherView(ipw.VBox):
                 f"<h4>numbers typed (first entry)</h4>{bars}</div></div>{left}</div>")
 
     def _table(self, s: ClassSummary):
-        head = ipw.HTML('<div class="bpv-t-row bpv-t-head" role="row"><span>step</span>'
-                        "<span>computes</span><span>answered</span><span>right first</span>"
-                        "<span>most common slip</span><span>stuck</span><span></span></div>")
-        rows = [head]
+        """One row per step, made once and then only given new text (a refresh every 1.5 s must
+        not leave widgets behind in the kernel)."""
         for st in s.steps:
             slip = f"{st.slips[0][0]} ({st.slips[0][1]})" if st.slips else "–"
             here = " bpv-t-here" if st.step == s.current else ""
-            cells = ipw.HTML(f'<div class="bpv-t-row{here}" role="row"><span>{st.step}</span>'
-                             f"<span>{_e(st.writes)} {_e(st.tag)}</span><span>{st.answered}"
-                             f"</span><span>{_pct(st.share_right_first)}</span>"
-                             f"<span>{_e(slip)}</span><span>{st.stuck}</span></div>")
+            cells, _ = self._row(st.step)
+            cells.value = (f'<div class="bpv-t-row{here}" role="row"><span>{st.step}</span>'
+                           f"<span>{_e(st.writes)} {_e(st.tag)}</span><span>{st.answered}"
+                           f"</span><span>{_pct(st.share_right_first)}</span>"
+                           f"<span>{_e(slip)}</span><span>{st.stuck}</span></div>")
+        rows = [self._head] + [self._row(st.step)[1] for st in s.steps]
+        if list(self.table.children) != rows:
+            self.table.children = rows
+
+    def _row(self, k: int) -> tuple:
+        """Step k's row: its text, and the box that holds it with its 'open k' button."""
+        if k not in self._rows:
+            cells = ipw.HTML()
             parts = [cells]
             if self.stepper is not None:
-                if st.step not in self._rows:
-                    b = button(f"open {st.step}", f"show step {st.step} in your own Stepper",
-                               "bpv-t-open")
-                    b.on_click(lambda _, k=st.step: self.open_step(k))
-                    self._rows[st.step] = b
-                parts.append(self._rows[st.step])
-            rows.append(ipw.HBox(parts, layout=ipw.Layout(align_items="center")))
-        self.table.children = rows
+                b = button(f"open {k}", f"show step {k} in your own Stepper", "bpv-t-open")
+                b.on_click(lambda _, k=k: self.open_step(k))
+                parts.append(b)
+            self._rows[k] = (cells, ipw.HBox(parts, layout=ipw.Layout(align_items="center")))
+        return self._rows[k]
 
     def _students_html(self) -> str:
         latest: dict[str, dict] = {}
@@ -280,4 +288,7 @@ class TeacherView(ipw.VBox):
             self._task.cancel()
         if self.store is not None:
             self.store.close()
+        seen = {id(self)}
+        for w in [*self.children, *(box for _, box in self._rows.values())]:
+            close_tree(w, seen)            # a VBox's close() leaves its children open
         super().close()
