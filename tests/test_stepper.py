@@ -828,12 +828,12 @@ def test_enter_checks_the_answer_once():
     assert not s.answer.continuous_update
     s.answer.value = "[5]"                              # Enter
     s.click("check")
-    assert "✘" in s.feedback.value and s.predict_box.tries[k] == 1
+    assert "✘" in s.feedback.value and s.model.tries(k) == 1
     want = s.model.trace[s.model.trace.specs[k - 1].writes]
     s.answer.value = str(np.ravel(want).tolist())        # Enter: right, and on to step k
     assert s.step == k and "✔" in s.feedback.value
     s.click("check")                                    # the same click's button event
-    assert "✔" in s.feedback.value and not s.predict_box.tries.get(k + 1)
+    assert "✔" in s.feedback.value and not s.model.tries(k + 1)
 
 
 def test_the_widget_takes_any_step_asked_for_or_says_why():

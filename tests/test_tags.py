@@ -259,7 +259,7 @@ def test_the_predict_box_asks_in_the_notation_shown():
     s.model.go(10)
     s.predict_box.refresh("step")
     assert "∂J/∂a[2]</b> (Algorithm 3 (7.79), k = 2)" in s.predict_box.prompt.value
-    s.predict_box.tries[11] = 1
+    s.model.check_prediction("[1, 2, 3, 4]", 11)          # a wrong try shows the line's rule
     s.predict_box.refresh("step")
     assert "∂J/∂a[2]</b> = W[3]ᵀ ∂J/∂z[3] (7.79)" in s.predict_box.prompt.value
     s.model.set_notation("modules")

@@ -12,8 +12,8 @@ import re
 import secrets
 
 from ..core.errors import BackpropError
+from ..teach.stepper import OUTCOMES, PREDICTED as KINDS
 
-OUTCOMES = ("right first time", "right after a hint", "wrong", "revealed")
 VIEWS = ("modules", "scalar circuit", "expanded")
 MAX_BYTES = 4096                 # one event as JSON
 MAX_ANSWER = 64                  # numbers of an answer kept (a histogram needs the first)
@@ -22,7 +22,6 @@ STUDENT = re.compile(r"^[\w .'-]{1,32}$")      # a pseudonym: letters, digits, s
 EVENT_ID = re.compile(r"^[0-9a-f]{32}$")
 FINGERPRINT = re.compile(r"^[0-9a-f]{16}$")
 TEXT = {"writes": 64, "kind": 8, "tag": 24, "slip": 48}
-KINDS = ("B1", "B2", "acc")                     # the steps a learner predicts
 # what the teacher's page shows of an event is its shape, not free text a student could fill:
 WRITES = re.compile(r"∂J/∂[\w\[\].,′]{1,40}( via M_[\w.]{1,12}( \(\d{1,3}\))?)?")
 TAG = re.compile(r"[()§\w.′]{1,24}")

@@ -8,6 +8,7 @@ a prediction) live here and in rebuild.py and hints.py, where they are tested wi
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -21,9 +22,22 @@ from .rebuild import Rebuilder, parse_array
 from ..core.trace import Trace
 from ..display.text import inline
 
-__all__ = ["StepperModel", "parse_array", "step_number", "GRANULARITIES"]
+__all__ = ["StepperModel", "Predictions", "parse_array", "step_number", "GRANULARITIES", "OUTCOMES",
+           "PREDICTED"]
 
 GRANULARITIES = ("modules", "scalar circuit")
+PREDICTED = ("B1", "B2", "acc")       # the kinds of step a learner predicts
+# how an attempt at a step went (a class's events carry it: live/events.py)
+OUTCOMES = ("right first time", "right after a hint", "wrong", "revealed")
+
+
+@dataclass
+class Predictions:
+    """Predict mode in one view: the steps revealed (checked right or shown), the wrong tries per
+    step, and how each revealed step went (an outcome other than "wrong")."""
+    revealed: set = field(default_factory=set)
+    wrong: dict = field(default_factory=dict)
+    outcome: dict = field(default_factory=dict)
 
 
 def step_number(k, n: int) -> int:
@@ -64,9 +78,8 @@ class StepperModel:
         self.error = ""
         self.step = 0
         self.notation = NOTATIONS[0]
-        self._revealed: dict = {}     # view (a trace) → its steps whose prediction was revealed
+        self._predicted: dict = {}    # view (a trace) → its Predictions
         self._observers = []
-        self._wrong: dict = {}        # view (a trace) → step → wrong predictions so far
         self._attempt_listeners = []
         self.rebuilder: Rebuilder | None = None
         self.granularity = GRANULARITIES[0]
@@ -338,7 +351,7 @@ class StepperModel:
             except BackpropError as e:
                 self.expanded = None
                 self.error = f"rebuilt, shown as modules: {e}"
-        self._revealed, self._wrong = {}, {}
+        self._predicted = {}
         if self.in_circuit:                          # the circuit of the new pass
             from ..theory.circuit import to_circuit
             try:
@@ -353,22 +366,29 @@ class StepperModel:
 
     # --- predict, then reveal -----------------------------------------------------------------------
     @property
+    def predictions(self) -> Predictions:
+        """What the learner did in the view shown: each view (modules, the circuit, one module
+        expanded) keeps its own, as its steps are its own."""
+        return self._predicted.setdefault(self.trace, Predictions())
+
+    @property
     def revealed(self) -> set[int]:
-        """The steps of the view shown whose prediction was checked right or revealed: each view
-        (modules, the circuit, one module expanded) keeps its own, as its steps are its own."""
-        return self._revealed.setdefault(self.trace, set())
+        """The steps of the view shown whose prediction was checked right or revealed."""
+        return self.predictions.revealed
+
+    def tries(self, k: int) -> int:
+        """Wrong predictions of step k so far, in the view shown."""
+        return self.predictions.wrong.get(k, 0)
 
     def _forget_other_views(self):
-        """Keep the revealed steps of the views one can switch back to, and drop the rest."""
+        """Keep the predictions of the views one can switch back to, and drop the rest."""
         keep = (self.module_trace, self.circuit_trace, self.trace)
-        self._revealed = {t: r for t, r in self._revealed.items() if any(t is k for k in keep)}
-        self._wrong = {t: w for t, w in self._wrong.items() if any(t is k for k in keep)}
-
+        self._predicted = {t: p for t, p in self._predicted.items() if any(t is k for k in keep)}
 
     def needs_prediction(self, k: int) -> bool:
         """Steps a learner predicts before they are shown: the backward rules (B1), (B2), sums."""
         k = step_number(k, self.n)
-        return 1 <= k <= self.n and self.trace.specs[k - 1].kind in ("B1", "B2", "acc") \
+        return 1 <= k <= self.n and self.trace.specs[k - 1].kind in PREDICTED \
             and k not in self.revealed
 
     def check_prediction(self, text: str, k: int | None = None) -> tuple[bool, str]:
@@ -387,19 +407,17 @@ class StepperModel:
                 got.ndim <= 1 or got.shape == (want.size, 1)):
             # 0.5 and [0.5] mean the same for a 1-vector; a vector may be typed as a column
             got = got.reshape(want.shape)
-        wrong = self._wrong.setdefault(self.trace, {})
         if close(got, want):
             first = k not in self.revealed
             self.revealed.add(k)
             self._changed("revealed")
             if first:
-                self._attempt(k, "right after a hint" if wrong.get(k) else "right first time",
-                              None, got)
+                self._attempt(k, OUTCOMES[1] if self.tries(k) else OUTCOMES[0], None, got)
             return True, f"Right: {K.text(spec.writes)} = {inline(want)} {spec.tag}"
         slip, said = diagnose(self.trace, spec, got)
         if k not in self.revealed:
-            wrong[k] = wrong.get(k, 0) + 1
-            self._attempt(k, "wrong", slip, got)
+            self.predictions.wrong[k] = self.tries(k) + 1
+            self._attempt(k, OUTCOMES[2], slip, got)
         return False, said
 
     def reveal(self, k: int | None = None):
@@ -408,12 +426,10 @@ class StepperModel:
             first = k not in self.revealed
             self.revealed.add(k)
             self._changed("revealed")
-            if first and self.trace.specs[k - 1].kind in ("B1", "B2", "acc"):
-                self._attempt(k, "revealed", None, None)
+            if first and self.trace.specs[k - 1].kind in PREDICTED:
+                self._attempt(k, OUTCOMES[3], None, None)
 
     # --- attempts, for a class's live view (live/): what was predicted where, and how it went ------
-    OUTCOMES = ("right first time", "right after a hint", "wrong", "revealed")
-
     def on_attempt(self, fn) -> None:
         """Call fn(attempt) after each checked prediction or reveal of a step not yet revealed:
         a dict with the view, step, what it writes, the rule's kind and tag, the outcome (one of
@@ -421,6 +437,8 @@ class StepperModel:
         self._attempt_listeners.append(fn)
 
     def _attempt(self, k: int, outcome: str, slip: str | None, got) -> None:
+        if outcome != OUTCOMES[2]:
+            self.predictions.outcome[k] = outcome
         spec = self.trace.specs[k - 1]
         attempt = {"view": self.granularity if self.expanded is None else "expanded",
                    "step": k, "writes": K.text(spec.writes), "kind": spec.kind,

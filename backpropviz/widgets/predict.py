@@ -11,6 +11,7 @@ from ..core import keys as K
 from ..core.errors import shape_str
 from ..display.presentation import algorithm3_line, rhs
 from ..teach.hints import tolerance_text
+from ..teach.stepper import OUTCOMES
 from .base import NO_MATH, button, shown_in_widget
 from .classjoin import ClassJoin
 from .parts import StepperPart
@@ -40,8 +41,6 @@ class PredictBox(ipw.VBox, StepperPart):
         self.join = ClassJoin(self.model)      # shown only where the server keeps a class
         super().__init__([self.predict_toggle, self.join, self.feedback, self.ask])
         self.add_class("bpv-predict")
-        self.tries: dict[int, int] = {}
-        self.outcome: dict[int, str] = {}     # step → "first", "hint" (after a wrong try), "revealed"
         self.check_btn.on_click(self._on_check)
         # the answer reaches the kernel on Enter (or when the box is left): it is checked then,
         # once; the check button checks what is typed if that was not checked yet
@@ -66,11 +65,7 @@ class PredictBox(ipw.VBox, StepperPart):
             return      # checked already (Enter, then the button), or right a moment ago
         self._checked = (k, self.answer.value)
         self.say("")
-        ok, msg = m.check_prediction(self.answer.value)
-        if not ok:
-            self.tries[k] = self.tries.get(k, 0) + 1
-        else:
-            self.outcome.setdefault(k, "first" if not self.tries.get(k) else "hint")
+        ok, msg = m.check_prediction(self.answer.value)     # the model keeps tries and outcomes
         self.feedback.value = (f'<span style="color:{"#1a7f37" if ok else "#b3261e"}">'
                                f"{'✔' if ok else '✘'} {html.escape(msg)}</span>")
         if ok:
@@ -81,7 +76,6 @@ class PredictBox(ipw.VBox, StepperPart):
 
     @shown_in_widget
     def _on_reveal(self, _):
-        self.outcome.setdefault(self.model.step + 1, "revealed")
         self.model.reveal()
         self.answer.value = ""
         self.feedback.value = ""
@@ -89,14 +83,13 @@ class PredictBox(ipw.VBox, StepperPart):
 
     def score_html(self) -> str:
         return (f'<div class="bpv-score" role="status" style="font-weight:bold">'
-                f"{html.escape(_score(self.outcome))}</div>")
+                f"{html.escape(_score(self.model.predictions.outcome))}</div>")
 
     def refresh(self, what):
         m = self.model
         if what == "trace":
             self.feedback.value = ""             # it was about the old trace
-            self.tries, self.outcome = {}, {}
-        if self.predict_toggle.value and m.step == m.n and self.outcome and \
+        if self.predict_toggle.value and m.step == m.n and m.predictions.outcome and \
                 "bpv-score" not in self.feedback.value:
             self.feedback.value += self.score_html()
         # joining a class is for a student predicting (not for the teacher's own Stepper)
@@ -114,12 +107,12 @@ class PredictBox(ipw.VBox, StepperPart):
             lhs = html.escape(line.writes)
             at = f", k = {line.k}" if line.k is not None else ""
             rule = (f" = {html.escape(line.formula.split(' = ', 1)[-1])} {html.escape(line.tag)}"
-                    if self.tries.get(k) else f" (Algorithm 3 {html.escape(line.tag)}{at})")
+                    if m.tries(k) else f" (Algorithm 3 {html.escape(line.tag)}{at})")
         else:
             lhs = html.escape(K.text(spec.writes))
             # the rule is shown after a first wrong try: first the learner recalls it
             rule = (f" = {html.escape(rhs(m.trace, spec))} {html.escape(spec.tag)}"
-                    if self.tries.get(k) else f" {html.escape(spec.rule.label)}")
+                    if m.tries(k) else f" {html.escape(spec.rule.label)}")
         self.prompt.value = (f"<span {NO_MATH}>predict <b>{lhs}</b>{rule} "
                              f"(shape {html.escape(shape_str(want))}; "
                              f"{html.escape(tolerance_text())}):</span>")
@@ -127,10 +120,11 @@ class PredictBox(ipw.VBox, StepperPart):
 
 
 def _score(outcome: dict) -> str:
+    """The end of a pass in predict mode: how many steps went each way (StepperModel outcomes)."""
     n = len(outcome)
-    c = {k: sum(1 for v in outcome.values() if v == k) for k in ("first", "hint", "revealed")}
-    return (f"Done: {n} prediction{'s' * (n != 1)}: {c['first']} right first time, "
-            f"{c['hint']} after a hint, {c['revealed']} revealed.")
+    c = {o: sum(1 for v in outcome.values() if v == o) for o in OUTCOMES if o != "wrong"}
+    return (f"Done: {n} prediction{'s' * (n != 1)}: {c[OUTCOMES[0]]} right first time, "
+            f"{c[OUTCOMES[1]]} after a hint, {c[OUTCOMES[3]]} revealed.")
 
 
 def _example(a) -> str:
