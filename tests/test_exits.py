@@ -27,17 +27,12 @@ def quizzes() -> dict[str, Quiz]:
             for name in LESSONS}
 
 
-def _typed(answer) -> str:
-    a = np.asarray(answer, dtype=float)
-    return json.dumps(a.tolist())
-
-
 @pytest.mark.parametrize("name", list(LESSONS))
 def test_each_question_takes_its_answer_and_names_each_typical_slip(name):
     quiz = quizzes()[name]
     assert len(quiz) == 3 or name.startswith("00")
     for q in quiz:
-        ok, said = q.check(q.answer if q.choices else _typed(q.answer))
+        ok, said = q.check(q.typed_answer)
         assert ok and said.startswith("Right"), (q.prompt, said)
         assert q.wrong, f"{q.prompt!r} has no typical wrong answer"
         hints = set()
@@ -100,7 +95,7 @@ def test_a_students_copy_has_no_answer_in_its_source_or_outputs(name):
         assert not re.search(r"\bq\d?\.check\(|\.key\(|\banswer=|\bwhy=", source), \
             (name, source[:200])
         for q in quiz:          # no reply of a question's check is printed in a student's copy
-            right = q.check(q.answer if q.choices else _typed(q.answer))[1]
+            right = q.check(q.typed_answer)[1]
             for text in [right, q.why] + [h for _, h in q.wrong]:
                 assert text not in source and text not in _shown(cell)
     # ... and the teacher's copy has the answer sheet, with every answer checked right

@@ -338,3 +338,11 @@ def test_the_teachers_view_refreshes_without_leaving_widgets_behind(store):
     assert [r.children[1].description for r in view.table.children[1:]] == ["open 7", "open 8"]
     view.close()
     assert len(ipw.Widget.widgets) < before
+
+
+def test_one_student_flooding_another_network_does_not_take_the_class_over():
+    c = "ABCDEF"
+    evs = [event(c, student=s, step=7) for s in ("a", "b", "c")]
+    evs += [event(c, student="mallory", fingerprint="f" * 16, step=2) for _ in range(50)]
+    s = summarize(evs)
+    assert s.fingerprint == "0" * 16 and s.students == 3 and s.left_out == 50

@@ -8,15 +8,12 @@ class to join and the Stepper works as it always did.
 """
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import queue
 import secrets
 import threading
 import time
-import urllib.error
-import urllib.request
 
 from .events import EventError, new_id, normal_code, normal_student
 from .store import ClassStore, StoreError
@@ -62,6 +59,9 @@ class Hub:
               limit: int = 65536) -> dict:
         """One request to the service, its reply read up to ``limit`` bytes; EventError if it
         refuses (4xx), StoreError if it fails or says too much."""
+        import http.client             # here: a Stepper without a hub class never loads them
+        import urllib.error
+        import urllib.request
         data = None if body is None else json.dumps(body).encode("utf-8")
         req = urllib.request.Request(self.url + path, data=data, method=method, headers={
             "Authorization": f"token {self.token}", "Content-Type": "application/json"})

@@ -79,9 +79,8 @@ def summarize(events: list[dict]) -> ClassSummary:
     if not events:
         return ClassSummary(0, 0, None, [])
     # the network and view most students answer about (one student's many events count once)
-    by_students = Counter(dict.fromkeys((e["fingerprint"], e["view"], e["student"])
-                                        for e in events).keys())
-    (fp, view), _ = Counter((f, v) for f, v, _ in by_students).most_common(1)[0]
+    answered = {(e["fingerprint"], e["view"], e["student"]) for e in events}
+    (fp, view), _ = Counter((f, v) for f, v, _ in sorted(answered)).most_common(1)[0]
     mine = [e for e in events if e["fingerprint"] == fp and e["view"] == view]
     by_step: dict[int, list[dict]] = {}
     for e in mine:

@@ -16,7 +16,7 @@ from ..core.errors import BackpropError, brief
 from ..core.networks import mlp
 from ..core.trace import Trace
 from ..theory.cost import jacobian_counts
-from .quiz import Question
+from .quiz import Question, as_typed
 
 
 class Quiz:
@@ -39,7 +39,7 @@ class Quiz:
         the same check a student's answer goes through)."""
         lines = []
         for n, q in enumerate(self.questions, 1):
-            ok, said = q.check(q.answer if q.choices else _typed(q.answer))
+            ok, said = q.check(q.typed_answer)
             lines.append(f"q{n}. {q.prompt}")
             lines.append(f"    {'✔' if ok else '✘'} {said}")
             for typed, _ in q.wrong:
@@ -64,18 +64,6 @@ class Quiz:
         data = dict(data[0] if isinstance(data, tuple) else data)
         data["text/plain"] = repr(self)
         return data
-
-
-def _typed(answer: np.ndarray) -> str:
-    """An array as a learner types it: [1.5, 1] or [[2, 0, -2], [-1, 0, 1]] (%.6g numbers)."""
-    if answer.ndim == 0:
-        return f"{float(answer) + 0.0:.6g}"      # + 0.0: -0 is typed 0
-    return "[" + ", ".join(_typed(a) for a in answer) + "]"
-
-
-def _step_names(trace: Trace, k: int) -> str:
-    spec = trace.spec(k)
-    return f"step {k} computes {spec.writes} {spec.tag}"
 
 
 # --- the lessons -----------------------------------------------------------------------------------
@@ -179,7 +167,7 @@ def _l03() -> list[Question]:
         Question("MM with W of shape 2×3, input z = [1, 0, -1] and v = [2, -1]. What is ∂J/∂W = "
                  "B[MM, W](v)?", answer=np.outer(v, z),
                  why="(7.65): v zᵀ, 2×3 like W; entry (i, j) is v_i z_j (7.64).",
-                 wrong={_typed(np.outer(z, v)): "that is z vᵀ, 3×2: ∂J/∂W has W's shape, 2×3, "
+                 wrong={as_typed(np.outer(z, v)): "that is z vᵀ, 3×2: ∂J/∂W has W's shape, 2×3, "
                                                 "and is v zᵀ (7.65), entry (i, j) = v_i z_j."}),
         Question("ReLU with input z = [3, -2, 0.5] and v = [1, 1, -1]. What is B[σ, z](v)?",
                  answer=[1.0, 0.0, -1.0], why="(7.69): σ′(z) ⊙ v, with ReLU′(z) = [1, 0, 1].",
@@ -250,9 +238,9 @@ def _l05() -> list[Question]:
         Question("The logistic loss on one example with t = [0, 2], y = [1, 0] and v = 1: what is "
                  "∂J/∂t (7.70)?", answer=[-0.5, s2],
                  why="(σ(t) − y) v with σ(0) = 0.5 and σ(2) ≈ 0.8808.",
-                 wrong={_typed(np.array([0.5, -s2])): "the sign: (7.70) is (σ(t) − y) v, not "
+                 wrong={as_typed(np.array([0.5, -s2])): "the sign: (7.70) is (σ(t) − y) v, not "
                                                       "(y − σ(t)) v.",
-                        _typed(np.array([-0.5, s2 - 1])): "y_2 = 0, so the second entry is "
+                        as_typed(np.array([-0.5, s2 - 1])): "y_2 = 0, so the second entry is "
                                                           "σ(2) − 0.",
                         "[-1, 2]": "the loss's backward applies σ to t first: σ(t) − y, not "
                                    "t − y."}),

@@ -22,6 +22,13 @@ def _plain(text) -> str:
                    .split())
 
 
+def as_typed(a) -> str:
+    """An array as a learner types it, %.6g numbers: [1.5, 1] or [[2, 0, -2], [-1, 0, 1]]."""
+    if a.ndim == 0:
+        return f"{float(a) + 0.0:.6g}"        # + 0.0: -0 is typed 0
+    return "[" + ", ".join(as_typed(x) for x in a) + "]"
+
+
 def _sentence(text: str) -> str:
     """A hint begins as a sentence does, unless it begins with maths ('g′(z) = …', 'v zᵀ …')."""
     first = text.split(" ", 1)[0]
@@ -72,6 +79,11 @@ class Question:
                 raise BackpropError(f"Question: the typical wrong answer {typed!r} is "
                                     f"{'right' if self._judge(typed)[0] else 'not an answer'}")
         return [(typed, _sentence(hint)) for typed, hint in wrong.items()]
+
+    @property
+    def typed_answer(self) -> str:
+        """The right answer as a learner would type it: a choice, or [1.5, 1] / [[2, 0], …]."""
+        return self.answer if self.choices is not None else as_typed(self.answer)
 
     def check(self, text) -> tuple[bool, str]:
         """(right, message) for an answer typed as text; a typical wrong answer gets its hint."""
@@ -149,4 +161,4 @@ class Question:
         return data
 
 
-__all__ = ["Question", "RTOL", "ATOL"]
+__all__ = ["ATOL", "RTOL", "Question", "as_typed"]
