@@ -93,8 +93,10 @@ class PredictBox(ipw.VBox, StepperPart):
                 "bpv-score" not in self.feedback.value:
             self.feedback.value += self.score_html()
         # joining a class is for a student predicting (not for the teacher's own Stepper)
-        self.join.layout.display = "flex" if (self.join.destination is not None and
-                                              self.predict_toggle.value) else "none"
+        joinable = self.join.destination is not None and self.predict_toggle.value
+        self.join.layout.display = "flex" if joinable else "none"
+        if joinable != ("bpv-with-class" in self._dom_classes):   # one line taller (stepper.css)
+            (self.add_class if joinable else self.remove_class)("bpv-with-class")
         ask = self.predict_toggle.value and m.needs_prediction(m.step + 1)
         self.ask.layout.display = "flex" if ask else "none"
         if not ask:
